@@ -1,0 +1,87 @@
+"""The metrics the leaderboard shows: name, unit, and which direction is better.
+
+Every figure in the database's long-form ``metrics`` table carries one of
+these keys (accuracy keys are built per task and metric). The Pareto frontier
+and the deltas read ``lower_is_better`` from here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    key: str
+    """Key in the database's long-form metrics table."""
+    label: str
+    """Column heading on the site."""
+    unit: str
+    """Unit shown beside values ('' for fractions and ratios)."""
+    lower_is_better: bool
+    """Direction: True for perplexity, memory, latency and energy."""
+    family: str
+    """accuracy, perplexity, memory, speed or energy."""
+    description: str
+    """One sentence for the methodology page."""
+
+
+#: The four tasks of the thesis and the metric of each that enters the mean accuracy.
+#: ARC-Challenge and HellaSwag use length-normalised accuracy (acc_norm), as the Open
+#: LLM Leaderboard did, because plain acc there favours short answers.
+#: The HellaSwag slot may be filled by lm-eval's ``hellaswag`` or by kompakt's
+#: ``hellaswag_llamacpp`` (same questions, llama.cpp's preprocessed text); the mean
+#: records which, and means with different bases are never compared.
+MEAN_TASKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "winogrande": (("winogrande", "acc"),),
+    "arc_challenge": (("arc_challenge", "acc_norm"),),
+    "truthfulqa_mc2": (("truthfulqa_mc2", "acc"),),
+    "hellaswag": (("hellaswag", "acc_norm"), ("hellaswag_llamacpp", "acc_norm")),
+}
+
+TASK_LABELS: dict[str, str] = {
+    "winogrande": "WinoGrande",
+    "arc_challenge": "ARC-Challenge",
+    "truthfulqa_mc2": "TruthfulQA MC2",
+    "hellaswag": "HellaSwag",
+    "hellaswag_llamacpp": "HellaSwag (llama.cpp text)",
+}
+
+_ALL = [
+    MetricInfo("mean_accuracy", "Mean acc.", "", False, "accuracy", "Mean of the four tasks' primary metrics (WinoGrande acc, ARC-Challenge acc_norm, TruthfulQA MC2, HellaSwag acc_norm); absent unless all four were measured."),
+    MetricInfo("word_perplexity", "Word PPL", "", True, "perplexity", "lm-eval wikitext: exp(total negative log-likelihood / words), over whole documents with a rolling window."),
+    MetricInfo("byte_perplexity", "Byte PPL", "", True, "perplexity", "lm-eval wikitext: exp(total negative log-likelihood / UTF-8 bytes)."),
+    MetricInfo("bits_per_byte", "Bits/byte", "", True, "perplexity", "lm-eval wikitext: total negative log-likelihood in bits / UTF-8 bytes; tokenizer-independent."),
+    MetricInfo("token_perplexity", "Token PPL", "", True, "perplexity", "exp(mean token negative log-likelihood) over fixed-length windows, as quantization papers quote it; only comparable within one tokenizer and context length."),
+    MetricInfo("weights_bytes", "Weights", "B", True, "memory", "Bytes of the weights as stored in memory, packed low-bit weights with their scales counted as such."),
+    MetricInfo("disk_bytes", "Disk", "B", True, "memory", "Size of the artifact on disk."),
+    MetricInfo("peak_device_bytes", "Peak GPU mem.", "B", True, "memory", "Peak accelerator memory allocated while generating at the profile's context length."),
+    MetricInfo("peak_host_bytes", "Peak host mem.", "B", True, "memory", "Peak resident host memory while generating."),
+    MetricInfo("decode_tokens_per_s", "Decode tok/s", "tok/s", False, "speed", "Generated tokens per second after the first token, median over repeats."),
+    MetricInfo("prefill_tokens_per_s", "Prefill tok/s", "tok/s", False, "speed", "Prompt tokens processed per second, median over repeats."),
+    MetricInfo("generate_tokens_per_s", "Generate tok/s", "tok/s", False, "speed", "Generated tokens per second over the whole generate call including the prefill, as many publications report it."),
+    MetricInfo("time_to_first_token_ms", "TTFT", "ms", True, "speed", "Milliseconds from the call to the first generated token, median."),
+    MetricInfo("bandwidth_bound_share", "Share of bound", "", False, "speed", "Decode tokens/s at batch 1 divided by the memory-bandwidth bound (measured bandwidth / weights bytes): how close decoding comes to the physical limit."),
+    MetricInfo("joules_per_token", "Energy", "J/tok", True, "energy", "Energy per generated token from NVML (GPU) or RAPL (CPU)."),
+]
+
+METRICS: dict[str, MetricInfo] = {m.key: m for m in _ALL}
+
+
+def accuracy_key(task: str, metric: str) -> str:
+    """Long-form key of one task's accuracy metric, e.g. ``acc:arc_challenge:acc_norm``."""
+    return f"acc:{task}:{metric}"
+
+
+def info(key: str) -> MetricInfo:
+    """Metric info for ``key``; accuracy keys are higher-is-better fractions."""
+    if key in METRICS:
+        return METRICS[key]
+    if key.startswith("acc:"):
+        _, task, metric = key.split(":", 2)
+        return MetricInfo(key, f"{TASK_LABELS.get(task, task)} {metric}", "", False, "accuracy", f"lm-eval {task} {metric}.")
+    raise KeyError(f"unknown metric {key!r}")
+
+
+def lower_is_better(key: str) -> bool:
+    return info(key).lower_is_better

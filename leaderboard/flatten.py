@@ -1,0 +1,141 @@
+"""Turn a parsed results file into database rows: one run row, many long-form metric rows."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kompakt import methods as method_catalogue
+from kompakt.metrics import accuracy_key, lower_is_better
+from kompakt.profiles import UNSPECIFIED
+from kompakt.results import ResultsFile, Step
+
+
+def step_label(step: Step) -> str:
+    """``awq(bits=4, group_size=128)``: a step as one short string."""
+    if not step.params:
+        return step.method
+    params = ", ".join(f"{k}={v}" for k, v in step.params.items())
+    return f"{step.method}({params})"
+
+
+def lineage_label(r: ResultsFile) -> str:
+    if r.variant.is_reference:
+        return "reference"
+    return " → ".join(step_label(s) for s in r.variant.steps)
+
+
+def hardware_label(r: ResultsFile) -> str:
+    """The hardware a row is ranked under: the accelerator, else the CPU, else the profile."""
+    h = r.hardware
+    if h is not None and h.accelerator is not None:
+        count = f"{h.accelerator.count}× " if h.accelerator.count > 1 else ""
+        return f"{count}{h.accelerator.name}"
+    if h is not None and h.cpu_model:
+        cores = f", {h.cpu_cores} cores" if h.cpu_cores else ""
+        return f"CPU: {h.cpu_model}{cores}"
+    return "unspecified" if r.profile == UNSPECIFIED else f"profile {r.profile}"
+
+
+def citation_label(r: ResultsFile) -> str | None:
+    p = r.provenance
+    if p.kind != "reported":
+        return None
+    c = p.citation
+    where = ", ".join(x for x in (c.table, f"p. {c.page}" if c.page else None) if x)
+    return f"{c.authors} ({c.year}): {c.title}" + (f", {where}" if where else "")
+
+
+def run_row(r: ResultsFile, file: str) -> dict[str, Any]:
+    p = r.provenance
+    h = r.hardware
+    families = sorted({method_catalogue.METHODS[s.method].family for s in r.variant.steps if s.method in method_catalogue.METHODS})
+    return {
+        "run_id": r.run_id,
+        "file": file,
+        "schema_version": r.schema_version,
+        "status": r.status.code,
+        "status_reason": r.status.reason,
+        "memory_needed_bytes": r.status.memory_needed_bytes,
+        "memory_budget_bytes": r.status.memory_budget_bytes,
+        "base_model_id": r.base_model.id,
+        "base_model_name": r.base_model.name,
+        "base_model_source": r.base_model.source,
+        "base_model_ref": r.base_model.source_ref,
+        "base_model_hash": r.base_model.content_hash,
+        "base_model_parameters": r.base_model.parameters,
+        "base_model_notes": r.base_model.notes,
+        "variant_id": r.variant.id,
+        "is_reference": r.variant.is_reference,
+        "lineage": lineage_label(r),
+        "lineage_json": json.dumps([s.model_dump(mode="json", exclude_none=True) for s in r.variant.steps], ensure_ascii=False),
+        "methods": ",".join(dict.fromkeys(s.method for s in r.variant.steps)) or "reference",
+        "method_families": ",".join(families),
+        "variant_notes": r.variant.notes,
+        "profile": r.profile,
+        "hardware_label": hardware_label(r),
+        "accelerator": h.accelerator.name if h and h.accelerator else None,
+        "cpu_model": h.cpu_model if h else None,
+        "other_than_profile": bool(h and h.other_than_profile),
+        "hardware_json": h.model_dump_json(exclude_none=True) if h else None,
+        "provenance": p.kind,
+        "run_date": p.date.isoformat(),
+        "command": p.command if p.kind == "measured" else None,
+        "citation": citation_label(r),
+        "citation_json": p.citation.model_dump_json(exclude_none=True) if p.kind == "reported" else None,
+        "duplicate_of": r.duplicate_of,
+        "lm_eval_version": r.software.lm_eval,
+        "kompakt_version": r.software.kompakt,
+        "software_json": r.software.model_dump_json(exclude_none=True),
+        "reported_mean_accuracy": r.metrics.reported_mean_accuracy,
+        "notes": json.dumps(list(r.notes), ensure_ascii=False),
+    }
+
+
+METRIC_COLUMNS = [
+    "run_id", "key", "family", "task", "metric", "value", "stderr", "n", "limit", "num_fewshot", "task_version",
+    "batch_size", "backend", "prompt_tokens", "generated_tokens", "context_length", "p90", "min", "max", "repeats",
+    "lower_is_better", "notes",
+]
+
+
+def _row(run_id: str, key: str, family: str, value: float, **extra: Any) -> dict[str, Any]:
+    row = dict.fromkeys(METRIC_COLUMNS)
+    row.update(run_id=run_id, key=key, family=family, value=float(value), lower_is_better=lower_is_better(key))
+    row.update(extra)
+    return row
+
+
+def metric_rows(r: ResultsFile) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    m = r.metrics
+    for a in m.accuracy:
+        rows.append(_row(r.run_id, accuracy_key(a.task, a.metric), "accuracy", a.value, task=a.task, metric=a.metric, stderr=a.stderr, n=a.n, limit=a.limit, num_fewshot=a.num_fewshot, task_version=a.task_version, notes=a.notes))
+    for p in m.perplexity:
+        for field in ("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"):
+            value = getattr(p, field)
+            if value is not None:
+                ctx = p.context_length if field == "token_perplexity" else None
+                rows.append(_row(r.run_id, field, "perplexity", value, task=p.task, metric=field, limit=p.limit, task_version=p.task_version, context_length=ctx, notes=p.notes))
+    if m.memory is not None:
+        mem = m.memory
+        for key, value in (
+            ("weights_bytes", mem.weights_bytes),
+            ("disk_bytes", mem.disk_bytes),
+            ("peak_device_bytes", mem.peak_device_allocated_bytes),
+            ("peak_host_bytes", mem.peak_host_bytes),
+        ):
+            if value is not None:
+                rows.append(_row(r.run_id, key, "memory", value, context_length=mem.context_length))
+    for t in m.throughput:
+        for key in ("decode_tokens_per_s", "prefill_tokens_per_s", "generate_tokens_per_s", "time_to_first_token_ms"):
+            stat = getattr(t, key)
+            if stat is not None:
+                rows.append(
+                    _row(r.run_id, key, "speed", stat.value, batch_size=t.batch_size, backend=t.backend, prompt_tokens=t.prompt_tokens, generated_tokens=t.generated_tokens, p90=stat.p90, min=stat.min, max=stat.max, repeats=stat.repeats, notes=t.notes)
+                )
+        if t.bandwidth_bound_share is not None and t.decode_tokens_per_s is not None:
+            rows.append(_row(r.run_id, "bandwidth_bound_share", "speed", t.bandwidth_bound_share, batch_size=t.batch_size, backend=t.backend))
+    for e in m.energy:
+        rows.append(_row(r.run_id, "joules_per_token", "energy", e.joules_per_token, batch_size=e.batch_size, backend=e.source))
+    return rows

@@ -1,0 +1,213 @@
+"""Meaning checks on one parsed results file, keyed by schema version (as MLPerf's checker does).
+
+The schema (``kompakt.results``) checks shapes and types; these rules check
+what the numbers mean: accuracies are fractions, perplexities at least one,
+reported results cite their source, measured ones name their hardware, and so
+on. Each rule yields ``Problem``s; none raises.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from kompakt import methods as method_catalogue
+from kompakt.profiles import UNSPECIFIED, Profile
+from kompakt.registry import suggest
+from kompakt.results import ResultsFile
+from leaderboard.problems import Problem, json_path
+
+Rule = Callable[[ResultsFile, str, "Context"], Iterator[Problem]]
+
+
+class Context:
+    """What rules may consult besides the file: the profiles and where the file lies."""
+
+    def __init__(self, profiles: dict[str, Profile], relative_path: Path | None):
+        self.profiles = profiles
+        self.relative_path = relative_path
+
+
+def _err(name: str, loc: tuple[Any, ...], message: str, expected: str = "") -> Problem:
+    return Problem(name, json_path(loc), message, expected)
+
+
+def _warn(name: str, loc: tuple[Any, ...], message: str, expected: str = "") -> Problem:
+    return Problem(name, json_path(loc), message, expected, severity="warning")
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def accuracy_ranges(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
+    seen: dict[tuple[str, str], int] = {}
+    for i, a in enumerate(r.metrics.accuracy):
+        loc = ("metrics", "accuracy", i)
+        if not 0.0 <= a.value <= 1.0:
+            yield _err(name, (*loc, "value"), f"accuracy {a.value} outside [0, 1]", "a fraction between 0 and 1")
+        if a.stderr is not None and not 0.0 <= a.stderr <= 1.0:
+            yield _err(name, (*loc, "stderr"), f"standard error {a.stderr} outside [0, 1]", "a standard error >= 0")
+        if a.n is not None and a.limit is not None and a.n > a.limit:
+            yield _err(name, (*loc, "n"), f"{a.n} samples scored with limit {a.limit}", "n <= limit")
+        key = (a.task, a.metric)
+        if key in seen:
+            yield _err(name, (*loc, "metric"), f"{a.task}/{a.metric} already given at accuracy[{seen[key]}]", "one entry per task and metric")
+        seen[key] = i
+
+
+def perplexity_ranges(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
+    for i, p in enumerate(r.metrics.perplexity):
+        loc = ("metrics", "perplexity", i)
+        for field in ("word_perplexity", "byte_perplexity", "token_perplexity"):
+            value = getattr(p, field)
+            if value is not None and value < 1.0:
+                yield _err(name, (*loc, field), f"perplexity {value} below 1", "a perplexity >= 1")
+        if p.bits_per_byte is not None and p.bits_per_byte < 0:
+            yield _err(name, (*loc, "bits_per_byte"), f"bits per byte {p.bits_per_byte} below 0", "bits per byte >= 0")
+        if p.token_perplexity is not None and p.context_length is None:
+            yield _err(name, (*loc, "context_length"), "token perplexity without its context length", "the context length in tokens")
+        if all(getattr(p, f) is None for f in ("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity")):
+            yield _err(name, loc, "perplexity entry without any value", "at least one perplexity figure")
+
+
+def speeds_positive(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
+    for i, t in enumerate(r.metrics.throughput):
+        loc = ("metrics", "throughput", i)
+        figures = ("prefill_tokens_per_s", "decode_tokens_per_s", "generate_tokens_per_s", "time_to_first_token_ms", "ms_per_token")
+        if all(getattr(t, f) is None for f in figures):
+            yield _err(name, loc, "throughput entry without any figure", "at least one speed figure")
+        for field in figures:
+            stat = getattr(t, field)
+            if stat is None:
+                continue
+            for part in ("value", "p90", "min", "max"):
+                value = getattr(stat, part)
+                if value is not None and value <= 0:
+                    yield _err(name, (*loc, field, part), f"{value} is not positive", "a speed or time > 0")
+            if stat.min is not None and stat.max is not None and stat.min > stat.max:
+                yield _err(name, (*loc, field, "min"), f"min {stat.min} above max {stat.max}", "min <= value <= max")
+            elif stat.min is not None and stat.max is not None and not stat.min <= stat.value <= stat.max:
+                yield _err(name, (*loc, field, "value"), f"median {stat.value} outside [min, max] = [{stat.min}, {stat.max}]", "min <= value <= max")
+    for i, e in enumerate(r.metrics.energy):
+        if e.joules_per_token <= 0:
+            yield _err(name, ("metrics", "energy", i, "joules_per_token"), f"{e.joules_per_token} is not positive", "energy > 0")
+    mean = r.metrics.reported_mean_accuracy
+    if mean is not None and not 0 <= mean <= 1:
+        yield _err(name, ("metrics", "reported_mean_accuracy"), f"{mean} outside [0, 1]", "a fraction between 0 and 1")
+
+
+def status_consistent(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
+    s = r.status
+    if s.code != "ok" and not s.reason:
+        yield _err(name, ("status", "reason"), f"status {s.code!r} without a reason", "why the run did not finish")
+    if s.code == "does_not_fit" and s.memory_needed_bytes is None:
+        yield _err(name, ("status", "memory_needed_bytes"), "does_not_fit without the memory it needed", "memory_needed_bytes")
+    if s.code != "does_not_fit" and (s.memory_needed_bytes is not None or s.memory_budget_bytes is not None):
+        yield _err(name, ("status",), "memory figures on a status other than does_not_fit", "them only with does_not_fit")
+
+
+def lineage(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
+    v = r.variant
+    if v.is_reference and v.steps:
+        yield _err(name, ("variant", "steps"), "the reference variant has compression steps", "no steps on the reference (is_reference: true)")
+    if not v.is_reference and not v.steps:
+        yield _err(name, ("variant", "steps"), "a variant without steps that is not the reference", "its steps, or is_reference: true")
+    for i, step in enumerate(v.steps):
+        if step.method not in method_catalogue.METHODS:
+            yield _err(
+                name,
+                ("variant", "steps", i, "method"),
+                f"unknown method {step.method!r}{suggest(step.method, method_catalogue.METHODS)}",
+                "one of " + ", ".join(method_catalogue.METHODS),
+            )
+
+
+def provenance_and_profile(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
+    p = r.provenance
+    if p.kind == "reported":
+        if not (p.citation.table or p.citation.page or p.citation.url):
+            yield _err(name, ("provenance", "citation"), "citation names neither table, page nor URL", "where in the source the numbers stand")
+    else:
+        if r.hardware is None:
+            yield _err(name, ("hardware",), "measured result without detected hardware", "the hardware the run used")
+        if r.profile == UNSPECIFIED:
+            yield _err(name, ("profile",), "measured result with profile 'unspecified'", "the profile the harness ran under")
+    if r.profile != UNSPECIFIED and r.profile not in ctx.profiles:
+        yield _err(name, ("profile",), f"unknown profile {r.profile!r}{suggest(r.profile, ctx.profiles)}", "one of " + ", ".join([*ctx.profiles, UNSPECIFIED]))
+    profile = ctx.profiles.get(r.profile)
+    if profile is not None and r.hardware is not None:
+        accelerator = r.hardware.accelerator.name if r.hardware.accelerator else None
+        if not profile.accepts(accelerator) and not r.hardware.other_than_profile:
+            yield _err(
+                name,
+                ("hardware",),
+                f"hardware {accelerator or 'CPU only'!r} is not what profile {profile.name!r} describes ({profile.label})",
+                "matching hardware, or hardware.other_than_profile: true (--allow-other-hardware)",
+            )
+        if profile.device == "cpu" and r.hardware.accelerator is not None and not r.hardware.other_than_profile:
+            yield _warn(name, ("hardware", "accelerator"), "a CPU-profile run lists an accelerator", "no accelerator for the CPU profile")
+
+
+def location(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
+    rel = ctx.relative_path
+    if rel is None:
+        return
+    expected = Path(r.base_model.id) / r.variant.id / r.profile / f"{r.run_id}.json"
+    if rel != expected:
+        yield _err(name, ("run_id",), f"file lies at {rel.as_posix()}", f"data/results/{expected.as_posix()} (base_model.id/variant.id/profile/run_id.json)")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
+    """No control characters or bidirectional overrides in any string (they disguise text)."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), r.model_dump(mode="json"))]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*loc, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*loc, i), v) for i, v in enumerate(value))
+        elif isinstance(value, str):
+            if _CONTROL.search(value) or any(unicodedata.category(c) == "Cf" and c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069" for c in value):
+                yield _err(name, loc, "text contains control or bidirectional-override characters", "printable text (newlines and tabs allowed)")
+
+
+def finite_numbers(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
+    """Belt and braces: the loader rejects NaN and Infinity already; models built in code may not."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), r.model_dump())]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*loc, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*loc, i), v) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            yield _err(name, loc, f"{value} is not a finite number", "a finite number")
+
+
+RULES: dict[int, list[Rule]] = {
+    1: [
+        finite_numbers,
+        clean_text,
+        accuracy_ranges,
+        perplexity_ranges,
+        speeds_positive,
+        status_consistent,
+        lineage,
+        provenance_and_profile,
+        location,
+    ],
+}
+
+
+def check(r: ResultsFile, name: str, ctx: Context) -> list[Problem]:
+    problems: list[Problem] = []
+    for rule in RULES[r.schema_version]:
+        problems.extend(rule(r, name, ctx))
+    return problems

@@ -1,0 +1,294 @@
+"""From runs and long-form metrics to leaderboard rows, deltas and Pareto frontiers.
+
+A leaderboard row is one variant of one base model on one piece of hardware
+under one profile. Its figures are the latest value of each metric over the
+runs with that key (restated runs excluded), so a later run that measured only
+speed does not hide an earlier run's accuracy. Each figure remembers the run it
+came from.
+
+Comparisons are only made between like and like: a delta against the reference
+needs the same task version, lm-eval version, few-shot count and limit, and a
+mean accuracy needs all four tasks; otherwise it is absent, never mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kompakt.metrics import MEAN_TASKS, lower_is_better
+from leaderboard.frontier import pareto_mask, relative
+
+RowKey = tuple[str, str, str, str]  # base_model_id, variant_id, profile, hardware_label
+
+#: Accuracy columns shown on the leaderboard, in order: (task, metric).
+SHOWN_ACCURACY = [
+    ("winogrande", "acc"),
+    ("arc_challenge", "acc"),
+    ("arc_challenge", "acc_norm"),
+    ("truthfulqa_mc2", "acc"),
+    ("hellaswag", "acc_norm"),
+    ("hellaswag_llamacpp", "acc_norm"),
+]
+
+#: Pareto plots per base model and hardware: (x candidates in order of preference, y).
+#: The first x key that at least two variants have is used for the whole plot.
+PLOTS: list[tuple[str, list[str], str]] = [
+    ("accuracy-memory", ["peak_device_bytes", "peak_host_bytes", "weights_bytes", "disk_bytes"], "mean_accuracy"),
+    ("accuracy-speed", ["decode_tokens_per_s", "generate_tokens_per_s"], "mean_accuracy"),
+    ("perplexity-size", ["weights_bytes", "disk_bytes"], "word_perplexity"),
+]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One metric value with the context needed to decide what it may be compared with."""
+
+    value: float
+    run_id: str
+    stderr: float | None = None
+    n: int | None = None
+    limit: int | None = None
+    num_fewshot: int | None = None
+    task_version: str | None = None
+    lm_eval_version: str | None = None
+    batch_size: int | None = None
+    backend: str | None = None
+    min: float | None = None
+    max: float | None = None
+    p90: float | None = None
+    repeats: int | None = None
+    context_length: int | None = None
+
+    def comparable(self, other: Figure) -> bool:
+        return (
+            self.limit == other.limit
+            and self.num_fewshot == other.num_fewshot
+            and self.task_version == other.task_version
+            and self.lm_eval_version == other.lm_eval_version
+        )
+
+
+def _latest_figures(runs: list[dict[str, Any]], metrics_by_run: dict[str, list[dict[str, Any]]]) -> dict[tuple, Figure]:
+    """The latest figure per metric identity over ``runs`` (sorted oldest first)."""
+    out: dict[tuple, Figure] = {}
+    for run in runs:
+        for m in metrics_by_run.get(run["run_id"], []):
+            ident = (m["key"], m["task"], m["batch_size"], m["backend"], m["context_length"] if m["key"] == "token_perplexity" else None)
+            out[ident] = Figure(
+                value=m["value"], run_id=run["run_id"], stderr=m["stderr"], n=m["n"], limit=m["limit"], num_fewshot=m["num_fewshot"],
+                task_version=m["task_version"], lm_eval_version=run["lm_eval_version"], batch_size=m["batch_size"], backend=m["backend"],
+                min=m["min"], max=m["max"], p90=m["p90"], repeats=m["repeats"], context_length=m["context_length"],
+            )
+    return out
+
+
+def _pick(figures: dict[tuple, Figure], key: str, task: str | None = None) -> Figure | None:
+    """The figure for ``key`` (and ``task``) at the ranked batch size: 1, else unstated, else the smallest."""
+    candidates = [(ident, f) for ident, f in figures.items() if ident[0] == key and (task is None or ident[1] == task)]
+    if not candidates:
+        return None
+
+    def rank(item: tuple[tuple, Figure]) -> tuple:
+        f = item[1]
+        bs = f.batch_size
+        return (0 if bs == 1 else 1 if bs is None else 2, bs or 0, f.backend or "", f.context_length or 0)
+
+    return sorted(candidates, key=rank)[0][1]
+
+
+def mean_accuracy(figures: dict[tuple, Figure]) -> tuple[float | None, str | None, list[Figure]]:
+    """Mean over the four thesis tasks; (None, None, []) unless every slot is filled."""
+    chosen: list[Figure] = []
+    basis: list[str] = []
+    for _slot, options in MEAN_TASKS.items():
+        for task, metric in options:
+            f = _pick(figures, f"acc:{task}:{metric}", task)
+            if f is not None:
+                chosen.append(f)
+                basis.append(task)
+                break
+        else:
+            return None, None, []
+    return statistics.fmean(f.value for f in chosen), "+".join(basis), chosen
+
+
+def build_rows(runs: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Leaderboard rows from run rows and metric rows (as produced by ``leaderboard.flatten``)."""
+    metrics_by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in metrics:
+        metrics_by_run[m["run_id"]].append(m)
+    groups: dict[RowKey, list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        if run["duplicate_of"] is None:
+            groups[(run["base_model_id"], run["variant_id"], run["profile"], run["hardware_label"])].append(run)
+    rows = []
+    for key, group in groups.items():
+        group.sort(key=lambda r: (r["run_date"], r["run_id"]))
+        ok = [r for r in group if r["status"] == "ok"]
+        figures = _latest_figures(ok, metrics_by_run)
+        latest = group[-1]
+        rows.append(_row(key, group, latest, figures))
+    _borrow_quality(rows)
+    _add_deltas(rows)
+    rows.sort(key=lambda r: (r["base_model_id"], r["profile"], r["hardware_label"], not r["is_reference"], r["variant_id"]))
+    return rows
+
+
+def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figures: dict[tuple, Figure]) -> dict[str, Any]:
+    base_model_id, variant_id, profile, hardware = key
+    row: dict[str, Any] = {
+        "base_model_id": base_model_id,
+        "base_model_name": latest["base_model_name"],
+        "base_model_notes": latest["base_model_notes"],
+        "variant_id": variant_id,
+        "is_reference": latest["is_reference"],
+        "lineage": latest["lineage"],
+        "methods": latest["methods"],
+        "method_families": latest["method_families"],
+        "profile": profile,
+        "hardware_label": hardware,
+        "status": "ok" if figures else latest["status"],
+        "status_reason": None if figures else latest["status_reason"],
+        "memory_needed_bytes": None if figures else latest["memory_needed_bytes"],
+        "provenance": "+".join(sorted({r["provenance"] for r in group})),
+        "run_ids": [r["run_id"] for r in group],
+        "citations": sorted({r["citation"] for r in group if r["citation"]}),
+        "notes": [n for r in group for n in json.loads(r["notes"])] + [n for n in (latest["variant_notes"],) if n],
+        "reported_mean_accuracy": next((r["reported_mean_accuracy"] for r in reversed(group) if r["reported_mean_accuracy"] is not None), None),
+        "quality_from": None,
+        "_figures": figures,
+    }
+    _fill_quality(row, figures)
+    for metric in ("weights_bytes", "disk_bytes", "peak_device_bytes", "peak_host_bytes"):
+        f = _pick(figures, metric)
+        row[metric] = f.value if f else None
+    for metric in ("decode_tokens_per_s", "prefill_tokens_per_s", "generate_tokens_per_s", "time_to_first_token_ms", "bandwidth_bound_share", "joules_per_token"):
+        f = _pick(figures, metric)
+        row[metric] = f.value if f else None
+        row[f"{metric}_min"] = f.min if f else None
+        row[f"{metric}_max"] = f.max if f else None
+        row[f"{metric}_batch"] = f.batch_size if f else None
+        row[f"{metric}_backend"] = f.backend if f else None
+    return row
+
+
+def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
+    limits = set()
+    for task, metric in SHOWN_ACCURACY:
+        f = _pick(figures, f"acc:{task}:{metric}", task)
+        col = f"acc_{task}_{metric}"
+        row[col] = f.value if f else None
+        row[f"{col}_stderr"] = f.stderr if f else None
+        row[f"{col}_limit"] = f.limit if f else None
+        if f is not None and f.limit is not None:
+            limits.add(f.limit)
+    mean, basis, chosen = mean_accuracy(figures)
+    row["mean_accuracy"] = mean
+    row["mean_basis"] = basis
+    row["_mean_figures"] = chosen
+    for metric in ("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"):
+        f = _pick(figures, metric)
+        row[metric] = f.value if f else None
+        if f is not None and f.limit is not None:
+            limits.add(f.limit)
+    tp = _pick(figures, "token_perplexity")
+    row["token_perplexity_context"] = tp.context_length if tp else None
+    row["limit"] = max(limits) if limits else None
+
+
+QUALITY_COLUMNS = [
+    *[f"acc_{t}_{m}{s}" for t, m in SHOWN_ACCURACY for s in ("", "_stderr", "_limit")],
+    "mean_accuracy", "mean_basis", "_mean_figures", "word_perplexity", "byte_perplexity", "bits_per_byte",
+    "token_perplexity", "token_perplexity_context", "limit", "reported_mean_accuracy",
+]
+
+
+def _has_quality(row: dict[str, Any]) -> bool:
+    return row["mean_accuracy"] is not None or row["word_perplexity"] is not None or any(row[f"acc_{t}_{m}"] is not None for t, m in SHOWN_ACCURACY)
+
+
+def _borrow_quality(rows: list[dict[str, Any]]) -> None:
+    """Rows with speed or memory but no accuracy take the variant's accuracy measured elsewhere.
+
+    Accuracy and perplexity do not depend on the hardware for one artifact, so a
+    speed-only row (the thesis measured tokens/s on an A100 and accuracy apart from
+    it) can sit on an accuracy/speed plot. The row says where its accuracy came from.
+    """
+    with_quality: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if _has_quality(r):
+            with_quality[(r["base_model_id"], r["variant_id"])].append(r)
+    for r in rows:
+        if _has_quality(r) or r["status"] != "ok":
+            continue
+        donors = sorted(with_quality.get((r["base_model_id"], r["variant_id"]), []), key=lambda d: (d["profile"] != "unspecified", d["profile"], d["hardware_label"]))
+        if donors:
+            donor = donors[0]
+            for col in QUALITY_COLUMNS:
+                r[col] = donor[col]
+            r["quality_from"] = donor["hardware_label"] if donor["profile"] != "unspecified" else "unspecified hardware"
+            r["_quality_figures"] = donor["_figures"]
+
+
+def _add_deltas(rows: list[dict[str, Any]]) -> None:
+    refs = {(r["base_model_id"], r["profile"], r["hardware_label"]): r for r in rows if r["is_reference"] and r["status"] == "ok"}
+    for r in rows:
+        ref = refs.get((r["base_model_id"], r["profile"], r["hardware_label"]))
+        r["reference_variant"] = ref["variant_id"] if ref else None
+        r["delta_mean_accuracy"] = r["keeps_mean_accuracy"] = None
+        r["delta_word_perplexity"] = r["speedup"] = r["memory_ratio"] = None
+        if ref is None or r is ref or r["status"] != "ok":
+            continue
+        if r["mean_accuracy"] is not None and ref["mean_accuracy"] is not None and r["mean_basis"] == ref["mean_basis"]:
+            if all(a.comparable(b) for a, b in zip(r["_mean_figures"], ref["_mean_figures"])):
+                r["delta_mean_accuracy"] = r["mean_accuracy"] - ref["mean_accuracy"]
+                r["keeps_mean_accuracy"] = relative(r["mean_accuracy"], ref["mean_accuracy"], False)
+        fr = _pick(r.get("_quality_figures") or r["_figures"], "word_perplexity")
+        fref = _pick(ref.get("_quality_figures") or ref["_figures"], "word_perplexity")
+        if fr is not None and fref is not None and fr.comparable(fref):
+            r["delta_word_perplexity"] = fr.value - fref.value
+        for speed in ("decode_tokens_per_s", "generate_tokens_per_s"):
+            fs, fref_s = _pick(r["_figures"], speed), _pick(ref["_figures"], speed)
+            if fs is not None and fref_s is not None and fs.batch_size == fref_s.batch_size:
+                r["speedup"] = fs.value / fref_s.value
+                break
+        for mem in ("peak_device_bytes", "peak_host_bytes", "weights_bytes"):
+            if r[mem] is not None and ref[mem] is not None:
+                r["memory_ratio"] = r[mem] / ref[mem]
+                break
+
+
+def frontier_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pareto frontier membership per base model, profile, hardware and plot."""
+    out = []
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["status"] == "ok":
+            groups[(r["base_model_id"], r["profile"], r["hardware_label"])].append(r)
+    for (model, profile, hardware), group in sorted(groups.items()):
+        for plot, x_candidates, y_key in PLOTS:
+            for x_key in x_candidates:
+                points = [r for r in group if r.get(x_key) is not None and r.get(y_key) is not None]
+                if len(points) >= 2:
+                    break
+            else:
+                continue
+            mask = pareto_mask([(p[x_key], p[y_key]) for p in points], lower_is_better(x_key), lower_is_better(y_key))
+            for p, on in zip(points, mask):
+                out.append(
+                    {
+                        "base_model_id": model, "profile": profile, "hardware_label": hardware, "plot": plot,
+                        "x_key": x_key, "y_key": y_key, "variant_id": p["variant_id"], "x": p[x_key], "y": p[y_key], "on_frontier": on,
+                    }
+                )
+    return out
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    """The row without its private bookkeeping (keys starting with an underscore)."""
+    return {k: v for k, v in row.items() if not k.startswith("_")}

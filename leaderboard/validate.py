@@ -1,0 +1,119 @@
+"""Validate results files: each on its own (schema + rules), then all together.
+
+Checks across files: run ids unique, ``duplicate_of`` pointing at a real run,
+one lineage per variant id, one name per base model, and (as a warning) a
+reference variant for every base model and profile.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kompakt.profiles import ProfileError, all_profiles
+from leaderboard.loading import Loaded, load_file
+from leaderboard.problems import Problem, Report, display_name
+from leaderboard.rules import Context, check
+
+
+@dataclass
+class Validation:
+    report: Report
+    loaded: list[Loaded] = field(default_factory=list)
+
+    @property
+    def valid(self) -> list[Loaded]:
+        """Files that parsed and passed every per-file rule."""
+        bad = {p.file for p in self.report.errors}
+        return [f for f in self.loaded if f.result is not None and f.name not in bad]
+
+
+def discover(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*.json") if not f.name.startswith(".")))
+        elif p.is_file() or p.is_symlink():
+            files.append(p)
+        else:
+            problems.append(Problem(str(p), "$", "no such file or folder", "an existing results file or folder"))
+    return files, problems
+
+
+def _lineage_signature(loaded: Loaded) -> str:
+    assert loaded.result is not None  # callers pass parsed files only
+    steps = [(s.method, sorted(s.params.items(), key=lambda kv: kv[0])) for s in loaded.result.variant.steps]
+    return repr((loaded.result.variant.is_reference, steps))
+
+
+def cross_checks(files: list[Loaded]) -> list[Problem]:
+    problems: list[Problem] = []
+    parsed = [f for f in files if f.result is not None]
+    by_run: dict[str, list[Loaded]] = defaultdict(list)
+    for f in parsed:
+        by_run[f.result.run_id].append(f)
+    for run_id, group in by_run.items():
+        for f in group[1:]:
+            problems.append(Problem(f.name, "$.run_id", f"run id {run_id!r} is also used by {group[0].name}", "a unique run id"))
+    for f in parsed:
+        target = f.result.duplicate_of
+        if target is not None and (target not in by_run or target == f.result.run_id):
+            problems.append(Problem(f.name, "$.duplicate_of", f"restates run {target!r}, which does not exist", "the run id of another results file"))
+    lineages: dict[tuple[str, str], tuple[str, Loaded]] = {}
+    names: dict[str, tuple[str, Loaded]] = {}
+    references: set[tuple[str, str]] = set()
+    profiles_seen: set[tuple[str, str]] = set()
+    for f in parsed:
+        r = f.result
+        key = (r.base_model.id, r.variant.id)
+        signature = _lineage_signature(f)
+        if key in lineages and lineages[key][0] != signature:
+            problems.append(
+                Problem(f.name, "$.variant.steps", f"variant {r.variant.id!r} of {r.base_model.id!r} has another lineage in {lineages[key][1].name}", "one lineage per variant id (give a different variant another id)")
+            )
+        lineages.setdefault(key, (signature, f))
+        if r.base_model.id in names and names[r.base_model.id][0] != r.base_model.name:
+            problems.append(
+                Problem(f.name, "$.base_model.name", f"base model {r.base_model.id!r} is called {r.base_model.name!r} here but {names[r.base_model.id][0]!r} in {names[r.base_model.id][1].name}", "one name per base model id", "warning")
+            )
+        names.setdefault(r.base_model.id, (r.base_model.name, f))
+        profiles_seen.add((r.base_model.id, r.profile))
+        if r.variant.is_reference:
+            references.add((r.base_model.id, r.profile))
+    for model, profile in sorted(profiles_seen - references):
+        problems.append(
+            Problem(f"{model}/*/{profile}", "$.variant.is_reference", f"base model {model!r} has no reference variant under profile {profile!r}; no deltas can be shown there", "a results file of the uncompressed reference under the same profile", "warning")
+        )
+    return problems
+
+
+def validate_paths(paths: list[Path], results_root: Path | None = None) -> Validation:
+    """Validate the results files found in ``paths`` (files or folders)."""
+    report = Report()
+    try:
+        profiles = all_profiles()
+    except ProfileError as err:
+        report.add(Problem("data/profiles", "$", str(err), "valid profile files"))
+        profiles = {}
+    files, problems = discover(paths)
+    report.extend(problems)
+    validation = Validation(report)
+    root = results_root.resolve() if results_root is not None else None
+    for path in files:
+        name = display_name(path, root)
+        loaded = load_file(path, name)
+        validation.loaded.append(loaded)
+        report.extend(loaded.problems)
+        if loaded.result is not None:
+            rel = None
+            if root is not None:
+                try:
+                    rel = path.resolve().relative_to(root)
+                except ValueError:
+                    rel = None
+            report.extend(check(loaded.result, name, Context(profiles, rel)))
+    report.files = len(files)
+    report.extend(cross_checks(validation.loaded))
+    return validation
