@@ -104,25 +104,30 @@ def _typed_metrics(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.table({c: pa.array([r[c] for r in rows], types.get(c, pa.string())) for c in METRIC_COLUMNS})
 
 
-def write_database(path: Path, runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> None:
-    """Write a complete database to ``path`` atomically."""
+def populate(con: duckdb.DuckDBPyConnection, runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> None:
+    """Create every table and view in ``con`` (a file or an in-memory database)."""
     rows = build_rows(runs, metrics)
     board = [public(r) for r in rows]
     frontier = frontier_rows(rows)
+    for name, table in (
+        ("runs", _table(runs)),
+        ("metrics", _typed_metrics(metrics)),
+        ("leaderboard", _table(board)),
+        ("frontier", _table(frontier)),
+    ):
+        con.register(f"_{name}", table)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _{name}")
+        con.unregister(f"_{name}")
+    if runs:
+        con.execute(VIEWS)
+
+
+def write_database(path: Path, runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> None:
+    """Write a complete database to ``path`` atomically."""
     with atomic_path(path, suffix=".duckdb") as tmp:
         con = duckdb.connect(str(tmp))
         try:
-            for name, table in (
-                ("runs", _table(runs)),
-                ("metrics", _typed_metrics(metrics)),
-                ("leaderboard", _table(board)),
-                ("frontier", _table(frontier)),
-            ):
-                con.register(f"_{name}", table)
-                con.execute(f"CREATE TABLE {name} AS SELECT * FROM _{name}")
-                con.unregister(f"_{name}")
-            if runs:
-                con.execute(VIEWS)
+            populate(con, runs, metrics)
             con.execute("CHECKPOINT")
         finally:
             con.close()

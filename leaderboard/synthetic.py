@@ -7,6 +7,7 @@ in ``data/results``.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from pathlib import Path
@@ -38,7 +39,7 @@ def make_result(
 ) -> dict[str, Any]:
     """A valid measured results file as a dict; ``overrides`` replace top-level keys."""
     rng = random.Random(f"{model}/{variant}/{profile}/{seed}")
-    steps = VARIANT_STEPS.get(variant, [{"method": "rtn", "params": {"bits": 4}}])
+    steps = copy.deepcopy(VARIANT_STEPS.get(variant, [{"method": "rtn", "params": {"bits": 4}}]))
     quality = 1.0 - 0.05 * len(steps) - 0.02 * rng.random()
     size = 0.25 if any(s["method"] in ("awq", "gptq") for s in steps) else 0.5 if steps and steps[0]["method"] == "rtn" else 1.0
     result: dict[str, Any] = {
@@ -48,7 +49,7 @@ def make_result(
         "base_model": {"id": model, "name": model.replace("-", " ").title(), "source": "local", "parameters": 135_000_000},
         "variant": {"id": variant, "is_reference": not steps, "steps": steps},
         "profile": profile,
-        "hardware": HARDWARE[profile],
+        "hardware": copy.deepcopy(HARDWARE[profile]),
         "software": {"python": "3.11.7", "lm_eval": "0.4.13", "kompakt": "0.1.0"},
         "provenance": {"kind": "measured", "command": "synthetic", "date": f"2026-11-{1 + seed % 28:02d}T12:00:00+00:00"},
         "metrics": {

@@ -1,0 +1,76 @@
+"""Pareto plots as plotly figures, embedded as JSON and drawn by the one shared plotly bundle.
+
+Each figure has two traces: the frontier (coloured, joined by a line) and the
+dominated points (grey). Hover text shows the variant and its lineage; it is
+escaped, because plotly interprets a subset of HTML in hover labels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kompakt.metrics import info
+from leaderboard.html import esc, json_for_script
+
+#: Bytes are plotted in GiB so the axis reads naturally.
+_SCALE = {"B": (2**30, "GiB")}
+
+
+def _axis(key: str) -> tuple[float, str]:
+    meta = info(key)
+    scale, unit = _SCALE.get(meta.unit, (1, meta.unit))
+    title = f"{meta.label} ({unit})" if unit else meta.label
+    arrow = "lower is better" if meta.lower_is_better else "higher is better"
+    return scale, f"{title}, {arrow}"
+
+
+def pareto_figure(points: list[dict[str, Any]], rows_by_variant: dict[str, dict[str, Any]], title: str) -> dict[str, Any]:
+    """A plotly figure (as a plain dict) for one plot's frontier rows."""
+    x_key, y_key = points[0]["x_key"], points[0]["y_key"]
+    x_scale, x_title = _axis(x_key)
+    y_scale, y_title = _axis(y_key)
+
+    def trace(selected: list[dict[str, Any]], name: str, style: dict[str, Any], mode: str) -> dict[str, Any]:
+        hover = []
+        for p in selected:
+            row = rows_by_variant[p["variant_id"]]
+            lines = [f"<b>{esc(p['variant_id'])}</b>", esc(row["lineage"]), f"{esc(info(x_key).label)}: {p['x'] / x_scale:.4g}", f"{esc(info(y_key).label)}: {p['y'] / y_scale:.4g}"]
+            if row.get("quality_from"):
+                lines.append(esc(f"accuracy measured on {row['quality_from']}"))
+            hover.append("<br>".join(lines))
+        return {
+            "type": "scatter",
+            "mode": mode,
+            "name": name,
+            "x": [p["x"] / x_scale for p in selected],
+            "y": [p["y"] / y_scale for p in selected],
+            "text": [esc(p["variant_id"]) for p in selected],
+            "hovertext": hover,
+            "hoverinfo": "text",
+            "marker": style,
+        }
+
+    frontier = sorted((p for p in points if p["on_frontier"]), key=lambda p: p["x"])
+    dominated = sorted((p for p in points if not p["on_frontier"]), key=lambda p: (p["x"], p["variant_id"]))
+    return {
+        "data": [
+            trace(frontier, "Pareto frontier", {"size": 11, "color": "#3f51b5"}, "lines+markers"),
+            trace(dominated, "dominated", {"size": 9, "color": "#b0b0b0"}, "markers"),
+        ],
+        "layout": {
+            "title": {"text": esc(title)},
+            "xaxis": {"title": {"text": x_title}},
+            "yaxis": {"title": {"text": y_title}},
+            "hovermode": "closest",
+            "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+            "height": 380,
+        },
+    }
+
+
+def embed(figure: dict[str, Any], figure_id: str) -> str:
+    """HTML placeholder + JSON; ``site/assets/kompakt.js`` draws it with the shared plotly bundle."""
+    return (
+        f'<div class="kompakt-plot" data-figure="{esc(figure_id)}"></div>'
+        f'<script type="application/json" id="{esc(figure_id)}">{json_for_script(figure)}</script>'
+    )

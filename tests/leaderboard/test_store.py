@@ -1,0 +1,104 @@
+"""The DuckDB database: tables and views, and atomic rebuilds."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from kompakt.results import ResultsFile
+from leaderboard.flatten import metric_rows, run_row
+from leaderboard.store import IngestError, ingest, populate
+from leaderboard.synthetic import make_result
+
+
+def test_ingest_builds_tables_and_views(results_root, small_set, tmp_path):
+    db = tmp_path / "k.duckdb"
+    summary = ingest(results_root, db)
+    assert summary.runs == 3
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert {"runs", "metrics", "leaderboard", "frontier", "latest_runs", "latest_metrics", "deltas"} <= tables
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+        assert con.execute("SELECT count(*) FROM leaderboard").fetchone()[0] == 3
+        value = con.execute("SELECT value FROM metrics WHERE run_id = 'tiny-awq-4bit-cpu-0' AND key = 'acc:winogrande:acc'").fetchone()[0]
+        assert value == small_set[1]["metrics"]["accuracy"][0]["value"]
+        delta = con.execute("SELECT delta FROM deltas WHERE variant_id = 'awq-4bit' AND key = 'acc:winogrande:acc'").fetchone()[0]
+        assert delta == pytest.approx(small_set[1]["metrics"]["accuracy"][0]["value"] - small_set[0]["metrics"]["accuracy"][0]["value"])
+        assert con.execute("SELECT bool_and(lower_is_better) FROM metrics WHERE family = 'perplexity'").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_bad_file_leaves_old_database_untouched(results_root, small_set, tmp_path, write):
+    db = tmp_path / "k.duckdb"
+    ingest(results_root, db)
+    before = db.read_bytes()
+    write("{broken", "tiny/reference/cpu/broken.json")
+    with pytest.raises(IngestError) as err:
+        ingest(results_root, db)
+    assert any("broken.json" in str(p) for p in err.value.report.errors)
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.duckdb", "results"]  # no temporary file left
+
+
+def test_bad_file_and_no_database_yet(results_root, write, tmp_path):
+    write("[]")
+    with pytest.raises(IngestError):
+        ingest(results_root, tmp_path / "k.duckdb")
+    assert not (tmp_path / "k.duckdb").exists()
+
+
+def test_removing_a_file_removes_its_rows(results_root, small_set, tmp_path):
+    db = tmp_path / "k.duckdb"
+    ingest(results_root, db)
+    (results_root / "tiny" / "prune-8" / "cpu" / "tiny-prune-8-cpu-0.json").unlink()
+    ingest(results_root, db)
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs WHERE variant_id = 'prune-8'").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM metrics WHERE run_id = 'tiny-prune-8-cpu-0'").fetchone()[0] == 0
+    con.close()
+
+
+def test_empty_results_folder(results_root, tmp_path):
+    summary = ingest(results_root, tmp_path / "k.duckdb")
+    assert summary.runs == 0
+
+
+def load(memdb, *results):
+    runs, metrics = [], []
+    for r in results:
+        parsed = ResultsFile.model_validate(r)
+        runs.append(run_row(parsed, "f"))
+        metrics.extend(metric_rows(parsed))
+    populate(memdb, runs, metrics)
+
+
+def test_latest_views_prefer_newer_runs_and_skip_restated(memdb):
+    old = make_result("m", "reference", "cpu", run_id="old")
+    new = make_result("m", "reference", "cpu", run_id="new")
+    new["provenance"]["date"] = "2026-12-01T00:00:00+00:00"
+    new["metrics"]["accuracy"][0]["value"] = 0.5
+    restated = make_result("m", "reference", "cpu", run_id="restated", duplicate_of="old")
+    restated["provenance"]["date"] = "2027-01-01T00:00:00+00:00"
+    load(memdb, old, new, restated)
+    assert memdb.execute("SELECT run_id FROM latest_runs").fetchall() == [("new",)]
+    assert memdb.execute("SELECT value FROM latest_metrics WHERE key = 'acc:winogrande:acc'").fetchone()[0] == 0.5
+
+
+def test_deltas_view_skips_incomparable(memdb):
+    ref = make_result("m", "reference", "cpu")
+    var = make_result("m", "awq-4bit", "cpu")
+    var["metrics"]["accuracy"][0]["num_fewshot"] = 5
+    load(memdb, ref, var)
+    keys = {r[0] for r in memdb.execute("SELECT key FROM deltas").fetchall()}
+    assert "acc:winogrande:acc" not in keys
+    assert "acc:arc_challenge:acc_norm" in keys
+
+
+def test_lists_are_stored_as_json(memdb):
+    r = make_result("m", "reference", "cpu", notes=["first <b>note</b>"])
+    load(memdb, r)
+    assert json.loads(memdb.execute("SELECT notes FROM leaderboard").fetchone()[0]) == ["first <b>note</b>"]

@@ -1,0 +1,114 @@
+"""Leaderboard rows: latest figure per metric, means, borrowed accuracy, comparable deltas only."""
+
+from __future__ import annotations
+
+from kompakt.results import ResultsFile
+from leaderboard.flatten import metric_rows, run_row
+from leaderboard.summary import build_rows, frontier_rows
+from leaderboard.synthetic import make_result
+
+
+def rows_of(*results):
+    runs, metrics = [], []
+    for r in results:
+        parsed = ResultsFile.model_validate(r)
+        runs.append(run_row(parsed, "f"))
+        metrics.extend(metric_rows(parsed))
+    return {(row["variant_id"], row["profile"]): row for row in build_rows(runs, metrics)}
+
+
+def test_mean_needs_all_four_tasks():
+    full = make_result("m", "reference", "cpu")
+    partial = make_result("m", "awq-4bit", "cpu")
+    partial["metrics"]["accuracy"] = partial["metrics"]["accuracy"][:3]
+    rows = rows_of(full, partial)
+    values = [a["value"] for a in full["metrics"]["accuracy"]]
+    assert abs(rows[("reference", "cpu")]["mean_accuracy"] - sum(values) / 4) < 1e-12
+    assert rows[("awq-4bit", "cpu")]["mean_accuracy"] is None
+    assert rows[("awq-4bit", "cpu")]["delta_mean_accuracy"] is None
+
+
+def test_delta_and_keeps_against_reference():
+    ref, awq = make_result("m", "reference", "cpu"), make_result("m", "awq-4bit", "cpu")
+    rows = rows_of(ref, awq)
+    row, reference = rows[("awq-4bit", "cpu")], rows[("reference", "cpu")]
+    assert abs(row["delta_mean_accuracy"] - (row["mean_accuracy"] - reference["mean_accuracy"])) < 1e-12
+    assert abs(row["keeps_mean_accuracy"] - row["mean_accuracy"] / reference["mean_accuracy"]) < 1e-12
+    assert row["speedup"] == awq["metrics"]["throughput"][0]["decode_tokens_per_s"]["value"] / ref["metrics"]["throughput"][0]["decode_tokens_per_s"]["value"]
+
+
+def test_no_delta_across_limits_or_versions():
+    ref = make_result("m", "reference", "cpu")
+    limited = make_result("m", "awq-4bit", "cpu")
+    for a in limited["metrics"]["accuracy"]:
+        a["limit"] = 100
+        a["n"] = 100
+    other_version = make_result("m", "prune-8", "cpu")
+    other_version["software"]["lm_eval"] = "0.4.2"
+    rows = rows_of(ref, limited, other_version)
+    assert rows[("awq-4bit", "cpu")]["mean_accuracy"] is not None
+    assert rows[("awq-4bit", "cpu")]["limit"] == 100
+    assert rows[("awq-4bit", "cpu")]["delta_mean_accuracy"] is None
+    assert rows[("prune-8", "cpu")]["delta_mean_accuracy"] is None
+
+
+def test_latest_run_wins_per_metric_and_partial_runs_do_not_hide_older_metrics():
+    old = make_result("m", "reference", "cpu", run_id="old")
+    new = make_result("m", "reference", "cpu", run_id="new")
+    new["provenance"]["date"] = "2026-12-01T00:00:00+00:00"
+    new["metrics"] = {"throughput": [{"batch_size": 1, "decode_tokens_per_s": {"value": 99.0}}]}
+    rows = rows_of(old, new)
+    row = rows[("reference", "cpu")]
+    assert row["decode_tokens_per_s"] == 99.0
+    assert row["mean_accuracy"] is not None  # still from the older run
+    assert row["run_ids"] == ["old", "new"]
+
+
+def test_restated_runs_are_not_ranked():
+    ref = make_result("m", "reference", "cpu", run_id="a")
+    dup = make_result("m", "reference", "cpu", run_id="b", duplicate_of="a")
+    dup["metrics"]["accuracy"][0]["value"] = 0.99
+    rows = rows_of(ref, dup)
+    assert rows[("reference", "cpu")]["acc_winogrande_acc"] == ref["metrics"]["accuracy"][0]["value"]
+
+
+def test_speed_only_row_borrows_accuracy_and_says_so():
+    quality = make_result("m", "reference", "cpu")
+    speed = make_result("m", "reference", "a100")
+    speed["metrics"] = {"throughput": [{"generate_tokens_per_s": {"value": 27.35}}]}
+    rows = rows_of(quality, speed)
+    row = rows[("reference", "a100")]
+    assert row["mean_accuracy"] == rows[("reference", "cpu")]["mean_accuracy"]
+    assert row["quality_from"] == "CPU: Synthetic CPU, 2 cores"
+    assert row["generate_tokens_per_s"] == 27.35
+
+
+def test_hellaswag_llamacpp_fills_the_slot_but_is_not_compared_with_hellaswag():
+    ref = make_result("m", "reference", "cpu")
+    other = make_result("m", "awq-4bit", "cpu")
+    other["metrics"]["accuracy"][3]["task"] = "hellaswag_llamacpp"
+    rows = rows_of(ref, other)
+    assert rows[("awq-4bit", "cpu")]["mean_basis"].endswith("hellaswag_llamacpp")
+    assert rows[("awq-4bit", "cpu")]["delta_mean_accuracy"] is None
+
+
+def test_does_not_fit_row_keeps_status():
+    ref = make_result("m", "reference", "cpu")
+    dnf = make_result("m", "awq-4bit", "cpu", status={"code": "does_not_fit", "reason": "needs 20 GiB", "memory_needed_bytes": 20 * 2**30})
+    dnf["metrics"] = {}
+    rows = rows_of(ref, dnf)
+    assert rows[("awq-4bit", "cpu")]["status"] == "does_not_fit"
+    assert rows[("awq-4bit", "cpu")]["memory_needed_bytes"] == 20 * 2**30
+
+
+def test_frontier_rows_per_plot():
+    results = [make_result("m", v, "cpu") for v in ("reference", "awq-4bit", "prune-8", "rtn-int8")]
+    rows = rows_of(*results)
+    front = frontier_rows(list(rows.values()))
+    plots = {f["plot"] for f in front}
+    assert plots == {"accuracy-memory", "accuracy-speed", "perplexity-size"}
+    memory = [f for f in front if f["plot"] == "accuracy-memory"]
+    assert {f["x_key"] for f in memory} == {"peak_host_bytes"}
+    on = {f["variant_id"] for f in memory if f["on_frontier"]}
+    # the reference has the best accuracy, AWQ the smallest memory: both are on the frontier
+    assert {"reference", "awq-4bit"} <= on

@@ -1,0 +1,265 @@
+"""Every validation rule, each with a file that breaks it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leaderboard.loading import MAX_DEPTH, MAX_FILE_BYTES
+from leaderboard.synthetic import make_result
+from leaderboard.validate import validate_paths
+
+
+def run(root: Path):
+    return validate_paths([root], results_root=root).report
+
+
+def errors_of(root: Path) -> list[str]:
+    return [str(p) for p in run(root).errors]
+
+
+def mutate(result: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(result)
+    node = out
+    parts = path.split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if part.isdigit() else node[part]
+    last = parts[-1]
+    if last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return out
+
+
+def test_valid_set_passes(results_root, small_set):
+    report = run(results_root)
+    assert report.files == 3
+    assert report.problems == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "needle", "json_path"),
+    [
+        ("metrics.accuracy.0.value", 1.5, "outside [0, 1]", "$.metrics.accuracy[0].value"),
+        ("metrics.accuracy.0.value", -0.1, "outside [0, 1]", "$.metrics.accuracy[0].value"),
+        ("metrics.accuracy.0.stderr", -0.01, "standard error", "$.metrics.accuracy[0].stderr"),
+        ("metrics.perplexity.0.word_perplexity", 0.5, "below 1", "$.metrics.perplexity[0].word_perplexity"),
+        ("metrics.perplexity.0.byte_perplexity", 0.99, "below 1", "$.metrics.perplexity[0].byte_perplexity"),
+        ("metrics.perplexity.0.bits_per_byte", -1.0, "below 0", "$.metrics.perplexity[0].bits_per_byte"),
+        ("metrics.throughput.0.decode_tokens_per_s.value", 0.0, "not positive", "$.metrics.throughput[0].decode_tokens_per_s.value"),
+        ("metrics.throughput.0.decode_tokens_per_s.min", 99.0, "above max", "$.metrics.throughput[0].decode_tokens_per_s.min"),
+        ("metrics.memory.weights_bytes", 0, "greater than 0", "$.metrics.memory.weights_bytes"),
+        ("metrics.memory.disk_bytes", -5, "greater than 0", "$.metrics.memory.disk_bytes"),
+        ("metrics.reported_mean_accuracy", 7.0, "outside [0, 1]", "$.metrics.reported_mean_accuracy"),
+        ("status", {"code": "failed"}, "without a reason", "$.status.reason"),
+        ("status", {"code": "does_not_fit", "reason": "OOM"}, "without the memory", "$.status.memory_needed_bytes"),
+        ("status", {"code": "ok", "memory_needed_bytes": 5}, "memory figures", "$.status"),
+        ("hardware", None, "without detected hardware", "$.hardware"),
+        ("profile", "unspecified", "profile 'unspecified'", "$.profile"),
+        ("schema_version", 2, "Input should be 1", "$.schema_version"),
+        ("base_model.name", "x\u202ey", "bidirectional", "$.base_model.name"),
+        ("base_model.name", "bell\x07", "control", "$.base_model.name"),
+    ],
+)
+def test_value_rules(results_root, write, path, value, needle, json_path):
+    result = mutate(make_result("m", "reference", "cpu"), path, value)
+    write(result, f"m/reference/{result['profile']}/{result['run_id']}.json")
+    errors = errors_of(results_root)
+    assert any(needle in e and json_path in e for e in errors), errors
+
+
+def test_unknown_key_is_an_error(results_root, write):
+    result = make_result("m", "reference", "cpu")
+    result["metrics"]["acuracy"] = []
+    write(result)
+    errors = errors_of(results_root)
+    assert any("$.metrics.acuracy" in e and "unknown key" in e for e in errors), errors
+
+
+def test_missing_field(results_root, write):
+    result = make_result("m", "reference", "cpu")
+    del result["provenance"]
+    write(result)
+    assert any("$.provenance" in e and "missing" in e for e in errors_of(results_root))
+
+
+def test_unknown_method_suggests(results_root, write):
+    result = make_result("m", "awq-4bit", "cpu")
+    result["variant"]["steps"][0]["method"] = "awk"
+    write(result)
+    errors = errors_of(results_root)
+    assert any("unknown method 'awk'" in e and "did you mean 'awq'" in e and "$.variant.steps[0].method" in e for e in errors), errors
+
+
+def test_unknown_profile_suggests(results_root, write):
+    result = mutate(make_result("m", "reference", "cpu"), "profile", "cpuu")
+    write(result, f"m/reference/cpuu/{result['run_id']}.json")
+    assert any("unknown profile 'cpuu'" in e and "did you mean 'cpu'" in e for e in errors_of(results_root))
+
+
+def test_hardware_must_match_profile_unless_allowed(results_root, write):
+    result = make_result("m", "reference", "t4")
+    result["hardware"] = {"accelerator": {"name": "NVIDIA H100 80GB HBM3"}}
+    path = write(result)
+    assert any("is not what profile 't4' describes" in e for e in errors_of(results_root))
+    result["hardware"]["other_than_profile"] = True
+    path.write_text(json.dumps(result))
+    assert errors_of(results_root) == []
+
+
+def test_gpu_profile_without_accelerator(results_root, write):
+    result = make_result("m", "reference", "a100")
+    result["hardware"] = {"cpu_model": "x"}
+    write(result)
+    assert any("'CPU only'" in e for e in errors_of(results_root))
+
+
+def test_reported_needs_where_in_the_source(results_root, write):
+    result = make_result("m", "reference", "cpu")
+    result["provenance"] = {"kind": "reported", "date": "2024-08-15", "citation": {"title": "T", "authors": "A", "year": 2024}}
+    write(result)
+    assert any("citation names neither" in e for e in errors_of(results_root))
+
+
+def test_reported_without_citation(results_root, write):
+    result = make_result("m", "reference", "cpu")
+    result["provenance"] = {"kind": "reported", "date": "2024-08-15"}
+    write(result)
+    assert any("$.provenance.reported.citation" in e and "missing" in e for e in errors_of(results_root))
+
+
+def test_reference_with_steps_and_variant_without(results_root, write):
+    a = make_result("m", "reference", "cpu")
+    a["variant"]["steps"] = [{"method": "rtn", "params": {"bits": 8}}]
+    b = make_result("m", "awq-4bit", "cpu")
+    b["variant"]["steps"] = []
+    write(a)
+    write(b)
+    errors = errors_of(results_root)
+    assert any("reference variant has compression steps" in e for e in errors)
+    assert any("without steps that is not the reference" in e for e in errors)
+
+
+def test_duplicate_accuracy_entry(results_root, write):
+    result = make_result("m", "reference", "cpu")
+    result["metrics"]["accuracy"].append(dict(result["metrics"]["accuracy"][0]))
+    write(result)
+    assert any("already given" in e for e in errors_of(results_root))
+
+
+def test_token_perplexity_needs_context(results_root, write):
+    result = make_result("m", "reference", "cpu")
+    result["metrics"]["perplexity"] = [{"task": "wikitext", "token_perplexity": 12.0}]
+    write(result)
+    assert any("without its context length" in e for e in errors_of(results_root))
+
+
+def test_file_must_lie_where_its_ids_say(results_root, write):
+    result = make_result("m", "reference", "cpu")
+    write(result, "m/other/cpu/x.json")
+    errors = errors_of(results_root)
+    assert any("file lies at m/other/cpu/x.json" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("run_id", ["../../etc/passwd", "a/b", "", ".hidden", "x" * 200, "<script>", "a b"])
+def test_run_id_path_tricks(results_root, write, run_id):
+    result = make_result("m", "reference", "cpu", run_id=run_id)
+    write(result, "m/reference/cpu/trick.json")
+    assert any("$.run_id" in e for e in errors_of(results_root))
+
+
+def test_run_ids_unique_across_files(results_root, write):
+    a = make_result("m", "reference", "cpu", run_id="same")
+    b = make_result("m", "awq-4bit", "cpu", run_id="same")
+    write(a)
+    write(b)
+    errors = errors_of(results_root)
+    assert any("run id 'same' is also used by" in e for e in errors), errors
+
+
+def test_duplicate_of_must_exist(results_root, write):
+    write(make_result("m", "reference", "cpu", duplicate_of="nowhere"))
+    assert any("restates run 'nowhere'" in e for e in errors_of(results_root))
+
+
+def test_one_lineage_per_variant(results_root, write):
+    a = make_result("m", "awq-4bit", "cpu")
+    b = make_result("m", "awq-4bit", "a100")
+    b["variant"]["steps"] = [{"method": "awq", "params": {"bits": 3}}]
+    write(make_result("m", "reference", "cpu"))
+    write(make_result("m", "reference", "a100"))
+    write(a)
+    write(b)
+    assert any("has another lineage" in e for e in errors_of(results_root))
+
+
+def test_missing_reference_is_a_warning(results_root, write):
+    write(make_result("m", "awq-4bit", "cpu"))
+    report = run(results_root)
+    assert report.errors == []
+    assert any("no reference variant under profile 'cpu'" in str(w) for w in report.warnings)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("{not json", "invalid JSON at line 1"),
+        ("[1, 2]", "top level is a JSON list"),
+        ('{"a": NaN}', "NaN is not a number JSON allows"),
+        ('{"a": Infinity}', "Infinity is not a number JSON allows"),
+        ('{"a": 1e999}', "is not a finite number"),
+        ('{"a": 1, "a": 2}', "appears twice"),
+        ("[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5), "nested too deeply"),
+        ("", "invalid JSON"),
+    ],
+)
+def test_malformed_json(results_root, write, text, needle):
+    write(text)
+    errors = errors_of(results_root)
+    assert any(needle in e and e.startswith("m/v/cpu/raw.json") for e in errors), errors
+
+
+def test_not_utf8(results_root):
+    path = results_root / "m" / "v" / "cpu" / "bin.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'{"a": "\xff\xfe"}')
+    assert any("not UTF-8" in e for e in errors_of(results_root))
+
+
+def test_huge_file(results_root, write):
+    write(" " * (MAX_FILE_BYTES + 1) + "{}")
+    assert any("bytes" in e and "at most" in e for e in errors_of(results_root))
+
+
+def test_deep_nesting_does_not_crash(results_root, write):
+    write("[" * 100_000 + "]" * 100_000)
+    assert any("nested too deeply" in e for e in errors_of(results_root))
+
+
+def test_symlink_is_refused(results_root, write, tmp_path):
+    target = tmp_path / "elsewhere.json"
+    target.write_text(json.dumps(make_result("m", "reference", "cpu")))
+    link = results_root / "m" / "reference" / "cpu" / "m-reference-cpu-0.json"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(target)
+    assert any("symbolic link" in e for e in errors_of(results_root))
+
+
+def test_missing_path(tmp_path):
+    report = validate_paths([tmp_path / "nope"]).report
+    assert any("no such file" in str(e) for e in report.errors)
+
+
+def test_every_problem_names_file_and_path(results_root, write):
+    result = make_result("m", "reference", "cpu")
+    result["metrics"]["accuracy"][0]["value"] = 3
+    write(result)
+    for problem in run(results_root).errors:
+        assert problem.file.endswith(".json")
+        assert problem.path.startswith("$")
+        assert problem.expected
