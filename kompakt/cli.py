@@ -95,6 +95,31 @@ def build(
 
 
 @app.command(rich_help_panel=LEADERBOARD)
+def diff(
+    base: Annotated[Path, typer.Argument(help="Results root before the change (e.g. the base branch checked out elsewhere).")],
+    head: Annotated[Optional[Path], typer.Argument(help="Results root after the change (default: data/results/).")] = None,
+    summary: Annotated[Optional[Path], typer.Option(help="Also append the Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY).")] = None,
+) -> None:
+    """Check a submission and summarise what it changes on the leaderboard.
+
+    Refuses a run id that comes back with different content and any change to a
+    reported (cited) result; removing a file is allowed. Prints new and removed
+    rows, changed figures and rank moves as Markdown; exits 1 when refused.
+
+    Example: kompakt diff ../base/data/results data/results --summary summary.md
+    """
+    from leaderboard.diff import diff as do_diff, markdown
+
+    result = do_diff(base, head or paths.results_dir())
+    text = markdown(result)
+    typer.echo(text, nl=False)
+    if summary is not None:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(text)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command(rich_help_panel=LEADERBOARD)
 def serve(
     site_dir: Annotated[Optional[Path], typer.Option(help="Built site to serve (default: build/site).")] = None,
     port: Annotated[int, typer.Option(help="Port on localhost.")] = 8000,

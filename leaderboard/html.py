@@ -66,7 +66,10 @@ class Column:
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], table_id: str, filters: dict[str, Callable[[dict[str, Any]], str]] | None = None) -> str:
-    """A sortable, filterable HTML table (behaviour in ``site/assets/kompakt.js``)."""
+    """A sortable, filterable HTML table (behaviour in ``site/assets/kompakt.js``).
+
+    Its id is ``kt-<table_id>``: the prefix keeps it apart from the ids MkDocs gives headings.
+    """
     filters = filters or {}
     head = "".join(
         f'<th{" data-sortable" if c.sort else ""}{" data-numeric" if c.numeric else ""} title="{esc(c.title)}">{esc(c.header)}</th>' for c in columns
@@ -83,14 +86,14 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], table_id: s
             cells.append(f"<td{sort_attr}>{c.cell(r)}</td>")
         body.append(f"<tr{attrs}>{''.join(cells)}</tr>")
     return (
-        f'<div class="kompakt-table-wrap"><table class="kompakt-table" id="{esc(table_id)}">'
+        f'<div class="kompakt-table-wrap"><table class="kompakt-table" id="kt-{esc(table_id)}">'
         f"<thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table></div>"
     )
 
 
 def filter_bar(table_id: str, options: dict[str, Sequence[str]], labels: dict[str, str]) -> str:
     """Select boxes that filter ``table_id``'s rows on their ``data-filter-*`` attributes."""
-    parts = [f'<div class="kompakt-filters" data-table="{esc(table_id)}">']
+    parts = [f'<div class="kompakt-filters" data-table="kt-{esc(table_id)}">']
     for name, values in options.items():
         opts = '<option value="">all</option>' + "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
         parts.append(f'<label>{esc(labels.get(name, name))} <select data-filter="{esc(name)}">{opts}</select></label>')

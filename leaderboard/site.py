@@ -61,18 +61,17 @@ def load_tables(database: Path) -> tuple[list[dict], list[dict], list[dict]]:
     """Leaderboard rows, frontier rows and runs, read back from the database."""
     con = duckdb.connect(str(database), read_only=True)
     try:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "base_model_id" not in {c[0] for c in con.execute("DESCRIBE leaderboard").fetchall()}:
             return [], [], []
         rows = _fetch(con, "SELECT * FROM leaderboard ORDER BY base_model_id, profile, hardware_label, NOT is_reference, variant_id")
-        frontier = _fetch(con, "SELECT * FROM frontier ORDER BY base_model_id, profile, hardware_label, plot, variant_id") if "frontier" in tables else []
+        frontier = _fetch(con, "SELECT * FROM frontier ORDER BY base_model_id, profile, hardware_label, plot, variant_id")
         runs = _fetch(con, "SELECT * FROM runs ORDER BY run_id")
     finally:
         con.close()
     for r in rows:
         for col in ("run_ids", "citations", "notes"):
             r[col] = json.loads(r[col]) if r.get(col) else []
-    return rows, [f for f in frontier if "plot" in f], runs
+    return rows, frontier, runs
 
 
 def _substitute(text: str, blocks: dict[str, str]) -> str:

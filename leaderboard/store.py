@@ -104,6 +104,15 @@ def _typed_metrics(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.table({c: pa.array([r[c] for r in rows], types.get(c, pa.string())) for c in METRIC_COLUMNS})
 
 
+def _frontier_table(rows: list[dict[str, Any]]) -> pa.Table:
+    types = {
+        "base_model_id": pa.string(), "profile": pa.string(), "hardware_label": pa.string(), "plot": pa.string(),
+        "x_key": pa.string(), "y_key": pa.string(), "variant_id": pa.string(), "x": pa.float64(), "y": pa.float64(),
+        "on_frontier": pa.bool_(),
+    }
+    return pa.table({c: pa.array([r[c] for r in rows], t) for c, t in types.items()})
+
+
 def populate(con: duckdb.DuckDBPyConnection, runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> None:
     """Create every table and view in ``con`` (a file or an in-memory database)."""
     rows = build_rows(runs, metrics)
@@ -113,7 +122,7 @@ def populate(con: duckdb.DuckDBPyConnection, runs: list[dict[str, Any]], metrics
         ("runs", _table(runs)),
         ("metrics", _typed_metrics(metrics)),
         ("leaderboard", _table(board)),
-        ("frontier", _table(frontier)),
+        ("frontier", _frontier_table(frontier)),
     ):
         con.register(f"_{name}", table)
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM _{name}")
