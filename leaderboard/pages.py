@@ -124,7 +124,8 @@ def _memory_cell(r: Row) -> str:
     peak = _memory_value(r)
     if peak is not None:
         parts.append(f"peak {fmt_bytes(peak)}")
-    return "<br>".join(parts)
+    badges = "".join(f'<span class="kompakt-badge kompakt-fits" title="measured peak memory fits">fits {esc(b)}</span> ' for b in r.get("fits") or [])
+    return "<br>".join(parts) + (f"<br>{badges.strip()}" if badges else "")
 
 
 def leaderboard_columns(with_model: bool = True, with_hardware: bool = True, root: str = "../../") -> list[Column]:

@@ -69,7 +69,7 @@ def load_tables(database: Path) -> tuple[list[dict], list[dict], list[dict]]:
     finally:
         con.close()
     for r in rows:
-        for col in ("run_ids", "citations", "notes"):
+        for col in ("run_ids", "citations", "notes", "fits"):
             r[col] = json.loads(r[col]) if r.get(col) else []
     return rows, frontier, runs
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kompakt.metrics import MEAN_TASKS, lower_is_better
+from leaderboard.budgets import fitting
 from leaderboard.frontier import pareto_mask, relative
 
 RowKey = tuple[str, str, str, str]  # base_model_id, variant_id, profile, hardware_label
@@ -167,6 +168,7 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
     for metric in ("weights_bytes", "disk_bytes", "peak_device_bytes", "peak_host_bytes"):
         f = _pick(figures, metric)
         row[metric] = f.value if f else None
+    row["fits"] = fitting(row["peak_device_bytes"], row["peak_host_bytes"])
     for metric in ("decode_tokens_per_s", "prefill_tokens_per_s", "generate_tokens_per_s", "time_to_first_token_ms", "bandwidth_bound_share", "joules_per_token"):
         f = _pick(figures, metric)
         row[metric] = f.value if f else None
