@@ -26,6 +26,9 @@ ROWS_PER_PAGE = 400
 
 Row = dict[str, Any]
 
+#: Front matter for pages whose tables need the full width: Material hides the sidebars.
+WIDE = "---\nhide:\n  - navigation\n  - toc\n---\n"
+
 
 # ------------------------------------------------------------------------------------------ cells
 
@@ -140,16 +143,16 @@ def leaderboard_columns(with_model: bool = True, with_hardware: bool = True, roo
         Column("Source", _source_cell, lambda r: r["provenance"], "measured by the kompakt harness or reported in a publication"),
         Column("Mean acc.", _mean_cell, lambda r: r["mean_accuracy"], METRICS["mean_accuracy"].description, numeric=True),
         Column("Δ vs ref.", _delta_cell, lambda r: r["delta_mean_accuracy"], "change of mean accuracy against the reference variant on the same hardware, and the share of the reference's accuracy kept", numeric=True),
+        Column("Word PPL", lambda r: fmt_num(r["word_perplexity"]), lambda r: r["word_perplexity"], METRICS["word_perplexity"].description, numeric=True),
+        Column("Memory", _memory_cell, _memory_value, "weights as stored and peak memory while generating; badges: common budgets the measured peak fits", numeric=True),
+        Column("tok/s", _speed_cell, lambda r: _speed_value(r)[0], "decode tokens/s (median, [min–max]) or, where only that is known, whole-generate tokens/s", numeric=True),
+        Column("Speed-up", lambda r: fmt_ratio(r["speedup"]), lambda r: r["speedup"], "tokens/s against the reference on the same hardware and batch size", numeric=True),
         _acc_cell("winogrande", "acc"),
         _acc_cell("arc_challenge", "acc_norm"),
         _acc_cell("truthfulqa_mc2", "acc"),
         _acc_cell("hellaswag", "acc_norm"),
         _acc_cell("hellaswag_llamacpp", "acc_norm"),
-        Column("Word PPL", lambda r: fmt_num(r["word_perplexity"]), lambda r: r["word_perplexity"], METRICS["word_perplexity"].description, numeric=True),
         Column("Bits/byte", lambda r: fmt_num(r["bits_per_byte"], 3), lambda r: r["bits_per_byte"], METRICS["bits_per_byte"].description, numeric=True),
-        Column("Memory", _memory_cell, _memory_value, "weights as stored and peak memory while generating", numeric=True),
-        Column("tok/s", _speed_cell, lambda r: _speed_value(r)[0], "decode tokens/s (median, [min–max]) or, where only that is known, whole-generate tokens/s", numeric=True),
-        Column("Speed-up", lambda r: fmt_ratio(r["speedup"]), lambda r: r["speedup"], "tokens/s against the reference on the same hardware and batch size", numeric=True),
     ]
     return cols
 
@@ -205,6 +208,7 @@ def leaderboard_pages(rows: Sequence[Row]) -> dict[str, str]:
         cols = leaderboard_columns(root="../" if i == 1 else "../../")
         prefix = "./" if i == 1 else "../"
         body = [
+            WIDE,
             "# Leaderboard\n",
             f"Every variant of every base model on every piece of hardware: {len(rows)} rows. Click a heading to sort, use the boxes to filter.\n",
             NOTES_ON_READING + "\n",
@@ -241,7 +245,7 @@ def model_pages(rows: Sequence[Row], frontier: Sequence[Row], runs: Sequence[Row
 
 def _model_page(model_id: str, model_rows: list[Row], front_by_group: dict, runs: list[Row], profiles: dict[str, Profile]) -> str:
     name = model_rows[0]["base_model_name"]
-    out = [f"# {esc(name)}\n"]
+    out = [WIDE, f"# {esc(name)}\n"]
     if model_rows[0].get("base_model_notes"):
         out.append(f'<p class="kompakt-note">{esc(model_rows[0]["base_model_notes"])}</p>\n')
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
@@ -294,7 +298,7 @@ def method_pages(rows: Sequence[Row]) -> dict[str, str]:
     for name, m in METHODS.items():
         using = [r for r in rows if name in r["methods"].split(",")]
         index.append(f'| <a href="{name}/">{esc(m.label)}</a> | {m.family} | {len(using)} | {esc(m.summary)} |')
-        body = [f"# {esc(m.label)}\n", f"<p>{esc(m.summary)}</p>\n", f"<p>Family: {m.family}. Name in recipes and results files: <code>{name}</code>.</p>\n"]
+        body = [WIDE, f"# {esc(m.label)}\n", f"<p>{esc(m.summary)}</p>\n", f"<p>Family: {m.family}. Name in recipes and results files: <code>{name}</code>.</p>\n"]
         chunks = _chunks(using)
         if using:
             body.append(filter_bar(f"method-{name}", {k: v for k, v in _filter_options(using).items() if k != "method"}, {"model": "Model", "hardware": "Hardware", "provenance": "Source"}))
@@ -317,13 +321,13 @@ def hardware_pages(rows: Sequence[Row], profiles: dict[str, Profile]) -> dict[st
         using = [r for r in rows if r["profile"] == name]
         if p is not None:
             index.append(f'| <a href="{name}/">{esc(p.label)}</a> | {p.device} | {p.dtype} | {fmt_bytes(p.memory_budget_bytes)} | {", ".join(map(str, p.batch_sizes))} | {len(using)} |')
-            head = [f"# {esc(p.label)}\n", f"<p>{esc(p.description)}</p>\n",
+            head = [WIDE, f"# {esc(p.label)}\n", f"<p>{esc(p.description)}</p>\n",
                     f"<p>Device <code>{p.device}</code>, dtype <code>{p.dtype}</code>, memory budget {fmt_bytes(p.memory_budget_bytes)}, "
                     f"batch sizes {', '.join(map(str, p.batch_sizes))}, prompt {p.prompt_tokens} tokens, {p.new_tokens} new tokens, "
                     f"peak memory at {p.context_length} tokens of context; a variant that does not fit: <code>{p.on_does_not_fit}</code>.</p>\n"]
         else:
             index.append(f'| <a href="{name}/">{esc(name)}</a> | | | | | {len(using)} |')
-            head = [f"# {esc(name)}\n", "<p>Reported results whose source does not say on which hardware it measured.</p>\n"]
+            head = [WIDE, f"# {esc(name)}\n", "<p>Reported results whose source does not say on which hardware it measured.</p>\n"]
         chunks = _chunks(using)
         if using:
             head.append(filter_bar(f"hardware-{name}", {k: v for k, v in _filter_options(using).items()}, {"model": "Model", "method": "Method", "hardware": "Hardware", "provenance": "Source"}))
