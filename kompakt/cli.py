@@ -196,3 +196,7 @@ _register_harness()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -85,10 +85,15 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], table_id: s
                 sort_attr = f' data-sort="{esc("" if value is None else value)}"'
             cells.append(f"<td{sort_attr}>{c.cell(r)}</td>")
         body.append(f"<tr{attrs}>{''.join(cells)}</tr>")
-    return (
+    return fragment(
         f'<div class="kompakt-table-wrap"><table class="kompakt-table" id="kt-{esc(table_id)}">'
         f"<thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table></div>"
     )
+
+
+def fragment(block: str) -> str:
+    """Mark generated HTML to bypass Markdown and the search index (see ``leaderboard.mkdocs_hooks``)."""
+    return f"<!--kf-->{block}<!--/kf-->"
 
 
 def filter_bar(table_id: str, options: dict[str, Sequence[str]], labels: dict[str, str]) -> str:

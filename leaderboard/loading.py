@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,19 +77,32 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _non_finite(value: Any, loc: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], float]]:
-    """Locations of floats that are NaN or infinite (e.g. ``1e999`` parses as inf)."""
+#: Control characters (newline and tab allowed) and bidirectional overrides, which can
+#: disguise text in a terminal or a page.
+_BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+def _scan(value: Any) -> list[tuple[tuple[Any, ...], str, str]]:
+    """One walk over the parsed JSON: non-finite numbers (``1e999`` parses as inf) and
+    strings with control or bidirectional-override characters, as (location, problem, expected)."""
     found = []
-    stack = [(loc, value)]
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), value)]
     while stack:
         here, item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            found.append((here, item))
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                found.append((here, f"{item} is not a finite number", "a finite number"))
+        elif isinstance(item, str):
+            if _BAD_TEXT.search(item):
+                found.append((here, "text contains control or bidirectional-override characters", "printable text (newlines and tabs allowed)"))
         elif isinstance(item, dict):
-            stack.extend(((*here, k), v) for k, v in item.items())
+            for k, v in item.items():
+                if _BAD_TEXT.search(k):
+                    found.append(((*here, k), "key contains control or bidirectional-override characters", "printable keys"))
+                stack.append(((*here, k), v))
         elif isinstance(item, list):
             stack.extend(((*here, i), v) for i, v in enumerate(item))
-    return found
+    return sorted(found, key=lambda f: repr(f[0]))
 
 
 def parse_bytes(raw: bytes, name: str) -> tuple[ResultsFile | None, list[Problem]]:
@@ -109,9 +123,9 @@ def parse_bytes(raw: bytes, name: str) -> tuple[ResultsFile | None, list[Problem
         return None, [Problem(name, "$", f"invalid JSON: {err}", "a JSON object")]
     if not isinstance(data, dict):
         return None, [Problem(name, "$", f"top level is a JSON {type(data).__name__}", "a JSON object")]
-    bad_numbers = _non_finite(data)
-    if bad_numbers:
-        return None, [Problem(name, json_path(loc), f"{value} is not a finite number", "a finite number") for loc, value in bad_numbers]
+    bad_values = _scan(data)
+    if bad_values:
+        return None, [Problem(name, json_path(loc), message, expected) for loc, message, expected in bad_values]
     try:
         return ResultsFile.model_validate(data), []
     except ValidationError as err:

@@ -7,6 +7,7 @@ Output is deterministic: the same database gives byte-identical pages.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -392,8 +393,21 @@ def _type_name(spec: dict[str, Any]) -> str:
     return str(t)
 
 
-def write_pages(docs: Path, pages: dict[str, str]) -> None:
+_FRAGMENT = re.compile(r"<!--kf-->(.*?)<!--/kf-->", re.S)
+
+
+def write_pages(docs: Path, pages: dict[str, str], fragments: Path) -> None:
+    """Write the pages; move each marked HTML block into ``fragments`` behind a placeholder."""
     for rel, text in pages.items():
+        counter = iter(range(1_000_000))
+
+        def park(match: re.Match, rel: str = rel) -> str:
+            name = f"{rel}.{next(counter)}.html"
+            target = fragments / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(match.group(1), encoding="utf-8")
+            return f'<div data-kompakt-fragment="{name}"></div>'
+
         path = docs / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(_FRAGMENT.sub(park, text), encoding="utf-8")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from kompakt.metrics import info
-from leaderboard.html import esc, json_for_script
+from leaderboard.html import esc, fragment, json_for_script
 
 #: Bytes are plotted in GiB so the axis reads naturally.
 _SCALE = {"B": (2**30, "GiB")}
@@ -70,7 +70,7 @@ def pareto_figure(points: list[dict[str, Any]], rows_by_variant: dict[str, dict[
 
 def embed(figure: dict[str, Any], figure_id: str) -> str:
     """HTML placeholder + JSON; ``site/assets/kompakt.js`` draws it with the shared plotly bundle."""
-    return (
+    return fragment(
         f'<div class="kompakt-plot" data-figure="{esc(figure_id)}"></div>'
         f'<script type="application/json" id="{esc(figure_id)}">{json_for_script(figure)}</script>'
     )

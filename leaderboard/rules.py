@@ -1,6 +1,7 @@
 """Meaning checks on one parsed results file, keyed by schema version (as MLPerf's checker does).
 
-The schema (``kompakt.results``) checks shapes and types; these rules check
+The loader (``leaderboard.loading``) refuses non-finite numbers and control characters
+while reading; the schema (``kompakt.results``) checks shapes and types; these rules check
 what the numbers mean: accuracies are fractions, perplexities at least one,
 reported results cite their source, measured ones name their hardware, and so
 on. Each rule yields ``Problem``s; none raises.
@@ -8,9 +9,6 @@ on. Each rule yields ``Problem``s; none raises.
 
 from __future__ import annotations
 
-import math
-import re
-import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -161,40 +159,8 @@ def location(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
         yield _err(name, ("run_id",), f"file lies at {rel.as_posix()}", f"data/results/{expected.as_posix()} (base_model.id/variant.id/profile/run_id.json)")
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def clean_text(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
-    """No control characters or bidirectional overrides in any string (they disguise text)."""
-    stack: list[tuple[tuple[Any, ...], Any]] = [((), r.model_dump(mode="json"))]
-    while stack:
-        loc, value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(((*loc, k), v) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend(((*loc, i), v) for i, v in enumerate(value))
-        elif isinstance(value, str):
-            if _CONTROL.search(value) or any(unicodedata.category(c) == "Cf" and c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069" for c in value):
-                yield _err(name, loc, "text contains control or bidirectional-override characters", "printable text (newlines and tabs allowed)")
-
-
-def finite_numbers(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
-    """Belt and braces: the loader rejects NaN and Infinity already; models built in code may not."""
-    stack: list[tuple[tuple[Any, ...], Any]] = [((), r.model_dump())]
-    while stack:
-        loc, value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(((*loc, k), v) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend(((*loc, i), v) for i, v in enumerate(value))
-        elif isinstance(value, float) and not math.isfinite(value):
-            yield _err(name, loc, f"{value} is not a finite number", "a finite number")
-
-
 RULES: dict[int, list[Rule]] = {
     1: [
-        finite_numbers,
-        clean_text,
         accuracy_ranges,
         perplexity_ranges,
         speeds_positive,

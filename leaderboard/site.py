@@ -33,6 +33,7 @@ from kompakt.atomic import atomic_dir
 from kompakt.profiles import all_profiles
 from kompakt.results import json_schema
 from leaderboard import pages as gen
+from leaderboard.mkdocs_hooks import fragments_dir
 from leaderboard.store import IngestError, ingest
 
 #: Above this many base models the navigation lists only the index pages: every page
@@ -166,8 +167,9 @@ def _source_date(runs: list[dict]):
             os.environ["SOURCE_DATE_EPOCH"] = old
 
 
-def generate_docs(docs: Path, database: Path, source: Path | None = None) -> tuple[dict[str, str], list[dict]]:
-    """Write the complete docs folder for MkDocs into ``docs``; return the generated pages and runs."""
+def generate_docs(docs: Path, database: Path, source: Path | None = None, fragments: Path | None = None) -> tuple[dict[str, str], list[dict]]:
+    """Write the complete docs folder for MkDocs into ``docs`` and the HTML fragments into
+    ``fragments`` (default: beside ``docs``); return the generated pages and runs."""
     source = source or paths.REPO_ROOT / "site"
     rows, frontier, runs = load_tables(database)
     profiles = all_profiles()
@@ -185,7 +187,7 @@ def generate_docs(docs: Path, database: Path, source: Path | None = None) -> tup
     blocks = {"summary": _summary_block(rows, runs), "metrics": gen.metrics_table()}
     for name in ("index.md", "methodology.md", "contributing.md"):
         generated[name] = _substitute((source / name).read_text(encoding="utf-8"), blocks)
-    gen.write_pages(docs, generated)
+    gen.write_pages(docs, generated, fragments or fragments_dir(docs))
     return generated, runs
 
 
@@ -214,8 +216,8 @@ def build_site(results_root: Path, out: Path, strict: bool = True, database: Pat
         print_report(err.report)
         raise SiteError(f"{err}; the previous site and database were left untouched") from None
     docs_target = out.parent / "docs"
-    with atomic_dir(docs_target) as docs:
-        generated, runs = generate_docs(docs, database)
+    with atomic_dir(fragments_dir(docs_target)) as fragments, atomic_dir(docs_target) as docs:
+        generated, runs = generate_docs(docs, database, fragments=fragments)
     rows, _, _ = load_tables(database)
     with atomic_dir(out) as site_tmp, _source_date(runs):
         config = load_config(
