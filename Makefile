@@ -1,13 +1,17 @@
-# The two commands a newcomer runs; each sets up what it needs from nothing.
+# The commands a newcomer runs; each sets up what it needs from nothing.
+#   make demo   measure the embedded model's variants on a quick suite, build the site with them
 #   make site   build the leaderboard site from data/ into build/site
 #   make test   run the test suite
-.PHONY: site test serve setup slow clean
+.PHONY: demo site test serve setup slow llamacpp clean
 
 VENV ?= .venv
 BIN = $(VENV)/bin
 
 setup:
 	@scripts/setup-env.sh
+
+demo:
+	@scripts/demo.sh
 
 site: setup
 	$(BIN)/kompakt build
@@ -19,6 +23,11 @@ serve: site
 test: setup
 	@scripts/setup-browser.sh
 	$(BIN)/python -m pytest
+
+# llama-cpp-python compiles llama.cpp (about five minutes); the wheel is cached in ~/.cache/kompakt/wheels.
+# Without it the llama.cpp tests are skipped (they say why) and GGUF variants are not timed.
+llamacpp: setup
+	PYTHON=$(BIN)/python scripts/build-llamacpp.sh
 
 slow: setup
 	$(BIN)/python -m pytest --runslow -m slow

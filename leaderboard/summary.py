@@ -3,8 +3,9 @@
 A leaderboard row is one variant of one base model on one piece of hardware
 under one profile. Its figures are the latest value of each metric over the
 runs with that key (restated runs excluded), so a later run that measured only
-speed does not hide an earlier run's accuracy. Each figure remembers the run it
-came from.
+speed does not hide an earlier run's accuracy; a figure on the full test set is
+never displaced by a later partial one (``--limit``: a quick demo run does not
+hide the full run). Each figure remembers the run it came from.
 
 Comparisons are only made between like and like: a delta against the reference
 needs the same task version, lm-eval version, few-shot count and limit, and a
@@ -80,6 +81,8 @@ def _latest_figures(runs: list[dict[str, Any]], metrics_by_run: dict[str, list[d
     for run in runs:
         for m in metrics_by_run.get(run["run_id"], []):
             ident = (m["key"], m["task"], m["batch_size"], m["backend"], m["context_length"] if m["key"] == "token_perplexity" else None)
+            if m["limit"] is not None and ident in out and out[ident].limit is None:
+                continue  # a partial measurement does not replace a full one
             out[ident] = Figure(
                 value=m["value"], run_id=run["run_id"], stderr=m["stderr"], n=m["n"], limit=m["limit"], num_fewshot=m["num_fewshot"],
                 task_version=m["task_version"], lm_eval_version=run["lm_eval_version"], batch_size=m["batch_size"], backend=m["backend"],

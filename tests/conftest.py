@@ -12,7 +12,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--runslow"):
         return
-    skip = pytest.mark.skip(reason="slow: run with --runslow (see README, 'Slow checks')")
+    skip = pytest.mark.skip(reason="slow: run with --runslow (see README, Tests)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

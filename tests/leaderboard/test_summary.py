@@ -112,3 +112,26 @@ def test_frontier_rows_per_plot():
     on = {f["variant_id"] for f in memory if f["on_frontier"]}
     # the reference has the best accuracy, AWQ the smallest memory: both are on the frontier
     assert {"reference", "awq-4bit"} <= on
+
+
+def test_a_later_partial_run_does_not_displace_a_full_one(memdb):
+    import copy
+
+    from leaderboard.store import populate
+
+    full = make_result("m", "reference", "cpu", run_id="full")
+    quick = copy.deepcopy(make_result("m", "reference", "cpu", run_id="quick"))
+    quick["provenance"]["date"] = "2026-12-01T00:00:00+00:00"  # newer
+    for a in quick["metrics"]["accuracy"]:
+        a["value"], a["limit"], a["n"] = 0.01, 40, 40
+    quick["metrics"]["perplexity"] = []
+    row = rows_of(full, quick)[("reference", "cpu")]
+    assert row["limit"] is None and row["mean_accuracy"] == rows_of(full)[("reference", "cpu")]["mean_accuracy"]
+    # the database view agrees
+    parsed = [ResultsFile.model_validate(r) for r in (full, quick)]
+    populate(memdb, [run_row(p, "f") for p in parsed], [m for p in parsed for m in metric_rows(p)])
+    limits = {r[0] for r in memdb.execute("SELECT \"limit\" FROM latest_metrics WHERE key LIKE 'acc%'").fetchall()}
+    assert limits == {None}
+    # a partial run with no full one behind it is shown, with its limit
+    row = rows_of(quick)[("reference", "cpu")]
+    assert row["limit"] == 40

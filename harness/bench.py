@@ -1,0 +1,643 @@
+"""``kompakt bench`` orchestration: per variant, build, load once, measure every task, write one results file.
+
+For each variant (in the order given):
+
+1. build it (``harness.artifacts``; the reference and a local model need no build);
+2. check the profile's memory budget before loading, then load it once in the
+   profile's dtype on the profile's device;
+3. run each task through lm-eval with kompakt's backend (``KompaktLM``), the
+   token perplexity, and (``efficiency=True``) memory/speed/energy through
+   ``harness.efficiency``;
+4. write ``data/results/<base>/<variant>/<profile>/<run_id>.json`` atomically.
+
+Resume: every finished measurement is stored as one small JSON file under
+``<cache>/measurements/`` keyed by the artifact (weights), profile, task,
+limit, few-shot count, data and versions. A run that was killed and started
+again reads those back and computes only what is missing; a results file is
+only ever written whole.
+
+Failures do not stop the run: a variant that fails to build or load is
+written with status ``failed`` and the reason; one that exceeds the profile's
+memory (or runs out of memory) with ``does_not_fit``; a task that fails is
+left out with a note, and the other tasks go on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import hashlib
+import importlib.metadata
+import json
+import logging
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kompakt import __version__ as KOMPAKT_VERSION
+from kompakt import paths
+from kompakt.atomic import write_text
+from kompakt.profiles import Profile
+from kompakt.results import (
+    Hardware,
+    Measured,
+    Metrics,
+    Perplexity,
+    ResultsFile,
+    Software,
+    Status,
+    TaskAccuracy,
+)
+
+from harness.evaluation import tasks as task_catalogue
+from harness.results_writer import latest_results, new_run_id, write_results
+
+log = logging.getLogger(__name__)
+
+TOKEN_PPL_TASK = "wikitext2_tokens"
+EFFICIENCY_TASK = "efficiency"
+#: Bump when a change in the harness changes what a cached measurement means.
+MEASUREMENT_VERSION = 1
+
+
+def known_tasks() -> list[str]:
+    return [*task_catalogue.TASKS, TOKEN_PPL_TASK]
+
+
+def default_tasks(data_dir: Path | str | None = None) -> list[str]:
+    return [*task_catalogue.default_tasks(data_dir), TOKEN_PPL_TASK]
+
+
+class NotMeasurable(RuntimeError):
+    """The variant's format cannot be run by the quality backend."""
+
+
+class DoesNotFitError(RuntimeError):
+    def __init__(self, reason: str, needed: int, budget: int):
+        super().__init__(reason)
+        self.needed, self.budget = int(needed), int(budget)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class VariantJob:
+    """One variant to measure: an artifact already on disk, or a function that builds it."""
+
+    id: str
+    artifact: Any = None  # harness.artifacts.Artifact
+    build: Callable[[], Any] | None = None
+    is_reference: bool = False
+    planned: tuple[Any, Any] | None = None
+    """(BaseModelInfo, Variant) as planned, for the results file of a variant whose build fails."""
+
+    def get(self) -> Any:
+        if self.artifact is None:
+            assert self.build is not None, f"variant {self.id}: nothing to build it with"
+            self.artifact = self.build()
+        return self.artifact
+
+
+@dataclass
+class BenchConfig:
+    profile: Profile
+    tasks: list[str]
+    limit: int | None = None
+    """Documents per task (windows of the token perplexity); None: all."""
+    task_limits: dict[str, int] = field(default_factory=dict)
+    """Per-task limits that override ``limit`` (e.g. a fixed HellaSwag subset)."""
+    num_fewshot: dict[str, int] = field(default_factory=dict)
+    data_dir: Path | None = None
+    batch_size: int = 8
+    ppl_context: int = 2048
+    results_root: Path | None = None
+    allow_other_hardware: bool = False
+    efficiency: bool = False
+    use_cache: bool = True
+    threads: int | None = None
+    command: str = ""
+    tokenizer_path: Path | None = None
+    """Tokenizer for formats without one (a GGUF export): the base model's reference folder."""
+
+    def limit_for(self, task: str) -> int | None:
+        return self.task_limits.get(task, self.limit)
+
+
+@dataclass
+class VariantOutcome:
+    variant_id: str
+    status: Status
+    path: Path | None = None
+    results: ResultsFile | None = None
+    seconds: float = 0.0
+    cached_tasks: list[str] = field(default_factory=list)
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["kompakt", *sys.argv[1:]])[:2000]
+
+
+# --------------------------------------------------------------------------- measurement cache
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"kompakt": KOMPAKT_VERSION, "measurement": str(MEASUREMENT_VERSION)}
+    for dist in ("torch", "transformers", "lm_eval"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def measurement_key(artifact: Any, config: BenchConfig, task: str) -> dict[str, Any]:
+    spec_fp = None
+    if task in task_catalogue.TASKS:
+        spec_fp = task_catalogue.data_fingerprint(task_catalogue.TASKS[task], config.data_dir)
+    elif task == TOKEN_PPL_TASK:
+        from harness.evaluation.token_ppl import RAW_FILE
+
+        raw = task_catalogue.data_root(config.data_dir) / RAW_FILE
+        spec_fp = task_catalogue._file_sha256(raw)[:16] if raw.is_file() else "missing"
+    return {
+        "base": artifact.base_model.content_hash,
+        "artifact": artifact.key,
+        "format": artifact.format,
+        "profile": config.profile.name,
+        "device": config.profile.device,
+        "dtype": config.profile.dtype,
+        # the whole protocol: a changed budget can change how the variant is loaded (load_4bit)
+        "protocol": hashlib.sha256(json.dumps(config.profile.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16],
+        "task": task,
+        "limit": config.limit_for(task),
+        "num_fewshot": config.num_fewshot.get(task),
+        "ppl_context": config.ppl_context if task == TOKEN_PPL_TASK else None,
+        "data": spec_fp,
+        "versions": _versions(),
+    }
+
+
+def measurement_path(artifact: Any, config: BenchConfig, task: str) -> Path:
+    key = measurement_key(artifact, config, task)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    art = (artifact.key or "unknown")[:40]
+    return paths.cache_dir() / "measurements" / artifact.base_model.id / art / config.profile.name / f"{task}-{digest}.json"
+
+
+def read_measurement(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["accuracy"] = [TaskAccuracy.model_validate(a) for a in data.get("accuracy", [])]
+        data["perplexity"] = [Perplexity.model_validate(p) for p in data.get("perplexity", [])]
+        return data
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or unreadable: measure again
+
+
+def store_measurement(path: Path, key: dict[str, Any], payload: dict[str, Any]) -> None:
+    data = {
+        "key": key,
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+        **payload,
+        "accuracy": [a.model_dump(mode="json") for a in payload.get("accuracy", [])],
+        "perplexity": [p.model_dump(mode="json") for p in payload.get("perplexity", [])],
+    }
+    write_text(path, json.dumps(data, indent=1, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError" or "out of memory" in str(err).lower()
+
+
+def weights_bytes_on_load(path: Path, dtype: str) -> int | None:
+    try:
+        from harness.efficiency.memory import checkpoint_weights_bytes
+
+        return int(checkpoint_weights_bytes(path, dtype))
+    except Exception:  # efficiency helpers missing or the folder unreadable: no pre-check
+        return None
+
+
+def load_4bit_step(dtype: str, reason: str) -> Any:
+    """The lineage step recorded when a profile loads a variant in 4 bit because it does not fit."""
+    import importlib.metadata
+
+    from kompakt.results import Step
+
+    return Step(
+        method="load_4bit",
+        params={"bits": 4, "quant_type": "nf4", "double_quant": True, "compute_dtype": dtype},
+        library=f"bitsandbytes {importlib.metadata.version('bitsandbytes')}",
+        notes=f"Loaded in 4 bit at run time by the profile's on_does_not_fit: load_4bit, because {reason}.",
+    )
+
+
+def fallback_variant(variant: Any, step: Any) -> Any:
+    """``variant`` as loaded in 4 bit: a variant of its own (``<id>-4bit``), never the reference."""
+    return variant.model_copy(update={
+        "id": f"{variant.id}-4bit"[:120],
+        "is_reference": False,
+        "steps": [*variant.steps, step],
+    })
+
+
+def plan_fit(artifact: Any, config: BenchConfig) -> Any:
+    """Check the profile's memory budget before loading: None (loads as it is), the ``load_4bit``
+    step (the profile loads it in 4 bit instead), or :class:`DoesNotFitError`."""
+    profile = config.profile
+    if artifact.format != "hf":
+        return None
+    path = Path(artifact.model_path)
+    needed = weights_bytes_on_load(path, profile.dtype)
+    if needed is None or needed <= profile.memory_budget_bytes:
+        return None
+    reason = (f"the weights take {needed / 2**30:.2f} GiB in {profile.dtype}, more than the "
+              f"{profile.memory_budget_bytes / 2**30:.2f} GiB budget of profile {profile.name}")
+    try:
+        already_quantized = bool(json.loads((path / "config.json").read_text(encoding="utf-8")).get("quantization_config"))
+    except (OSError, ValueError):
+        already_quantized = False
+    # 4-bit weights take about a quarter of 16-bit ones (an eighth of float32); if even that is over, it cannot fit
+    if profile.on_does_not_fit != "load_4bit" or already_quantized or needed / 4 > profile.memory_budget_bytes:
+        raise DoesNotFitError(reason, needed, profile.memory_budget_bytes)
+    return load_4bit_step(profile.dtype, reason)
+
+
+def load_for_eval(artifact: Any, config: BenchConfig, fallback_step: Any = None) -> tuple[Any, Any]:
+    """The variant's model (profile dtype and device, eval mode; in 4 bit when ``fallback_step``) and tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    profile = config.profile
+    if artifact.format != "hf":
+        raise NotMeasurable(
+            f"format {artifact.format!r} cannot be run by the PyTorch quality backend (transformers); "
+            "its accuracy and perplexity are not measured here"
+        )
+    path = Path(artifact.model_path)
+    kwargs: dict[str, Any] = {}
+    if fallback_step is not None:
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=getattr(torch, profile.dtype),
+        )
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=profile.dtype, device_map=profile.device, use_safetensors=True, **kwargs)
+    model.eval()
+    tok_path = path if any(path.glob("tokenizer*")) else config.tokenizer_path
+    tokenizer = AutoTokenizer.from_pretrained(tok_path or path)
+    return model, tokenizer
+
+
+def make_lm(model: Any, tokenizer: Any, config: BenchConfig) -> Any:
+    from harness.evaluation.backend import KompaktLM
+
+    return KompaktLM(pretrained=model, tokenizer=tokenizer, batch_size=config.batch_size)
+
+
+# --------------------------------------------------------------------------- one variant
+
+
+def _status_ok() -> Status:
+    return Status(code="ok")
+
+
+def measure_variant(job: VariantJob, config: BenchConfig, *, hardware: Hardware, software: Software,
+                    say: Callable[[str], None] = print) -> VariantOutcome:
+    """Build, load and measure one variant and write its results file (whatever happens)."""
+    start = time.perf_counter()
+    notes: list[str] = []
+    accuracy: list[TaskAccuracy] = []
+    perplexity: list[Perplexity] = []
+    efficiency: dict[str, Any] = {}
+    cached_tasks: list[str] = []
+    other_software: dict[str, str] = {}
+    status = _status_ok()
+    artifact = None
+    try:
+        artifact = job.get()
+    except Exception as err:  # a failed build is a result too
+        log.debug("build failed", exc_info=True)
+        status = Status(code="failed", reason=f"building the variant failed: {type(err).__name__}: {str(err)[:1500]}")
+    if artifact is None:
+        return _write_failed_build(job, status, config, hardware, software, start)
+
+    variant = artifact.variant
+    try:
+        fallback_step = plan_fit(artifact, config)
+    except DoesNotFitError as err:
+        status = Status(code="does_not_fit", reason=str(err), memory_needed_bytes=err.needed, memory_budget_bytes=err.budget)
+        say(f"  {job.id}: does not fit: {err}")
+        return _write_results(job, artifact, variant, status, Metrics(), [], {}, config, hardware, software, start, [])
+    if fallback_step is not None:
+        variant = fallback_variant(variant, fallback_step)
+        say(f"  {job.id}: does not fit profile {config.profile.name}; loaded in 4 bit and recorded as {variant.id}")
+    model = tokenizer = lm = None
+    pending = []
+    for task in config.tasks:
+        path = measurement_path(artifact, config, task)
+        cached = read_measurement(path) if config.use_cache else None
+        if cached is not None:
+            accuracy += cached["accuracy"]
+            perplexity += cached["perplexity"]
+            notes += cached.get("notes", [])
+            other_software.update(cached.get("software", {}))
+            if task == EFFICIENCY_TASK:
+                efficiency = cached.get("efficiency", {})
+            cached_tasks.append(task)
+        else:
+            pending.append((task, path))
+    if cached_tasks:
+        say(f"  {job.id}: {len(cached_tasks)} measurement(s) from the cache: {', '.join(cached_tasks)}")
+
+    quality = [(t, p) for t, p in pending if t != EFFICIENCY_TASK]
+    if quality:
+        try:
+            model, tokenizer = load_for_eval(artifact, config, fallback_step)
+            lm = make_lm(model, tokenizer, config)
+            lm.progress_prefix = f"{job.id} · "
+        except NotMeasurable as err:
+            notes.append(f"Accuracy and perplexity not measured: {err}.")
+            quality = []
+        except DoesNotFitError as err:
+            status = Status(code="does_not_fit", reason=str(err), memory_needed_bytes=err.needed, memory_budget_bytes=err.budget)
+            quality = []
+        except Exception as err:
+            if _is_oom(err):
+                budget = config.profile.memory_budget_bytes
+                status = Status(code="does_not_fit", reason=f"ran out of memory while loading: {str(err)[:500]}",
+                                memory_needed_bytes=budget + 1, memory_budget_bytes=budget)
+            else:
+                log.debug("load failed", exc_info=True)
+                status = Status(code="failed", reason=f"loading the variant failed: {type(err).__name__}: {str(err)[:1500]}")
+            quality = []
+
+    for i, (task, path) in enumerate(quality, 1):
+        say(f"  {job.id}: task {i}/{len(quality)} {task}")
+        key = measurement_key(artifact, config, task)
+        try:
+            payload = _run_quality_task(task, lm, model, tokenizer, config)
+        except Exception as err:
+            if _is_oom(err):
+                budget = config.profile.memory_budget_bytes
+                status = Status(code="does_not_fit", reason=f"ran out of memory in {task}: {str(err)[:500]}",
+                                memory_needed_bytes=budget + 1, memory_budget_bytes=budget)
+                break
+            log.debug("task failed", exc_info=True)
+            notes.append(f"{task} failed and is left out: {type(err).__name__}: {str(err)[:300]}")
+            say(f"  {job.id}: {task} FAILED: {type(err).__name__}: {err}")
+            continue
+        accuracy += payload["accuracy"]
+        perplexity += payload["perplexity"]
+        notes += payload.get("notes", [])
+        store_measurement(path, key, payload)
+
+    # free the quality model before efficiency loads its own copy
+    del lm, model, tokenizer
+    gc.collect()
+
+    if fallback_step is not None and any(t == EFFICIENCY_TASK for t, _ in pending):
+        notes.append("Memory and speed are not measured for a variant loaded in 4 bit by the profile's fallback: "
+                     "the efficiency backends load a variant as it is stored.")
+    elif status.code == "ok" and any(t == EFFICIENCY_TASK for t, _ in pending):
+        path = measurement_path(artifact, config, EFFICIENCY_TASK)
+        try:
+            payload = _run_efficiency(artifact, config, say)
+        except DoesNotFitError as err:
+            status = Status(code="does_not_fit", reason=str(err), memory_needed_bytes=err.needed, memory_budget_bytes=err.budget)
+        except Exception as err:
+            log.debug("efficiency failed", exc_info=True)
+            notes.append(f"Efficiency measurement failed: {type(err).__name__}: {str(err)[:300]}")
+        else:
+            efficiency = payload["efficiency"]
+            notes += payload.get("notes", [])
+            other_software.update(payload.get("software", {}))
+            store_measurement(path, measurement_key(artifact, config, EFFICIENCY_TASK), payload)
+
+    metrics = Metrics(accuracy=accuracy, perplexity=perplexity, **_efficiency_metrics(efficiency))
+    if status.code == "ok" and not (accuracy or perplexity or efficiency):
+        status = Status(code="failed", reason=" ".join(notes)[:2000] or "no measurement succeeded")
+    return _write_results(job, artifact, variant, status, metrics, notes, other_software, config, hardware, software, start,
+                          cached_tasks)
+
+
+def _write_results(job: VariantJob, artifact: Any, variant: Any, status: Status, metrics: Metrics, notes: list[str],
+                   other_software: dict[str, str], config: BenchConfig, hardware: Hardware, software: Software,
+                   start: float, cached_tasks: list[str]) -> VariantOutcome:
+    results = ResultsFile(
+        schema_version=1,
+        run_id=new_run_id(salt=variant.id),
+        status=status,
+        base_model=artifact.base_model,
+        variant=variant,
+        profile=config.profile.name,
+        hardware=hardware,
+        software=software.model_copy(update={"other": {**software.other, **other_software}}),
+        provenance=Measured(kind="measured", command=config.command or command_line(), date=dt.datetime.now(dt.timezone.utc)),
+        metrics=metrics,
+        notes=_dedupe(notes)[:50],
+    )
+    target = write_results(results, config.results_root)
+    return VariantOutcome(job.id, status, target, results, time.perf_counter() - start, cached_tasks)
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    seen, out = set(), []
+    for s in items:
+        if s and s not in seen:
+            seen.add(s)
+            out.append(s[:2000])
+    return out
+
+
+def _write_failed_build(job: VariantJob, status: Status, config: BenchConfig, hardware: Hardware, software: Software,
+                        start: float) -> VariantOutcome:
+    """A results file for a variant that could not be built: its lineage as planned, if known."""
+    info = job.planned
+    if info is None:
+        return VariantOutcome(job.id, status, None, None, time.perf_counter() - start)
+    base_model, variant = info
+    results = ResultsFile(
+        schema_version=1,
+        run_id=new_run_id(salt=job.id),
+        status=status,
+        base_model=base_model,
+        variant=variant,
+        profile=config.profile.name,
+        hardware=hardware,
+        software=software,
+        provenance=Measured(kind="measured", command=config.command or command_line(), date=dt.datetime.now(dt.timezone.utc)),
+    )
+    target = write_results(results, config.results_root)
+    return VariantOutcome(job.id, status, target, results, time.perf_counter() - start)
+
+
+def _run_quality_task(task: str, lm: Any, model: Any, tokenizer: Any, config: BenchConfig) -> dict[str, Any]:
+    if task == TOKEN_PPL_TASK:
+        from harness.evaluation.token_ppl import TASK_NAME, token_perplexity, wikitext2_text
+
+        t0 = time.perf_counter()
+        res = token_perplexity(model, tokenizer, wikitext2_text(config.data_dir), context_length=config.ppl_context,
+                               limit=config.limit_for(task), progress_desc=f"{lm.progress_prefix}{TASK_NAME}")
+        entry = Perplexity(
+            task=TASK_NAME,
+            token_perplexity=res.perplexity,
+            context_length=res.context_length,
+            limit=res.windows if res.windows < res.windows_total else None,
+            notes=res.note,
+        )
+        return {"accuracy": [], "perplexity": [entry], "seconds": time.perf_counter() - t0, "n": res.windows}
+    from harness.evaluation.runner import run_task
+
+    run = run_task(lm, task, data_dir=config.data_dir, limit=config.limit_for(task), num_fewshot=config.num_fewshot.get(task))
+    return {"accuracy": run.accuracy, "perplexity": run.perplexity, "seconds": run.seconds, "n": run.n,
+            "num_fewshot": run.num_fewshot, "data_source": run.data_source}
+
+
+def _run_efficiency(artifact: Any, config: BenchConfig, say: Callable[[str], None]) -> dict[str, Any]:
+    from harness.efficiency import DoesNotFit, measure
+
+    backend = "llama.cpp" if artifact.format == "gguf" else "pytorch"
+    try:
+        eff = measure(artifact.model_path, config.profile, backend=backend, artifact_path=artifact.path, log=say)
+    except DoesNotFit as err:
+        raise DoesNotFitError(err.reason, err.needed_bytes, err.budget_bytes) from err
+    return {
+        "efficiency": {
+            "memory": eff.memory.model_dump(mode="json") if eff.memory else None,
+            "throughput": [t.model_dump(mode="json") for t in eff.throughput],
+            "energy": [e.model_dump(mode="json") for e in eff.energy],
+        },
+        "notes": list(eff.notes),
+        "software": dict(eff.software),
+    }
+
+
+def _efficiency_metrics(eff: dict[str, Any]) -> dict[str, Any]:
+    if not eff:
+        return {}
+    from kompakt.results import Energy, Memory, Throughput
+
+    return {
+        "memory": Memory.model_validate(eff["memory"]) if eff.get("memory") else None,
+        "throughput": [Throughput.model_validate(t) for t in eff.get("throughput", [])],
+        "energy": [Energy.model_validate(e) for e in eff.get("energy", [])],
+    }
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_bench(jobs: list[VariantJob], config: BenchConfig, *, say: Callable[[str], None] = print) -> list[VariantOutcome]:
+    """Measure every job in order; returns one outcome per variant (a results file each where possible)."""
+    from harness.hardware import check_profile, detect_hardware, detect_software
+
+    unknown = [t for t in config.tasks if t not in known_tasks() and t != EFFICIENCY_TASK]
+    if unknown:
+        raise task_catalogue.TaskError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(known_tasks())}")
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    hardware = check_profile(config.profile, detect_hardware(use_accelerator=True), allow_other=config.allow_other_hardware)
+    if config.profile.device == "cpu" and hardware.accelerator is not None:
+        hardware = hardware.model_copy(update={"accelerator": None})  # a CPU profile does not use the GPU
+    software = detect_software()
+    outcomes = []
+    t0 = time.perf_counter()
+    for i, job in enumerate(jobs, 1):
+        eta = ""
+        if i > 1:
+            per = (time.perf_counter() - t0) / (i - 1)
+            eta = f" (about {per * (len(jobs) - i + 1) / 60:.0f} min left)"
+        say(f"[{i}/{len(jobs)}] {job.id}{eta}")
+        try:
+            outcome = measure_variant(job, config, hardware=hardware, software=software, say=say)
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # a bug must not lose the other variants
+            log.debug("variant crashed", exc_info=True)
+            traceback.print_exc()
+            outcome = VariantOutcome(job.id, Status(code="failed", reason=f"{type(err).__name__}: {str(err)[:1500]}"))
+        where = f" -> {outcome.path}" if outcome.path else ""
+        say(f"  {job.id}: {outcome.status.code}{' (' + outcome.status.reason[:200] + ')' if outcome.status.reason else ''}{where}")
+        outcomes.append(outcome)
+    return outcomes
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _figures(r: ResultsFile) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for a in r.metrics.accuracy:
+        out[f"{a.task}:{a.metric}"] = a.value
+    for p in r.metrics.perplexity:
+        for f in ("word_perplexity", "bits_per_byte", "token_perplexity"):
+            v = getattr(p, f)
+            if v is not None:
+                out[f"{p.task}:{f}"] = v
+    return out
+
+
+#: Columns of the summary table, in order: (figure key, heading, is perplexity).
+SUMMARY_COLUMNS = [
+    ("winogrande:acc", "Wino acc", False),
+    ("arc_challenge:acc_norm", "ARC-C acc_n", False),
+    ("truthfulqa_mc2:acc", "TQA mc2", False),
+    ("hellaswag:acc_norm", "HS acc_n", False),
+    ("hellaswag_llamacpp:acc_norm", "HS(l.cpp) acc_n", False),
+    ("wikitext:word_perplexity", "wiki word PPL", True),
+    (f"{TOKEN_PPL_TASK}:token_perplexity", "token PPL", True),
+]
+
+
+def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None = None) -> str:
+    """Markdown table: each variant's figures and their change against the reference."""
+    if reference is None:
+        reference = next((o.results for o in outcomes if o.results is not None and o.results.variant.is_reference), None)
+    ref = _figures(reference) if reference else {}
+    present = [c for c in SUMMARY_COLUMNS if any(o.results and c[0] in _figures(o.results) for o in outcomes)]
+    head = "| variant | status | " + " | ".join(h for _, h, _ in present) + " |"
+    lines = [head, "|" + " --- |" * (2 + len(present))]
+    for o in outcomes:
+        figs = _figures(o.results) if o.results else {}
+        cells = []
+        for key, _, is_ppl in present:
+            if key not in figs:
+                cells.append("–")
+                continue
+            v = figs[key]
+            text = f"{v:.2f}" if is_ppl else f"{100 * v:.1f}"
+            if key in ref and o.results is not reference and not (o.results and o.results.variant.is_reference):
+                if is_ppl:
+                    text += f" ({100 * (v / ref[key] - 1):+.1f} %)"
+                else:
+                    text += f" ({100 * (v - ref[key]):+.1f} pp)"
+            cells.append(text)
+        lines.append(f"| {o.variant_id} | {o.status.code} | " + " | ".join(cells) + " |")
+    note = "Accuracies in %, changes against the reference in percentage points; perplexities with their relative change."
+    if reference is None:
+        note += " No reference measured under this profile: no changes shown."
+    elif all(o.results is not reference for o in outcomes):
+        note += f" Reference: results file {reference.run_id}."
+    return "\n".join(lines) + "\n\n" + note
+
+
+def find_reference(outcomes: list[VariantOutcome], base_id: str, profile: str, reference_id: str = "reference",
+                   root: Path | None = None) -> ResultsFile | None:
+    """The reference of this run, else the newest reference results file under the profile."""
+    for o in outcomes:
+        if o.results is not None and o.results.variant.is_reference:
+            return o.results
+    return latest_results(base_id, reference_id, profile, root)

@@ -1,0 +1,64 @@
+"""Check that the ML stack is installed before any work starts.
+
+Command modules import torch and friends only inside their commands. Each
+command calls :func:`require` first, so a missing package is reported at once
+with the command that installs it, instead of as a traceback halfway through
+a build.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+HARNESS_HINT = "pip install -e '.[harness]'  (install torch==2.13.0, the CPU build, first)"
+
+#: Import name -> (distribution name, install hint) of every package a harness
+#: feature needs. Groups name what a feature needs; ``core`` is needed by all.
+PACKAGES: dict[str, tuple[str, str]] = {
+    "torch": ("torch", HARNESS_HINT),
+    "transformers": ("transformers", HARNESS_HINT),
+    "safetensors": ("safetensors", HARNESS_HINT),
+    "accelerate": ("accelerate", HARNESS_HINT),
+    "gguf": ("gguf", HARNESS_HINT),
+    "yaml": ("pyyaml", "pip install -e ."),
+    "tqdm": ("tqdm", "pip install -e ."),
+    "peft": ("peft", HARNESS_HINT),
+    "bitsandbytes": ("bitsandbytes", HARNESS_HINT),
+    "datasets": ("datasets", HARNESS_HINT),
+    "llama_cpp": (
+        "llama-cpp-python",
+        "pip install llama-cpp-python  (compiles llama.cpp from source, about five minutes on two cores)",
+    ),
+}
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "core": ("torch", "transformers", "safetensors", "accelerate", "gguf", "yaml", "tqdm"),
+    "lora": ("peft",),
+    "bnb": ("bitsandbytes",),
+    "hub_data": ("datasets",),
+    "gguf_quant": ("llama_cpp",),
+}
+
+
+class MissingPackageError(RuntimeError):
+    """A package the requested work needs is not installed."""
+
+
+def missing(*modules: str) -> list[str]:
+    """Import names among ``modules`` that cannot be found (without importing them)."""
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def require(*groups: str, purpose: str = "this command") -> None:
+    """Raise :class:`MissingPackageError` naming every missing package of ``groups`` and how to install it."""
+    modules: list[str] = []
+    for group in ("core", *groups):
+        for m in GROUPS[group]:
+            if m not in modules:
+                modules.append(m)
+    absent = missing(*modules)
+    if not absent:
+        return
+    hints = sorted({PACKAGES[m][1] for m in absent})
+    names = ", ".join(PACKAGES[m][0] for m in absent)
+    raise MissingPackageError(f"{purpose} needs {names}, which is not installed. Install with: " + " ; ".join(hints))

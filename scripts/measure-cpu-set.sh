@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The committed CPU results set for the embedded model (issue: first measured results):
+# every variant of data/recipes/all-methods.yaml on the full ARC-Challenge, WinoGrande,
+# TruthfulQA-MC2 and WikiText-2 test sets, the token perplexity at 2048 tokens, and
+# HellaSwag (llama.cpp's text) on its first 1000 validation items.
+#
+# Hours of work on two cores (about 50 minutes a variant), so it runs one variant at a
+# time and can be stopped at any point: every finished task is cached (KOMPAKT_CACHE),
+# so running this script again resumes where it stopped, and each variant's results
+# file is written whole when its last task is done. Variants are taken in the order
+# below (the thesis' set first). Usage:
+#
+#   nohup scripts/measure-cpu-set.sh > build/measure-cpu-set.log 2>&1 &
+#   THREADS=1 VARIANTS="reference awq4" scripts/measure-cpu-set.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+THREADS="${THREADS:-2}"
+VARIANTS="${VARIANTS:-reference awq4 prune-8 prune-8-lora rtn4 gptq4 bnb-nf4 rtn8 bnb-int8 prune-explicit-4 prune-8-qlora prune-8-distill gguf-q8_0 gguf-q4_k_m prune-8-lora-gguf-q4_k_m}"
+
+for v in $VARIANTS; do
+    # a variant with a full results file (WinoGrande unlimited, token perplexity present) is
+    # done: the cache would make it instant, but a second identical file is a duplicate run
+    if "$BIN/python" - "$v" <<'PY'
+import json, sys
+from pathlib import Path
+for f in Path("data/results/smollm2-135m-instruct", sys.argv[1], "cpu").glob("*.json"):
+    d = json.loads(f.read_text())
+    acc = {a["task"]: a for a in d["metrics"].get("accuracy", [])}
+    ppl = {p["task"] for p in d["metrics"].get("perplexity", [])}
+    if "winogrande" in acc and acc["winogrande"].get("limit") is None and "wikitext2_tokens" in ppl:
+        sys.exit(0)
+sys.exit(1)
+PY
+    then
+        echo "== $v: already measured"; continue
+    fi
+    echo "== $v: $(date -u +%FT%TZ)"
+    "$BIN/kompakt" bench --recipe all-methods --variant "$v" --profile cpu \
+        --limit hellaswag_llamacpp=1000 --threads "$THREADS" || echo "== $v: exit $?"
+done
+echo "== done $(date -u +%FT%TZ)"
