@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma-separated variant ids")
     ap.add_argument("--backends", default="pytorch,llama.cpp")
     ap.add_argument("--batch-sizes", help="comma-separated batch sizes instead of the profile's")
+    ap.add_argument("--repeat-batch-sizes", help="comma-separated batch sizes of the runs after the first (default: the same as the first); "
+                    "e.g. 1 to check the agreement of batch-1 decode, the ranked figure, in less time")
     ap.add_argument("--threads", type=int, help="threads for both backends and the bandwidth copy (default: PyTorch's, the physical cores); "
                     "on a machine shared with other work, 1 thread avoids spinning thread barriers waiting for a descheduled peer")
     ap.add_argument("--quick", action="store_true", help="3 repeats and no time minimum: a smoke run, not figures to keep")
@@ -295,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rule = RepeatRule(warmup=1, min_runs=3, min_seconds=0.0) if args.quick else RepeatRule()
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None
+    repeat_sizes = [int(b) for b in args.repeat_batch_sizes.split(",")] if args.repeat_batch_sizes else None
     specs, notes, base = plan(set(args.only.split(",")) if args.only else None, set(args.backends.split(",")), args.recipe)
     runs: list[dict[tuple[str, str], dict[str, Any]]] = []
     bws = []
@@ -308,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in specs:
             t0 = time.perf_counter()
             # Peak memory is measured in the first run only (the agreement check is on speed).
-            results[(s.variant, s.backend)] = run_one(s, args.profile, rule, bw, batch_sizes, memory=i == 0, threads=args.threads)
+            sizes = repeat_sizes if i > 0 and repeat_sizes else batch_sizes
+            results[(s.variant, s.backend)] = run_one(s, args.profile, rule, bw, sizes, memory=i == 0, threads=args.threads)
             r = results[(s.variant, s.backend)]
             status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else "ok")
             load = os.getloadavg()[0]
