@@ -19,6 +19,17 @@ BIN=.venv/bin
 OUT=build/demo
 VARIANTS="${DEMO_VARIANTS:-reference,rtn4,prune-8}"
 
+# The demo runs offline: evaluation data and calibration text come from the shared folder beside the
+# repository (../shared), or from KOMPAKT_DATA_DIR / KOMPAKT_CORPORA (or KOMPAKT_SHARED for both).
+DATA=$("$BIN/python" -c 'from kompakt import paths; print(paths.benchmarks_dir())')
+CORPORA=$("$BIN/python" -c 'from kompakt import paths; print(paths.corpora_dir())')
+if [[ ! -f "$DATA/arc_challenge/test.jsonl" || ! -d "$CORPORA/calib" ]]; then
+    echo "demo: the evaluation data ($DATA) or the calibration text ($CORPORA) is not there." >&2
+    echo "      Point KOMPAKT_SHARED at the folder holding benchmarks/ and corpora/ (or set KOMPAKT_DATA_DIR" >&2
+    echo "      and KOMPAKT_CORPORA), e.g.: KOMPAKT_SHARED=/path/to/shared make demo" >&2
+    exit 2
+fi
+
 mkdir -p "$OUT"
 rm -rf "$OUT/results.new"
 cp -r data/results "$OUT/results.new"
