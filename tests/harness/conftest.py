@@ -121,3 +121,11 @@ def _one_thread_for_tiny_models(request: pytest.FixtureRequest):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fake_data_dir(tmp_path: Path) -> Path:
+    """A few hand-written records of each evaluation data set, laid out as shared/benchmarks (no real data)."""
+    from fake_benchmarks import write_fake_benchmarks
+
+    return write_fake_benchmarks(tmp_path / "benchmarks")

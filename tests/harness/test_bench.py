@@ -14,27 +14,16 @@ pytest.importorskip("lm_eval")
 from harness import bench  # noqa: E402
 from harness.artifacts import reference_artifact  # noqa: E402
 from harness.base_model import BaseModelSpec, resolve  # noqa: E402
-from kompakt import paths  # noqa: E402
 from kompakt.profiles import get_profile  # noqa: E402
 from kompakt.results import ResultsFile, Step, Variant  # noqa: E402
-
-SHARED = paths.benchmarks_dir()
-needs_shared = pytest.mark.skipif(not (SHARED / "arc_challenge" / "test.jsonl").is_file(), reason="shared/benchmarks is not here")
 
 TASKS = ["arc_challenge", "wikitext2_tokens"]
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """Four ARC-Challenge questions and a little WikiText-2 text, laid out as shared/benchmarks."""
-    root = tmp_path / "bench-data"
-    arc = root / "arc_challenge" / "test.jsonl"
-    arc.parent.mkdir(parents=True)
-    arc.write_text("".join((SHARED / "arc_challenge" / "test.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)[:4]))
-    raw = root / "wikitext2" / "wiki.test.raw"
-    raw.parent.mkdir(parents=True)
-    raw.write_text((SHARED / "wikitext2" / "wiki.test.raw").read_text(encoding="utf-8")[:6000], encoding="utf-8")
-    return root
+def data_dir(fake_data_dir: Path) -> Path:
+    """Five hand-written ARC-Challenge questions and a little WikiText-like text (tests/harness/fake_benchmarks.py)."""
+    return fake_data_dir
 
 
 @pytest.fixture
@@ -59,7 +48,6 @@ def _files(env: dict[str, Any]) -> list[Path]:
     return sorted(env["results"].rglob("*.json"))
 
 
-@needs_shared
 def test_bench_writes_a_valid_results_file_and_resumes(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     outcomes = bench.run_bench([_reference_job(env)], _config(env), say=lambda _: None)
     assert [o.status.code for o in outcomes] == ["ok"]
@@ -69,7 +57,7 @@ def test_bench_writes_a_valid_results_file_and_resumes(env: dict[str, Any], monk
     assert results.variant.is_reference and results.provenance.kind == "measured"
     arc = {a.metric: a for a in results.metrics.accuracy if a.task == "arc_challenge"}
     assert set(arc) == {"acc", "acc_norm"}
-    assert arc["acc"].n == 4 and 0.0 <= arc["acc"].value <= 1.0 and arc["acc"].stderr is not None
+    assert arc["acc"].n == 5 and 0.0 <= arc["acc"].value <= 1.0 and arc["acc"].stderr is not None
     [tok] = [p for p in results.metrics.perplexity if p.task == "wikitext2_tokens"]
     assert tok.token_perplexity > 1.0 and tok.context_length == 64 and tok.word_perplexity is None
 
@@ -85,7 +73,6 @@ def test_bench_writes_a_valid_results_file_and_resumes(env: dict[str, Any], monk
     assert ResultsFile.model_validate_json(path.read_text()) == results
 
 
-@needs_shared
 def test_a_killed_run_resumes_without_redoing_finished_tasks(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     real = bench._run_quality_task
     calls: list[str] = []

@@ -145,15 +145,16 @@ def test_tied_embeddings_model_equals_hflm(tiny_model_dir):
         assert abs(la - lb) < TOL and ga == gb
 
 
-def test_lm_eval_tasks_score_like_hflm(tiny):
-    """Real lm-eval tasks (local data, real prompts, truncation for TruthfulQA's long primer) give the same scores."""
+def test_lm_eval_tasks_score_like_hflm(tiny, fake_data_dir):
+    """Real lm-eval tasks (their prompts, choices and metrics, on local records; truncation for TruthfulQA's long
+    primer) give the same scores."""
     from harness.evaluation.runner import run_task
 
     model, tokenizer = tiny
     ref, fast = _both(model, tokenizer)
     for task in ("arc_challenge", "truthfulqa_mc2", "winogrande"):
-        a = run_task(ref, task, limit=4)
-        b = run_task(fast, task, limit=4)
+        a = run_task(ref, task, data_dir=fake_data_dir, limit=4)
+        b = run_task(fast, task, data_dir=fake_data_dir, limit=4)
         assert [x.metric for x in a.accuracy] == [y.metric for y in b.accuracy]
         for x, y in zip(a.accuracy, b.accuracy):
             assert round(x.value, 4) == round(y.value, 4), (task, x, y)
