@@ -258,7 +258,9 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
         if fr is not None and fref is not None and fr.comparable(fref):
             r["delta_word_perplexity"] = fr.value - fref.value
         for speed in ("decode_tokens_per_s", "generate_tokens_per_s"):
-            fs, fref_s = _pick(r["_figures"], speed), _pick(ref["_figures"], speed)
+            fs = _pick(r["_figures"], speed)
+            # against the reference on the same backend only: llama.cpp and PyTorch differ by several times
+            fref_s = None if fs is None else _pick({i: f for i, f in ref["_figures"].items() if f.backend == fs.backend}, speed)
             if fs is not None and fref_s is not None and fs.batch_size == fref_s.batch_size:
                 r["speedup"] = fs.value / fref_s.value
                 break

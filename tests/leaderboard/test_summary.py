@@ -135,3 +135,21 @@ def test_a_later_partial_run_does_not_displace_a_full_one(memdb):
     # a partial run with no full one behind it is shown, with its limit
     row = rows_of(quick)[("reference", "cpu")]
     assert row["limit"] == 40
+
+
+def test_speedup_is_against_the_reference_on_the_same_backend():
+    ref = make_result("m", "reference", "cpu")
+    ref["metrics"]["throughput"] = [
+        {"backend": "llama.cpp", "batch_size": 1, "decode_tokens_per_s": {"value": 70.0}},
+        {"backend": "pytorch", "batch_size": 1, "decode_tokens_per_s": {"value": 20.0}},
+    ]
+    pt = make_result("m", "awq-4bit", "cpu")
+    pt["metrics"]["throughput"] = [{"backend": "pytorch", "batch_size": 1, "decode_tokens_per_s": {"value": 22.0}}]
+    gguf = make_result("m", "gguf-q4", "cpu")
+    gguf["metrics"]["throughput"] = [{"backend": "llama.cpp", "batch_size": 1, "decode_tokens_per_s": {"value": 140.0}}]
+    other = make_result("m", "prune-8", "cpu")
+    other["metrics"]["throughput"] = [{"backend": "onnx", "batch_size": 1, "decode_tokens_per_s": {"value": 50.0}}]
+    rows = rows_of(ref, pt, gguf, other)
+    assert abs(rows[("awq-4bit", "cpu")]["speedup"] - 1.1) < 1e-12
+    assert abs(rows[("gguf-q4", "cpu")]["speedup"] - 2.0) < 1e-12
+    assert rows[("prune-8", "cpu")]["speedup"] is None  # no reference on that backend: no ratio
