@@ -300,17 +300,26 @@ def method_pages(rows: Sequence[Row]) -> dict[str, str]:
         using = [r for r in rows if name in r["methods"].split(",")]
         index.append(f'| <a href="{name}/">{esc(m.label)}</a> | {m.family} | {len(using)} | {esc(m.summary)} |')
         body = [WIDE, f"# {esc(m.label)}\n", f"<p>{esc(m.summary)}</p>\n", f"<p>Family: {m.family}. Name in recipes and results files: <code>{name}</code>.</p>\n"]
-        chunks = _chunks(using)
-        if using:
-            body.append(filter_bar(f"method-{name}", {k: v for k, v in _filter_options(using).items() if k != "method"}, {"model": "Model", "hardware": "Hardware", "provenance": "Source"}))
-            body.append(table(chunks[0], leaderboard_columns(), f"method-{name}", _filters()))
-            if len(chunks) > 1:
-                body.append(f"\n<p>Showing the first {ROWS_PER_PAGE} of {len(using)} variants; the <a href=\"../../leaderboard/\">leaderboard</a> and the <a href=\"../../downloads/\">downloads</a> have them all.</p>")
-        else:
-            body.append("<p><em>No results use this method yet.</em></p>")
+        body += _rows_block(using, f"method-{name}", {"model": "Model", "hardware": "Hardware", "provenance": "Source"},
+                            "variants", "<p><em>No results use this method yet.</em></p>", hide="method")
         pages[f"methods/{name}.md"] = "\n".join(body) + "\n"
     pages["methods/index.md"] = "\n".join(index) + "\n"
     return pages
+
+
+def _rows_block(using: Sequence[Row], table_id: str, labels: dict[str, str], noun: str, empty: str, hide: str | None = None) -> list[str]:
+    """Filter bar and the first page of ``using`` as a leaderboard table (a method's or a profile's page)."""
+    if not using:
+        return [empty]
+    chunks = _chunks(using)
+    out = [
+        filter_bar(table_id, {k: v for k, v in _filter_options(using).items() if k != hide}, labels),
+        table(chunks[0], leaderboard_columns(), table_id, _filters()),
+    ]
+    if len(chunks) > 1:
+        out.append(f"\n<p>Showing the first {ROWS_PER_PAGE} of {len(using)} {noun}; the <a href=\"../../leaderboard/\">leaderboard</a> "
+                   "and the <a href=\"../../downloads/\">downloads</a> have them all.</p>")
+    return out
 
 
 def hardware_pages(rows: Sequence[Row], profiles: dict[str, Profile]) -> dict[str, str]:
@@ -329,14 +338,8 @@ def hardware_pages(rows: Sequence[Row], profiles: dict[str, Profile]) -> dict[st
         else:
             index.append(f'| <a href="{name}/">{esc(name)}</a> | | | | | {len(using)} |')
             head = [WIDE, f"# {esc(name)}\n", "<p>Reported results whose source does not say on which hardware it measured.</p>\n"]
-        chunks = _chunks(using)
-        if using:
-            head.append(filter_bar(f"hardware-{name}", {k: v for k, v in _filter_options(using).items()}, {"model": "Model", "method": "Method", "hardware": "Hardware", "provenance": "Source"}))
-            head.append(table(chunks[0], leaderboard_columns(), f"hardware-{name}", _filters()))
-            if len(chunks) > 1:
-                head.append(f"\n<p>Showing the first {ROWS_PER_PAGE} of {len(using)} rows; the <a href=\"../../leaderboard/\">leaderboard</a> and the <a href=\"../../downloads/\">downloads</a> have them all.</p>")
-        else:
-            head.append("<p><em>No results under this profile yet.</em></p>")
+        head += _rows_block(using, f"hardware-{name}", {"model": "Model", "method": "Method", "hardware": "Hardware", "provenance": "Source"},
+                            "rows", "<p><em>No results under this profile yet.</em></p>")
         pages[f"hardware/{name}.md"] = "\n".join(head) + "\n"
     pages["hardware/index.md"] = "\n".join(index) + "\n"
     return pages
