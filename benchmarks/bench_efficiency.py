@@ -234,12 +234,9 @@ def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]],
             status, metrics = Status(**r["does_not_fit"]), Metrics()
         else:
             status = Status(code="ok")
-            memory = Memory(**r["memory"])
-            if s.variant == "reference" and s.backend == "llama.cpp":
-                # A results file has one memory section and the leaderboard keys memory by
-                # variant, not backend: the PyTorch reference's figures stay the row's.
-                notes.append(f"memory of the F32 GGUF on llama.cpp (not recorded as metrics, see the PyTorch run): {json.dumps(r['memory'])}")
-                memory = None
+            # One file per (variant, backend): the leaderboard gives each backend its own row, with the
+            # memory measured in the same process as that backend's speed figures.
+            memory = Memory(**r["memory"]) if r.get("memory") else None
             metrics = Metrics(memory=memory, throughput=[Throughput(**t) for t in r["throughput"]], energy=[Energy(**e) for e in r["energy"]])
         other = {k.replace("_", "-"): v for k, v in r.get("software", {}).items()}
         software = Software(python=platform.python_version(), torch=torch.__version__, transformers=md.version("transformers"), kompakt=__version__,

@@ -23,6 +23,7 @@ from typing import Any
 from leaderboard.html import fmt_fraction
 from leaderboard.problems import Problem, Report
 from leaderboard.store import populate
+from leaderboard.summary import RowKey, row_key
 from leaderboard.flatten import metric_rows, run_row
 from leaderboard.validate import validate_paths
 
@@ -37,7 +38,6 @@ COMPARED = [
     ("peak_host_bytes", "peak host bytes"),
 ]
 
-RowKey = tuple[str, str, str, str]
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _rows(validation) -> dict[RowKey, dict[str, Any]]:
         rows = [dict(zip(names, r)) for r in cursor.fetchall()]
     finally:
         con.close()
-    return {(r["base_model_id"], r["variant_id"], r["profile"], r["hardware_label"]): r for r in rows}
+    return {row_key(r): r for r in rows}
 
 
 def _ranks(rows: dict[RowKey, dict[str, Any]]) -> dict[RowKey, int]:
@@ -95,7 +95,7 @@ def _ranks(rows: dict[RowKey, dict[str, Any]]) -> dict[RowKey, int]:
             groups.setdefault((key[0], key[2], key[3]), []).append(key)
     ranks = {}
     for keys in groups.values():
-        for i, key in enumerate(sorted(keys, key=lambda k: (-rows[k]["mean_accuracy"], k[1])), start=1):
+        for i, key in enumerate(sorted(keys, key=lambda k: (-rows[k]["mean_accuracy"], k[1], k[4] or "")), start=1):
             ranks[key] = i
     return ranks
 
@@ -142,7 +142,8 @@ def _md(text: Any) -> str:
 
 
 def _key(key: RowKey) -> str:
-    return f"`{key[0]}` / `{key[1]}` / {_md(key[3])} ({key[2]})"
+    backend = f" on {_md(key[4])}" if key[4] else ""
+    return f"`{key[0]}` / `{key[1]}`{backend} / {_md(key[3])} ({key[2]})"
 
 
 def _value(col: str, value: Any) -> str:

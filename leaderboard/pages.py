@@ -54,7 +54,8 @@ def _acc_cell(task: str, metric: str) -> Column:
 
 def _variant_cell(r: Row) -> str:
     ref = ' <span class="kompakt-badge">reference</span>' if r["is_reference"] else ""
-    return f'<span title="{esc(r["lineage"])}">{esc(r["variant_id"])}</span>{ref}<br><small>{esc(r["lineage"])}</small>'
+    backend = f' <span class="kompakt-badge kompakt-backend" title="inference backend of the memory and speed figures">{esc(r["backend"])}</span>' if r.get("backend") else ""
+    return f'<span title="{esc(r["lineage"])}">{esc(r["variant_id"])}</span>{ref}{backend}<br><small>{esc(r["lineage"])}</small>'
 
 
 def _source_cell(r: Row) -> str:
@@ -108,8 +109,6 @@ def _speed_cell(r: Row) -> str:
     details = [kind]
     if r.get(f"{key}_batch"):
         details.append(f"batch {r[f'{key}_batch']}")
-    if r.get(f"{key}_backend"):
-        details.append(esc(r[f"{key}_backend"]))
     if r.get("bandwidth_bound_share") is not None and kind == "decode":
         details.append(f"{fmt_percent(r['bandwidth_bound_share'])} of bound")
     return out + f"<br><small>{', '.join(details)}</small>"
@@ -137,7 +136,7 @@ def leaderboard_columns(with_model: bool = True, with_hardware: bool = True, roo
     cols = []
     if with_model:
         cols.append(Column("Model", lambda r: f'<a href="{root}models/{esc(r["base_model_id"])}/">{esc(r["base_model_name"])}</a>', lambda r: r["base_model_name"]))
-    cols.append(Column("Variant", _variant_cell, lambda r: r["variant_id"], "variant id and its lineage (compression steps in order)"))
+    cols.append(Column("Variant", _variant_cell, lambda r: r["variant_id"], "variant id, the backend that ran it, and its lineage (compression steps in order)"))
     if with_hardware:
         cols.append(Column("Hardware", lambda r: f'{esc(r["hardware_label"])}<br><small>profile {esc(r["profile"])}</small>', lambda r: r["hardware_label"]))
     cols += [
@@ -147,7 +146,7 @@ def leaderboard_columns(with_model: bool = True, with_hardware: bool = True, roo
         Column("Word PPL", lambda r: fmt_num(r["word_perplexity"]), lambda r: r["word_perplexity"], METRICS["word_perplexity"].description, numeric=True),
         Column("Memory", _memory_cell, _memory_value, "weights as stored and peak memory while generating; badges: common budgets the measured peak fits", numeric=True),
         Column("tok/s", _speed_cell, lambda r: _speed_value(r)[0], "decode tokens/s (median, [min–max]) or, where only that is known, whole-generate tokens/s", numeric=True),
-        Column("Speed-up", lambda r: fmt_ratio(r["speedup"]), lambda r: r["speedup"], "tokens/s against the reference on the same hardware and batch size", numeric=True),
+        Column("Speed-up", lambda r: fmt_ratio(r["speedup"]), lambda r: r["speedup"], "tokens/s against the reference on the same hardware, backend and batch size", numeric=True),
         _acc_cell("winogrande", "acc"),
         _acc_cell("arc_challenge", "acc_norm"),
         _acc_cell("truthfulqa_mc2", "acc"),
@@ -166,6 +165,7 @@ def _filters() -> dict[str, Callable[[Row], str]]:
         "model": lambda r: r["base_model_name"],
         "method": lambda r: r["methods"].replace(",", "|"),
         "hardware": lambda r: r["hardware_label"],
+        "backend": lambda r: r.get("backend") or "",
         "provenance": lambda r: r["provenance"].replace("+", "|"),
     }
 
@@ -214,7 +214,7 @@ def leaderboard_pages(rows: Sequence[Row]) -> dict[str, str]:
             f"Every variant of every base model on every piece of hardware: {len(rows)} rows. Click a heading to sort, use the boxes to filter.\n",
             NOTES_ON_READING + "\n",
             _pager(len(chunks), i, prefix if i == 1 else "../"),
-            filter_bar("leaderboard", _filter_options(rows), {"model": "Model", "method": "Method", "hardware": "Hardware", "provenance": "Source"}),
+            filter_bar("leaderboard", _filter_options(rows), {"model": "Model", "method": "Method", "hardware": "Hardware", "backend": "Backend", "provenance": "Source"}),
             table(chunk, cols, "leaderboard", _filters()),
             "",
         ]
@@ -262,12 +262,12 @@ def _model_page(model_id: str, model_rows: list[Row], front_by_group: dict, runs
         by_plot: dict[str, list[Row]] = defaultdict(list)
         for p in points:
             by_plot[p["plot"]].append(p)
-        rows_by_variant = {r["variant_id"]: r for r in group}
+        rows_by_key = {(r["variant_id"], r["backend"]): r for r in group}
         if by_plot:
             out.append('\n<div class="kompakt-plots">')
             for plot in sorted(by_plot):
                 title = {"accuracy-memory": "Mean accuracy vs memory", "accuracy-speed": "Mean accuracy vs tokens/s", "perplexity-size": "Word perplexity vs size"}[plot]
-                out.append(embed(pareto_figure(by_plot[plot], rows_by_variant, title), _stable_id(f"fig-{profile}-{hardware}-{plot}")))
+                out.append(embed(pareto_figure(by_plot[plot], rows_by_key, title), _stable_id(f"fig-{profile}-{hardware}-{plot}")))
             out.append("</div>\n")
         else:
             out.append("\n<p><em>No Pareto plot: fewer than two variants here have both figures of any plot.</em></p>\n")
@@ -338,7 +338,7 @@ def hardware_pages(rows: Sequence[Row], profiles: dict[str, Profile]) -> dict[st
         else:
             index.append(f'| <a href="{name}/">{esc(name)}</a> | | | | | {len(using)} |')
             head = [WIDE, f"# {esc(name)}\n", "<p>Reported results whose source does not say on which hardware it measured.</p>\n"]
-        head += _rows_block(using, f"hardware-{name}", {"model": "Model", "method": "Method", "hardware": "Hardware", "provenance": "Source"},
+        head += _rows_block(using, f"hardware-{name}", {"model": "Model", "method": "Method", "hardware": "Hardware", "backend": "Backend", "provenance": "Source"},
                             "rows", "<p><em>No results under this profile yet.</em></p>")
         pages[f"hardware/{name}.md"] = "\n".join(head) + "\n"
     pages["hardware/index.md"] = "\n".join(index) + "\n"

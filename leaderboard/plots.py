@@ -11,6 +11,7 @@ from typing import Any
 
 from kompakt.metrics import info
 from leaderboard.html import esc, fragment, json_for_script
+from leaderboard.summary import row_label
 
 #: Bytes are plotted in GiB so the axis reads naturally.
 _SCALE = {"B": (2**30, "GiB")}
@@ -24,8 +25,9 @@ def _axis(key: str) -> tuple[float, str]:
     return scale, f"{title}, {arrow}"
 
 
-def pareto_figure(points: list[dict[str, Any]], rows_by_variant: dict[str, dict[str, Any]], title: str) -> dict[str, Any]:
-    """A plotly figure (as a plain dict) for one plot's frontier rows."""
+def pareto_figure(points: list[dict[str, Any]], rows_by_key: dict[tuple[str, str | None], dict[str, Any]], title: str) -> dict[str, Any]:
+    """A plotly figure (as a plain dict) for one plot's frontier rows; ``rows_by_key`` maps (variant, backend) to its row.
+    A variant measured on two backends is two points, labelled with the backend."""
     x_key, y_key = points[0]["x_key"], points[0]["y_key"]
     x_scale, x_title = _axis(x_key)
     y_scale, y_title = _axis(y_key)
@@ -33,8 +35,8 @@ def pareto_figure(points: list[dict[str, Any]], rows_by_variant: dict[str, dict[
     def trace(selected: list[dict[str, Any]], name: str, style: dict[str, Any], mode: str) -> dict[str, Any]:
         hover = []
         for p in selected:
-            row = rows_by_variant[p["variant_id"]]
-            lines = [f"<b>{esc(p['variant_id'])}</b>", esc(row["lineage"]), f"{esc(info(x_key).label)}: {p['x'] / x_scale:.4g}", f"{esc(info(y_key).label)}: {p['y'] / y_scale:.4g}"]
+            row = rows_by_key[(p["variant_id"], p["backend"])]
+            lines = [f"<b>{esc(row_label(row))}</b>", esc(row["lineage"]), f"{esc(info(x_key).label)}: {p['x'] / x_scale:.4g}", f"{esc(info(y_key).label)}: {p['y'] / y_scale:.4g}"]
             if row.get("quality_from"):
                 lines.append(esc(f"accuracy measured on {row['quality_from']}"))
             hover.append("<br>".join(lines))
@@ -44,14 +46,14 @@ def pareto_figure(points: list[dict[str, Any]], rows_by_variant: dict[str, dict[
             "name": name,
             "x": [p["x"] / x_scale for p in selected],
             "y": [p["y"] / y_scale for p in selected],
-            "text": [esc(p["variant_id"]) for p in selected],
+            "text": [esc(row_label(rows_by_key[(p["variant_id"], p["backend"])])) for p in selected],
             "hovertext": hover,
             "hoverinfo": "text",
             "marker": style,
         }
 
     frontier = sorted((p for p in points if p["on_frontier"]), key=lambda p: p["x"])
-    dominated = sorted((p for p in points if not p["on_frontier"]), key=lambda p: (p["x"], p["variant_id"]))
+    dominated = sorted((p for p in points if not p["on_frontier"]), key=lambda p: (p["x"], p["variant_id"], p["backend"] or ""))
     return {
         "data": [
             trace(frontier, "Pareto frontier", {"size": 11, "color": "#3f51b5"}, "lines+markers"),

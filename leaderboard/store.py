@@ -1,8 +1,8 @@
 """Build the DuckDB database from the results files, atomically.
 
 Tables: ``runs`` (one row per results file), ``metrics`` (long form: one row
-per figure), ``leaderboard`` (one row per base model, variant, profile and
-hardware, with deltas against the reference) and ``frontier`` (Pareto
+per figure), ``leaderboard`` (one row per base model, variant, profile, hardware
+and backend, with deltas against the reference) and ``frontier`` (Pareto
 membership per plot). Views: ``latest_runs``, ``latest_metrics`` and
 ``deltas``.
 
@@ -107,7 +107,7 @@ def _typed_metrics(rows: list[dict[str, Any]]) -> pa.Table:
 def _frontier_table(rows: list[dict[str, Any]]) -> pa.Table:
     types = {
         "base_model_id": pa.string(), "profile": pa.string(), "hardware_label": pa.string(), "plot": pa.string(),
-        "x_key": pa.string(), "y_key": pa.string(), "variant_id": pa.string(), "x": pa.float64(), "y": pa.float64(),
+        "x_key": pa.string(), "y_key": pa.string(), "variant_id": pa.string(), "backend": pa.string(), "x": pa.float64(), "y": pa.float64(),
         "on_frontier": pa.bool_(),
     }
     return pa.table({c: pa.array([r[c] for r in rows], t) for c, t in types.items()})

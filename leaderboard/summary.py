@@ -1,7 +1,11 @@
 """From runs and long-form metrics to leaderboard rows, deltas and Pareto frontiers.
 
 A leaderboard row is one variant of one base model on one piece of hardware
-under one profile. Its figures are the latest value of each metric over the
+under one profile and one inference backend: the same variant timed on PyTorch
+and on llama.cpp is two rows. Accuracy and perplexity belong to the artifact and
+are shown on each of its rows; memory, speed and energy belong to the backend
+that ran it (memory and energy figures take the backend of the speed figures in
+the same results file). Its figures are the latest value of each metric over the
 runs with that key (restated runs excluded), so a later run that measured only
 speed does not hide an earlier run's accuracy; a figure on the full test set is
 never displaced by a later partial one (``--limit``: a quick demo run does not
@@ -25,7 +29,10 @@ from kompakt.metrics import MEAN_TASKS, lower_is_better
 from leaderboard.budgets import fitting
 from leaderboard.frontier import pareto_mask, relative
 
-RowKey = tuple[str, str, str, str]  # base_model_id, variant_id, profile, hardware_label
+RowKey = tuple[str, str, str, str, str | None]  # base_model_id, variant_id, profile, hardware_label, backend
+
+#: Metric families that belong to the backend that ran the artifact (quality belongs to the artifact).
+BACKEND_FAMILIES = {"memory", "speed", "energy"}
 
 #: Accuracy columns shown on the leaderboard, in order: (task, metric).
 SHOWN_ACCURACY = [
@@ -79,16 +86,36 @@ def _latest_figures(runs: list[dict[str, Any]], metrics_by_run: dict[str, list[d
     """The latest figure per metric identity over ``runs`` (sorted oldest first)."""
     out: dict[tuple, Figure] = {}
     for run in runs:
-        for m in metrics_by_run.get(run["run_id"], []):
-            ident = (m["key"], m["task"], m["batch_size"], m["backend"], m["context_length"] if m["key"] == "token_perplexity" else None)
+        run_metrics = metrics_by_run.get(run["run_id"], [])
+        run_backend = _run_backend(run_metrics)
+        for m in run_metrics:
+            backend = m["backend"]
+            if backend is None and m["family"] in BACKEND_FAMILIES:
+                backend = run_backend  # memory and energy measured in the same process as the speed figures
+            ident = (m["key"], m["task"], m["batch_size"], backend, m["context_length"] if m["key"] == "token_perplexity" else None)
             if m["limit"] is not None and ident in out and out[ident].limit is None:
                 continue  # a partial measurement does not replace a full one
             out[ident] = Figure(
                 value=m["value"], run_id=run["run_id"], stderr=m["stderr"], n=m["n"], limit=m["limit"], num_fewshot=m["num_fewshot"],
-                task_version=m["task_version"], lm_eval_version=run["lm_eval_version"], batch_size=m["batch_size"], backend=m["backend"],
+                task_version=m["task_version"], lm_eval_version=run["lm_eval_version"], batch_size=m["batch_size"], backend=backend,
                 min=m["min"], max=m["max"], p90=m["p90"], repeats=m["repeats"], context_length=m["context_length"],
             )
     return out
+
+
+def _run_backend(run_metrics: list[dict[str, Any]]) -> str | None:
+    """The one backend a run's speed figures name, or None when they name none or several."""
+    backends = {m["backend"] for m in run_metrics if m["family"] == "speed" and m["backend"] is not None}
+    return next(iter(backends)) if len(backends) == 1 else None
+
+
+def split_by_backend(figures: dict[tuple, Figure]) -> dict[str | None, dict[tuple, Figure]]:
+    """The figures of each backend's row: quality figures (and backend-less ones) go to every row,
+    memory, speed and energy figures only to their backend's. No backend named: one row, keyed None."""
+    backends = sorted({ident[3] for ident in figures if ident[3] is not None})
+    if not backends:
+        return {None: figures}
+    return {b: {ident: f for ident, f in figures.items() if ident[3] is None or ident[3] == b} for b in backends}
 
 
 def _pick(figures: dict[tuple, Figure], key: str, task: str | None = None) -> Figure | None:
@@ -134,17 +161,27 @@ def build_rows(runs: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]]
     for key, group in groups.items():
         group.sort(key=lambda r: (r["run_date"], r["run_id"]))
         ok = [r for r in group if r["status"] == "ok"]
-        figures = _latest_figures(ok, metrics_by_run)
         latest = group[-1]
-        rows.append(_row(key, group, latest, figures))
+        for backend, figures in split_by_backend(_latest_figures(ok, metrics_by_run)).items():
+            rows.append(_row((*key, backend), group, latest, figures))
     _borrow_quality(rows)
     _add_deltas(rows)
-    rows.sort(key=lambda r: (r["base_model_id"], r["profile"], r["hardware_label"], not r["is_reference"], r["variant_id"]))
+    rows.sort(key=lambda r: (r["base_model_id"], r["profile"], r["hardware_label"], not r["is_reference"], r["variant_id"], r["backend"] or ""))
     return rows
 
 
+def row_key(row: dict[str, Any]) -> RowKey:
+    """The identity of a leaderboard row."""
+    return (row["base_model_id"], row["variant_id"], row["profile"], row["hardware_label"], row["backend"])
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """The variant id, with the backend where the row has one (``reference · llama.cpp``)."""
+    return f'{row["variant_id"]} · {row["backend"]}' if row.get("backend") else row["variant_id"]
+
+
 def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figures: dict[tuple, Figure]) -> dict[str, Any]:
-    base_model_id, variant_id, profile, hardware = key
+    base_model_id, variant_id, profile, hardware, backend = key
     row: dict[str, Any] = {
         "base_model_id": base_model_id,
         "base_model_name": latest["base_model_name"],
@@ -156,6 +193,7 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
         "method_families": latest["method_families"],
         "profile": profile,
         "hardware_label": hardware,
+        "backend": backend,
         "status": "ok" if figures else latest["status"],
         "status_reason": None if figures else latest["status_reason"],
         "memory_needed_bytes": None if figures else latest["memory_needed_bytes"],
@@ -241,13 +279,20 @@ def _borrow_quality(rows: list[dict[str, Any]]) -> None:
 
 
 def _add_deltas(rows: list[dict[str, Any]]) -> None:
-    refs = {(r["base_model_id"], r["profile"], r["hardware_label"]): r for r in rows if r["is_reference"] and r["status"] == "ok"}
+    """Deltas against the reference on the same hardware: accuracy against any of its rows (accuracy
+    belongs to the artifact), speed-up and memory ratio only against its row on the same backend."""
+    refs: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        ref = refs.get((r["base_model_id"], r["profile"], r["hardware_label"]))
+        if r["is_reference"] and r["status"] == "ok":
+            refs[(r["base_model_id"], r["profile"], r["hardware_label"])].append(r)
+    for r in rows:
+        candidates = refs.get((r["base_model_id"], r["profile"], r["hardware_label"]), [])
+        same_backend = next((c for c in candidates if c["backend"] == r["backend"]), None)
+        ref = same_backend or (candidates[0] if candidates else None)
         r["reference_variant"] = ref["variant_id"] if ref else None
         r["delta_mean_accuracy"] = r["keeps_mean_accuracy"] = None
         r["delta_word_perplexity"] = r["speedup"] = r["memory_ratio"] = None
-        if ref is None or r is ref or r["status"] != "ok":
+        if ref is None or r["variant_id"] == ref["variant_id"] or r["status"] != "ok":
             continue
         if r["mean_accuracy"] is not None and ref["mean_accuracy"] is not None and r["mean_basis"] == ref["mean_basis"]:
             if all(a.comparable(b) for a, b in zip(r["_mean_figures"], ref["_mean_figures"])):
@@ -257,10 +302,10 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
         fref = _pick(ref.get("_quality_figures") or ref["_figures"], "word_perplexity")
         if fr is not None and fref is not None and fr.comparable(fref):
             r["delta_word_perplexity"] = fr.value - fref.value
+        if ref is not same_backend:
+            continue  # llama.cpp and PyTorch differ by several times in speed and in memory
         for speed in ("decode_tokens_per_s", "generate_tokens_per_s"):
-            fs = _pick(r["_figures"], speed)
-            # against the reference on the same backend only: llama.cpp and PyTorch differ by several times
-            fref_s = None if fs is None else _pick({i: f for i, f in ref["_figures"].items() if f.backend == fs.backend}, speed)
+            fs, fref_s = _pick(r["_figures"], speed), _pick(ref["_figures"], speed)
             if fs is not None and fref_s is not None and fs.batch_size == fref_s.batch_size:
                 r["speedup"] = fs.value / fref_s.value
                 break
@@ -271,7 +316,7 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
 
 
 def frontier_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Pareto frontier membership per base model, profile, hardware and plot."""
+    """Pareto frontier membership per base model, profile, hardware and plot; each backend's row is a point of its own."""
     out = []
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -290,7 +335,7 @@ def frontier_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 out.append(
                     {
                         "base_model_id": model, "profile": profile, "hardware_label": hardware, "plot": plot,
-                        "x_key": x_key, "y_key": y_key, "variant_id": p["variant_id"], "x": p[x_key], "y": p[y_key], "on_frontier": on,
+                        "x_key": x_key, "y_key": y_key, "variant_id": p["variant_id"], "backend": p["backend"], "x": p[x_key], "y": p[y_key], "on_frontier": on,
                     }
                 )
     return out

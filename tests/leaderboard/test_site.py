@@ -105,3 +105,18 @@ def test_real_data_builds(tmp_path):
     """The committed results in data/ (the thesis and anything measured) build into a strict site."""
     result = build_site(paths.results_dir(), tmp_path / "site")
     assert (result.site_dir / "leaderboard" / "index.html").is_file()
+
+
+def test_a_variant_on_two_backends_is_two_rows_on_the_pages(results_root, write, tmp_path):
+    for backend, decode in (("pytorch", 20.0), ("llama.cpp", 70.0)):
+        r = make_result("twob", "reference", "cpu", run_id=f"twob-{backend.replace('.', '')}")
+        r["metrics"]["throughput"][0].update(backend=backend, decode_tokens_per_s={"value": decode})
+        write(r)
+    site = build_site(results_root, tmp_path / "build" / "site").site_dir
+    page = (site / "models" / "twob" / "index.html").read_text()
+    assert page.count('kompakt-backend" title="inference backend of the memory and speed figures">llama.cpp</span>') == 1
+    assert page.count('kompakt-backend" title="inference backend of the memory and speed figures">pytorch</span>') == 1
+    assert "70.0" in page and "20.0" in page
+    board = (site / "leaderboard" / "index.html").read_text()
+    assert 'data-filter="backend"' in board
+    assert board.count('data-filter-backend="pytorch"') == 1 and board.count('data-filter-backend="llama.cpp"') == 1

@@ -137,6 +137,51 @@ def test_a_later_partial_run_does_not_displace_a_full_one(memdb):
     assert row["limit"] == 40
 
 
+def rows_by_backend(*results):
+    runs, metrics = [], []
+    for r in results:
+        parsed = ResultsFile.model_validate(r)
+        runs.append(run_row(parsed, "f"))
+        metrics.extend(metric_rows(parsed))
+    rows = build_rows(runs, metrics)
+    keyed = {(row["variant_id"], row["backend"]): row for row in rows}
+    assert len(keyed) == len(rows), "row keys are unique"
+    return keyed, rows
+
+
+def efficiency_only(variant: str, backend: str, decode: float, peak: int, run_id: str) -> dict:
+    r = make_result("m", variant, "cpu", run_id=run_id)
+    r["metrics"] = {
+        "memory": {"peak_host_bytes": peak},
+        "throughput": [{"backend": backend, "batch_size": 1, "decode_tokens_per_s": {"value": decode}}],
+    }
+    return r
+
+
+def test_the_same_variant_on_two_backends_is_two_rows():
+    quality = make_result("m", "reference", "cpu", run_id="quality")
+    quality["metrics"].pop("memory")
+    quality["metrics"].pop("throughput")
+    rows, all_rows = rows_by_backend(
+        quality,
+        efficiency_only("reference", "pytorch", 20.0, 900_000_000, "ref-pt"),
+        efficiency_only("reference", "llama.cpp", 70.0, 800_000_000, "ref-cpp"),
+        efficiency_only("gguf-q4", "llama.cpp", 140.0, 400_000_000, "q4-cpp"),
+    )
+    assert set(rows) == {("reference", "pytorch"), ("reference", "llama.cpp"), ("gguf-q4", "llama.cpp")}
+    pt, cpp = rows[("reference", "pytorch")], rows[("reference", "llama.cpp")]
+    # accuracy belongs to the artifact: both rows show it; memory and speed belong to the backend
+    assert pt["mean_accuracy"] is not None and pt["mean_accuracy"] == cpp["mean_accuracy"]
+    assert (pt["decode_tokens_per_s"], pt["peak_host_bytes"]) == (20.0, 900_000_000)
+    assert (cpp["decode_tokens_per_s"], cpp["peak_host_bytes"]) == (70.0, 800_000_000)
+    # ratios only against the reference on the same backend
+    q4 = rows[("gguf-q4", "llama.cpp")]
+    assert q4["speedup"] == 2.0 and q4["memory_ratio"] == 0.5
+    # the frontier has each backend's row as a point of its own
+    speed = [f for f in frontier_rows(all_rows) if f["plot"] == "accuracy-speed"]
+    assert {(f["variant_id"], f["backend"]) for f in speed} == {("reference", "pytorch"), ("reference", "llama.cpp")}
+
+
 def test_speedup_is_against_the_reference_on_the_same_backend():
     ref = make_result("m", "reference", "cpu")
     ref["metrics"]["throughput"] = [
@@ -149,7 +194,9 @@ def test_speedup_is_against_the_reference_on_the_same_backend():
     gguf["metrics"]["throughput"] = [{"backend": "llama.cpp", "batch_size": 1, "decode_tokens_per_s": {"value": 140.0}}]
     other = make_result("m", "prune-8", "cpu")
     other["metrics"]["throughput"] = [{"backend": "onnx", "batch_size": 1, "decode_tokens_per_s": {"value": 50.0}}]
-    rows = rows_of(ref, pt, gguf, other)
-    assert abs(rows[("awq-4bit", "cpu")]["speedup"] - 1.1) < 1e-12
-    assert abs(rows[("gguf-q4", "cpu")]["speedup"] - 2.0) < 1e-12
-    assert rows[("prune-8", "cpu")]["speedup"] is None  # no reference on that backend: no ratio
+    rows, _ = rows_by_backend(ref, pt, gguf, other)
+    assert abs(rows[("awq-4bit", "pytorch")]["speedup"] - 1.1) < 1e-12
+    assert abs(rows[("gguf-q4", "llama.cpp")]["speedup"] - 2.0) < 1e-12
+    other_row = rows[("prune-8", "onnx")]
+    assert other_row["speedup"] is None and other_row["memory_ratio"] is None  # no reference on that backend: no ratio
+    assert other_row["delta_mean_accuracy"] is not None  # accuracy is compared all the same
