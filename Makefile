@@ -30,7 +30,7 @@ llamacpp: setup
 	PYTHON=$(BIN)/python scripts/build-llamacpp.sh
 
 slow: setup
-	$(BIN)/python -m pytest --runslow -m slow
+	$(BIN)/python -m pytest --runslow -m slow -rP
 
 clean:
 	rm -rf build
