@@ -8,13 +8,17 @@ from leaderboard.summary import build_rows, frontier_rows
 from leaderboard.synthetic import make_result
 
 
-def rows_of(*results):
+def all_rows(*results):
     runs, metrics = [], []
     for r in results:
         parsed = ResultsFile.model_validate(r)
         runs.append(run_row(parsed, "f"))
         metrics.extend(metric_rows(parsed))
-    return {(row["variant_id"], row["profile"]): row for row in build_rows(runs, metrics)}
+    return build_rows(runs, metrics)
+
+
+def rows_of(*results):
+    return {(row["variant_id"], row["profile"]): row for row in all_rows(*results)}
 
 
 def test_mean_needs_all_four_tasks():
@@ -138,12 +142,7 @@ def test_a_later_partial_run_does_not_displace_a_full_one(memdb):
 
 
 def rows_by_backend(*results):
-    runs, metrics = [], []
-    for r in results:
-        parsed = ResultsFile.model_validate(r)
-        runs.append(run_row(parsed, "f"))
-        metrics.extend(metric_rows(parsed))
-    rows = build_rows(runs, metrics)
+    rows = all_rows(*results)
     keyed = {(row["variant_id"], row["backend"]): row for row in rows}
     assert len(keyed) == len(rows), "row keys are unique"
     return keyed, rows
