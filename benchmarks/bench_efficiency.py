@@ -13,11 +13,20 @@ start of each run.
     python benchmarks/bench_efficiency.py --write-results       # results files under data/results/ (first run)
 
 Variants: those of a recipe (``--recipe``, default ``all-methods``), built (or taken from
-the artifact cache) exactly as ``kompakt bench`` builds them, each on the backend that runs
-its format: safetensors checkpoints on PyTorch (float variants, and bitsandbytes' packed
-int8/NF4), GGUF exports on llama.cpp. The reference runs on both: on llama.cpp as an F32
-GGUF written by llama.cpp's own quantizer from the shipped Q4_1 file (Q4_1 -> F32 is exact
-dequantization, as the PyTorch reference is).
+the artifact cache) exactly as ``kompakt bench`` builds them, each on every backend that can
+run the artifact as it is:
+
+- safetensors checkpoints on PyTorch (float variants, and bitsandbytes' packed int8/NF4);
+- GGUF exports on llama.cpp;
+- float safetensors variants (the reference, RTN/AWQ/GPTQ's float32 weights, pruned,
+  healed, distilled) on llama.cpp too, written unchanged as an F32 GGUF (the same values in
+  another container). The reference's F32 GGUF is written by llama.cpp's own quantizer
+  from the shipped Q4_1 file (Q4_1 -> F32 is exact dequantization, as the PyTorch
+  reference is), the others by kompakt's GGUF writer (``harness/methods/gguf_export.py``).
+
+Not run, and said so: bitsandbytes' packed int8/NF4 on llama.cpp (GGUF has no such types),
+and GGUF variants on PyTorch (transformers dequantizes them to float32, which is no longer
+the artifact's memory or speed; their accuracy is measured that way by ``kompakt bench``).
 
 Each (variant, backend) is measured in a fresh process (multiprocessing, spawn), so the
 peak resident memory of one is not inflated by what an earlier one left in the
@@ -84,10 +93,35 @@ def _requantize(src: Path, dst: Path, ftype_name: str) -> Path:
     return dst
 
 
+def _f32_gguf(variant_id: str, art: Any, base: Any) -> Path:
+    """The float variant's weights, unchanged, as an F32 GGUF for llama.cpp (written once, atomically)."""
+    dst = cache() / f"{variant_id}-{art.key[:16]}-f32.gguf"
+    if dst.is_file():
+        return dst
+    from harness.base_model import load_model, load_tokenizer
+    from harness.methods.gguf_export import write_gguf
+
+    model = load_model(art.model_path)
+    tmp = dst.with_suffix(".tmp.gguf")
+    write_gguf(model, load_tokenizer(base.path), tmp, "F32", name=variant_id, gguf_source=base.gguf_path)
+    os.replace(tmp, dst)
+    return dst
+
+
+def _packed(art: Any) -> bool:
+    """Whether a safetensors artifact holds packed (bitsandbytes) weights rather than float ones."""
+    config = json.loads((Path(art.model_path) / "config.json").read_text(encoding="utf-8"))
+    return bool(config.get("quantization_config"))
+
+
+F32_NOTE = ("the variant's float32 weights written unchanged as an F32 GGUF by kompakt's GGUF writer, so llama.cpp runs "
+            "the same values")
+
+
 def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-methods") -> tuple[list[Spec], list[str], Any]:
-    """One spec per variant of the recipe on the backend that runs its format (safetensors on PyTorch,
-    GGUF on llama.cpp), plus the reference on llama.cpp as an F32 GGUF. Variants are built (or taken
-    from the artifact cache) exactly as ``kompakt bench`` builds them, so the lineage is the same."""
+    """One spec per variant of the recipe and backend that can run it as it is (module docstring).
+    Variants are built (or taken from the artifact cache) exactly as ``kompakt bench`` builds them,
+    so the lineage is the same."""
     from harness import artifacts
     from harness.base_model import embedded_gguf_path, resolve
     from harness.efficiency.llamacpp_backend import available
@@ -107,10 +141,18 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
             art = artifacts.reference_artifact(base)
         else:
             art = artifacts.build(recipe, vid, base=base, show_progress=False)
-        backend = "llama.cpp" if art.format == "gguf" else "pytorch"
-        if backend not in backends or (backend == "llama.cpp" and not llama_ok):
+        lineage = art.variant.model_copy(update={"id": vid})
+        if art.format == "gguf":
+            if "llama.cpp" in backends and llama_ok:
+                specs.append(Spec(vid, "llama.cpp", art.model_path, lineage=lineage))
             continue
-        specs.append(Spec(vid, backend, art.model_path, lineage=art.variant.model_copy(update={"id": vid})))
+        if "pytorch" in backends:
+            specs.append(Spec(vid, "pytorch", art.model_path, lineage=lineage))
+        if "llama.cpp" in backends and llama_ok and not rv.is_reference:
+            if _packed(art):
+                notes.append(f"{vid} not run on llama.cpp: bitsandbytes' packed weights have no GGUF type")
+            else:
+                specs.append(Spec(vid, "llama.cpp", _f32_gguf(vid, art, base), lineage=lineage, notes=F32_NOTE))
     if "llama.cpp" in backends and llama_ok and (not only or "reference" in only):
         f32 = _requantize(embedded_gguf_path(), cache() / "smollm2-135m-f32.gguf", "LLAMA_FTYPE_ALL_F32")
         specs.append(Spec("reference", "llama.cpp", f32, notes="the reference's weights as an F32 GGUF, written by llama.cpp's "
@@ -230,6 +272,8 @@ def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]],
             continue
         variant = s.lineage or Variant(id=s.variant, is_reference=s.variant == "reference", steps=[], notes=s.notes)
         notes = list(r.get("notes", []))
+        if s.notes and s.lineage is not None:
+            notes.insert(0, s.notes)  # how this backend got the artifact (the reference's goes in its variant notes)
         if "does_not_fit" in r:
             status, metrics = Status(**r["does_not_fit"]), Metrics()
         else:

@@ -219,12 +219,28 @@ def _is_oom(err: BaseException) -> bool:
 
 
 def weights_bytes_on_load(path: Path, dtype: str) -> int | None:
+    """Bytes the weights take once loaded for evaluation: a safetensors folder as its headers say, a GGUF
+    file dequantized to ``dtype`` (every tensor element at the dtype's size)."""
     try:
+        if path.suffix == ".gguf":
+            from gguf import GGUFReader
+
+            size = {"float32": 4, "float16": 2, "bfloat16": 2}[dtype]
+            return int(sum(int(t.n_elements) for t in GGUFReader(str(path)).tensors)) * size
         from harness.efficiency.memory import checkpoint_weights_bytes
 
         return int(checkpoint_weights_bytes(path, dtype))
-    except Exception:  # efficiency helpers missing or the folder unreadable: no pre-check
+    except Exception:  # efficiency helpers missing or the file unreadable: no pre-check
         return None
+
+
+#: Said on every results file whose accuracy was measured on a GGUF variant.
+GGUF_QUALITY_NOTE = (
+    "Accuracy and perplexity of this GGUF variant were measured on its weights dequantized to {dtype} by transformers' "
+    "GGUF reader, so they measure the error of the GGUF quantization of the weights; llama.cpp's own CPU kernels also "
+    "round the activations to 8 bit inside each quantized matrix product, which this does not reproduce. Memory and "
+    "speed are llama.cpp's, on the file as stored."
+)
 
 
 def load_4bit_step(dtype: str, reason: str) -> Any:
@@ -254,7 +270,7 @@ def plan_fit(artifact: Any, config: BenchConfig) -> Any:
     """Check the profile's memory budget before loading: None (loads as it is), the ``load_4bit``
     step (the profile loads it in 4 bit instead), or :class:`DoesNotFitError`."""
     profile = config.profile
-    if artifact.format != "hf":
+    if artifact.format not in ("hf", "gguf"):
         return None
     path = Path(artifact.model_path)
     needed = weights_bytes_on_load(path, profile.dtype)
@@ -263,11 +279,12 @@ def plan_fit(artifact: Any, config: BenchConfig) -> Any:
     reason = (f"the weights take {needed / 2**30:.2f} GiB in {profile.dtype}, more than the "
               f"{profile.memory_budget_bytes / 2**30:.2f} GiB budget of profile {profile.name}")
     try:
-        already_quantized = bool(json.loads((path / "config.json").read_text(encoding="utf-8")).get("quantization_config"))
+        already_quantized = artifact.format == "hf" and bool(json.loads((path / "config.json").read_text(encoding="utf-8")).get("quantization_config"))
     except (OSError, ValueError):
         already_quantized = False
-    # 4-bit weights take about a quarter of 16-bit ones (an eighth of float32); if even that is over, it cannot fit
-    if profile.on_does_not_fit != "load_4bit" or already_quantized or needed / 4 > profile.memory_budget_bytes:
+    # 4-bit weights take about a quarter of 16-bit ones (an eighth of float32); if even that is over, it cannot fit.
+    # A GGUF file is already quantized: loading it in 4 bit would quantize its dequantized weights a second time.
+    if profile.on_does_not_fit != "load_4bit" or already_quantized or artifact.format == "gguf" or needed / 4 > profile.memory_budget_bytes:
         raise DoesNotFitError(reason, needed, profile.memory_budget_bytes)
     return load_4bit_step(profile.dtype, reason)
 
@@ -277,6 +294,14 @@ def load_for_eval(artifact: Any, config: BenchConfig, fallback_step: Any = None)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     profile = config.profile
+    if artifact.format == "gguf":
+        # transformers reads the GGUF file and dequantizes every tensor to the profile's dtype (GGUF_QUALITY_NOTE)
+        if config.tokenizer_path is None:
+            raise NotMeasurable("a GGUF variant needs the base model's tokenizer folder (BenchConfig.tokenizer_path)")
+        gguf = Path(artifact.model_path)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=profile.dtype, device_map=profile.device)
+        model.eval()
+        return model, AutoTokenizer.from_pretrained(config.tokenizer_path)
     if artifact.format != "hf":
         raise NotMeasurable(
             f"format {artifact.format!r} cannot be run by the PyTorch quality backend (transformers); "
@@ -402,6 +427,8 @@ def measure_variant(job: VariantJob, config: BenchConfig, *, hardware: Hardware,
         notes += payload.get("notes", [])
         store_measurement(path, key, payload)
 
+    if artifact.format == "gguf" and (accuracy or perplexity):
+        notes.append(GGUF_QUALITY_NOTE.format(dtype=config.profile.dtype))
     # free the quality model before efficiency loads its own copy
     del lm, model, tokenizer
     gc.collect()

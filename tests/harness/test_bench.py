@@ -141,18 +141,26 @@ def test_load_4bit_fallback_is_recorded_in_the_lineage(env: dict[str, Any], tiny
     assert outcome.results.metrics.perplexity[0].token_perplexity > 1.0
 
 
-def test_gguf_is_reported_as_not_measurable_by_the_quality_backend(env: dict[str, Any], tmp_path: Path) -> None:
-    from harness.artifacts import GGUF_FILE, Artifact
+def test_a_gguf_variant_is_measured_on_its_dequantized_weights(env: dict[str, Any]) -> None:
+    """A GGUF export (Q8_0, written without llama.cpp) is read back by transformers for accuracy and perplexity;
+    the results say so, and its token perplexity is close to the float model's (Q8_0 is nearly lossless)."""
+    from harness import artifacts
+    from harness.recipes import parse_recipe
 
-    folder = tmp_path / "gguf-variant"
-    folder.mkdir()
-    (folder / GGUF_FILE).write_bytes(b"GGUF")
-    variant = Variant(id="gguf-q8-0", is_reference=False, steps=[Step(method="gguf", params={"quant_type": "Q8_0"})])
-    art = Artifact(folder, env["base"].info, variant, format="gguf", key="gguf-test")
-    config = _config(env, tasks=["wikitext2_tokens"])
-    [outcome] = bench.run_bench([bench.VariantJob("gguf", artifact=art)], config, say=lambda _: None)
-    assert outcome.status.code == "failed"
-    assert "cannot be run by the PyTorch quality backend" in outcome.status.reason
+    recipe = parse_recipe(Path("g.yaml"), {"base_model": {"source": str(env["base"].path), "id": "tiny-llama"},
+                                          "variants": [{"id": "gguf-q8_0", "steps": [{"method": "gguf", "params": {"quant_type": "Q8_0"}}]}]})
+    art = artifacts.build(recipe, "gguf-q8_0", base=env["base"], show_progress=False)
+    assert art.format == "gguf"
+    config = _config(env, tasks=["wikitext2_tokens"], tokenizer_path=env["base"].path)
+    [ref, gguf] = bench.run_bench([_reference_job(env), bench.VariantJob("gguf-q8_0", artifact=art)], config, say=lambda _: None)
+    assert gguf.status.code == "ok", gguf.status.reason
+    [p_ref], [p_gguf] = ref.results.metrics.perplexity, gguf.results.metrics.perplexity
+    assert p_gguf.token_perplexity != p_ref.token_perplexity  # really the quantized weights
+    assert abs(p_gguf.token_perplexity / p_ref.token_perplexity - 1) < 0.02
+    assert any("dequantized to float32 by transformers' GGUF reader" in n for n in gguf.results.notes)
+    # without the base model's tokenizer folder it is not measurable, and says why
+    [bare] = bench.run_bench([bench.VariantJob("gguf-q8_0", artifact=art)], _config(env, tasks=["wikitext2_tokens"], use_cache=False), say=lambda _: None)
+    assert bare.status.code == "failed" and "tokenizer folder" in bare.status.reason
 
 
 def test_cli_rejects_unknown_tasks_and_stray_limits() -> None:
