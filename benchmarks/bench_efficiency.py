@@ -108,12 +108,6 @@ def _f32_gguf(variant_id: str, art: Any, base: Any) -> Path:
     return dst
 
 
-def _packed(art: Any) -> bool:
-    """Whether a safetensors artifact holds packed (bitsandbytes) weights rather than float ones."""
-    config = json.loads((Path(art.model_path) / "config.json").read_text(encoding="utf-8"))
-    return bool(config.get("quantization_config"))
-
-
 F32_NOTE = ("the variant's float32 weights written unchanged as an F32 GGUF by kompakt's GGUF writer, so llama.cpp runs "
             "the same values")
 
@@ -123,7 +117,7 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
     Variants are built (or taken from the artifact cache) exactly as ``kompakt bench`` builds them,
     so the lineage is the same."""
     from harness import artifacts
-    from harness.base_model import embedded_gguf_path, resolve
+    from harness.base_model import embedded_gguf_path, resolve, saved_quantization_config
     from harness.efficiency.llamacpp_backend import available
     from harness.recipes import find_recipe, load_recipe
 
@@ -149,7 +143,7 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
         if "pytorch" in backends:
             specs.append(Spec(vid, "pytorch", art.model_path, lineage=lineage))
         if "llama.cpp" in backends and llama_ok and not rv.is_reference:
-            if _packed(art):
+            if saved_quantization_config(art.model_path) is not None:  # bitsandbytes' packed weights
                 notes.append(f"{vid} not run on llama.cpp: bitsandbytes' packed weights have no GGUF type")
             else:
                 specs.append(Spec(vid, "llama.cpp", _f32_gguf(vid, art, base), lineage=lineage, notes=F32_NOTE))

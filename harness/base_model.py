@@ -342,6 +342,15 @@ def load_model(folder: Path, *, trust_remote_code: bool = False, dtype: str = "f
     return model
 
 
+def saved_quantization_config(folder: Path) -> dict[str, Any] | None:
+    """The ``quantization_config`` a checkpoint folder was saved with (bitsandbytes' packed weights), if any."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config.get("quantization_config") or None
+
+
 def load_tokenizer(folder: Path, *, trust_remote_code: bool = False) -> "PreTrainedTokenizerBase":
     from transformers import AutoTokenizer
 

@@ -54,6 +54,7 @@ from kompakt.results import (
     TaskAccuracy,
 )
 
+from harness.base_model import saved_quantization_config
 from harness.evaluation import tasks as task_catalogue
 from harness.results_writer import latest_results, new_run_id, write_results
 
@@ -278,13 +279,10 @@ def plan_fit(artifact: Any, config: BenchConfig) -> Any:
         return None
     reason = (f"the weights take {needed / 2**30:.2f} GiB in {profile.dtype}, more than the "
               f"{profile.memory_budget_bytes / 2**30:.2f} GiB budget of profile {profile.name}")
-    try:
-        already_quantized = artifact.format == "hf" and bool(json.loads((path / "config.json").read_text(encoding="utf-8")).get("quantization_config"))
-    except (OSError, ValueError):
-        already_quantized = False
+    # A GGUF file or a bitsandbytes checkpoint is already quantized: loading it in 4 bit would quantize it a second time.
+    already_quantized = artifact.format == "gguf" or saved_quantization_config(path) is not None
     # 4-bit weights take about a quarter of 16-bit ones (an eighth of float32); if even that is over, it cannot fit.
-    # A GGUF file is already quantized: loading it in 4 bit would quantize its dequantized weights a second time.
-    if profile.on_does_not_fit != "load_4bit" or already_quantized or artifact.format == "gguf" or needed / 4 > profile.memory_budget_bytes:
+    if profile.on_does_not_fit != "load_4bit" or already_quantized or needed / 4 > profile.memory_budget_bytes:
         raise DoesNotFitError(reason, needed, profile.memory_budget_bytes)
     return load_4bit_step(profile.dtype, reason)
 

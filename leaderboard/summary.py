@@ -216,7 +216,6 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
         row[f"{metric}_min"] = f.min if f else None
         row[f"{metric}_max"] = f.max if f else None
         row[f"{metric}_batch"] = f.batch_size if f else None
-        row[f"{metric}_backend"] = f.backend if f else None
     return row
 
 

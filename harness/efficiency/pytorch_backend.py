@@ -105,13 +105,9 @@ class PytorchBackend:
             model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype, **common)
             note = f"the GGUF file {path.name} is dequantized to {dtype} by transformers on load: PyTorch runs float weights"
         else:
-            config_q = None
-            try:
-                import json
+            from harness.base_model import saved_quantization_config
 
-                config_q = json.loads((path / "config.json").read_text()).get("quantization_config")
-            except (OSError, ValueError):
-                pass
+            config_q = saved_quantization_config(path)
             # A bitsandbytes checkpoint carries its own quantization config; its float parts load in ``dtype``.
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True, **common)
             if config_q:
