@@ -1,0 +1,61 @@
+"""The committed measured results: valid, and the README's quality table generated from them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("quality_table", ROOT / "scripts" / "quality-table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_readme_quality_table_is_the_one_the_results_files_give():
+    qt = _script()
+    committed = qt.readme_block((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert committed == qt.table(), "the README's quality table is stale: run scripts/quality-table.py --readme"
+
+
+def test_the_quality_table_shows_the_figures_of_the_files(tmp_path):
+    qt = _script()
+    data = qt.newest_full(ROOT / "data/results/smollm2-135m-instruct/reference/cpu")
+    assert data is not None and qt.full_set(data)
+    # a second variant: the reference's figures with WinoGrande 0.1 lower and word PPL doubled
+    other = json.loads(json.dumps(data))
+    for a in other["metrics"]["accuracy"]:
+        if a["task"] == "winogrande":
+            a["value"] -= 0.1
+    for p in other["metrics"]["perplexity"]:
+        if p["task"] == "wikitext":
+            p["word_perplexity"] *= 2
+    for name, d in (("reference", data), ("awq4", other)):
+        (tmp_path / name / "cpu").mkdir(parents=True)
+        (tmp_path / name / "cpu" / "r.json").write_text(json.dumps(d), encoding="utf-8")
+    lines = qt.table(tmp_path).splitlines()
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| reference", "| awq4"]
+    awq = lines[3].split(" | ")
+    assert awq[7] == "-2.5"  # 0.1 over four tasks, in points
+    assert awq[9] == "+100.0 %"
+
+
+def test_a_partial_run_is_not_in_the_quality_table(tmp_path):
+    qt = _script()
+    data = qt.newest_full(ROOT / "data/results/smollm2-135m-instruct/reference/cpu")
+    for a in data["metrics"]["accuracy"]:
+        a["limit"] = 20
+    (tmp_path / "reference" / "cpu").mkdir(parents=True)
+    (tmp_path / "reference" / "cpu" / "r.json").write_text(json.dumps(data), encoding="utf-8")
+    assert qt.table(tmp_path) == ""
+
+
+def test_the_readme_markers_are_required():
+    with pytest.raises(ValueError, match="markers"):
+        _script().readme_block("no table here")
