@@ -603,15 +603,16 @@ def run_bench(jobs: list[VariantJob], config: BenchConfig, *, say: Callable[[str
 # --------------------------------------------------------------------------- summary
 
 
-def _figures(r: ResultsFile) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _figures(r: ResultsFile) -> dict[str, tuple[float, tuple]]:
+    """Figure key -> (value, what it may be compared on: limit, few-shot, task version, context length)."""
+    out: dict[str, tuple[float, tuple]] = {}
     for a in r.metrics.accuracy:
-        out[f"{a.task}:{a.metric}"] = a.value
+        out[f"{a.task}:{a.metric}"] = (a.value, (a.limit, a.num_fewshot, a.task_version, None))
     for p in r.metrics.perplexity:
         for f in ("word_perplexity", "bits_per_byte", "token_perplexity"):
             v = getattr(p, f)
             if v is not None:
-                out[f"{p.task}:{f}"] = v
+                out[f"{p.task}:{f}"] = (v, (p.limit, None, p.task_version, p.context_length))
     return out
 
 
@@ -642,16 +643,21 @@ def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None 
             if key not in figs:
                 cells.append("–")
                 continue
-            v = figs[key]
+            v, on = figs[key]
             text = f"{v:.2f}" if is_ppl else f"{100 * v:.1f}"
             if key in ref and o.results is not reference and not (o.results and o.results.variant.is_reference):
-                if is_ppl:
-                    text += f" ({100 * (v / ref[key] - 1):+.1f} %)"
+                r, ref_on = ref[key]
+                if on != ref_on:
+                    text += " (n/c)"
+                elif is_ppl:
+                    text += f" ({100 * (v / r - 1):+.1f} %)"
                 else:
-                    text += f" ({100 * (v - ref[key]):+.1f} pp)"
+                    text += f" ({100 * (v - r):+.1f} pp)"
             cells.append(text)
         lines.append(f"| {o.variant_id} | {o.status.code} | " + " | ".join(cells) + " |")
-    note = "Accuracies in %, changes against the reference in percentage points; perplexities with their relative change."
+    note = ("Accuracies in %, changes against the reference in percentage points; perplexities with their relative change; "
+            "n/c: not comparable, the reference's figure was measured on other documents (--limit), shots, task version "
+            "or context length.")
     if reference is None:
         note += " No reference measured under this profile: no changes shown."
     elif all(o.results is not reference for o in outcomes):
@@ -661,8 +667,10 @@ def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None 
 
 def find_reference(outcomes: list[VariantOutcome], base_id: str, profile: str, reference_id: str = "reference",
                    root: Path | None = None) -> ResultsFile | None:
-    """The reference of this run, else the newest reference results file under the profile."""
+    """The reference of this run, else the newest reference results file under the profile that holds
+    accuracy or perplexity (one that measured only memory and speed has nothing to compare with)."""
     for o in outcomes:
         if o.results is not None and o.results.variant.is_reference:
             return o.results
-    return latest_results(base_id, reference_id, profile, root)
+    return latest_results(base_id, reference_id, profile, root,
+                          where=lambda r: bool(r.metrics.accuracy or r.metrics.perplexity))

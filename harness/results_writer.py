@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from kompakt import paths
@@ -46,12 +47,16 @@ def write_results(results: ResultsFile | dict, root: Path | None = None) -> Path
     return target
 
 
-def latest_results(base_id: str, variant_id: str, profile: str, root: Path | None = None) -> ResultsFile | None:
-    """The newest valid results file of a variant under a profile (run ids sort by time), or None."""
+def latest_results(base_id: str, variant_id: str, profile: str, root: Path | None = None,
+                   where: Callable[[ResultsFile], bool] | None = None) -> ResultsFile | None:
+    """The newest valid results file of a variant under a profile (run ids sort by time) for which
+    ``where`` holds, or None."""
     folder = (Path(root) if root else paths.results_dir()) / base_id / variant_id / profile
     for path in sorted(folder.glob("*.json"), reverse=True):
         try:
-            return ResultsFile.model_validate_json(path.read_text(encoding="utf-8"))
+            found = ResultsFile.model_validate_json(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        if where is None or where(found):
+            return found
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -79,7 +80,7 @@ def run_row(r: ResultsFile, file: str) -> dict[str, Any]:
         "other_than_profile": bool(h and h.other_than_profile),
         "hardware_json": h.model_dump_json(exclude_none=True) if h else None,
         "provenance": p.kind,
-        "run_date": p.date.isoformat(),
+        "run_date": run_date(p.date),
         "command": p.command if p.kind == "measured" else None,
         "citation": citation_label(r),
         "citation_json": p.citation.model_dump_json(exclude_none=True) if p.kind == "reported" else None,
@@ -106,9 +107,29 @@ def _row(run_id: str, key: str, family: str, value: float, **extra: Any) -> dict
     return row
 
 
+def run_date(date: Any) -> str:
+    """The run date as UTC ISO text, so ordering the text orders the instants (a date without a
+    time or zone is taken as UTC midnight or UTC)."""
+    if not isinstance(date, dt.datetime):
+        date = dt.datetime.combine(date, dt.time())
+    date = date.replace(tzinfo=dt.timezone.utc) if date.tzinfo is None else date.astimezone(dt.timezone.utc)
+    return date.isoformat(timespec="microseconds")
+
+
+def run_backend(r: ResultsFile) -> str | None:
+    """The one backend a file's speed figures name, or None when they name none or several.
+
+    Memory and energy are measured in the same process as the speed figures, so they belong
+    to that backend: the same variant's memory on llama.cpp and on PyTorch are two figures.
+    """
+    backends = {t.backend for t in r.metrics.throughput if t.backend is not None}
+    return next(iter(backends)) if len(backends) == 1 else None
+
+
 def metric_rows(r: ResultsFile) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     m = r.metrics
+    backend = run_backend(r)
     for a in m.accuracy:
         rows.append(_row(r.run_id, accuracy_key(a.task, a.metric), "accuracy", a.value, task=a.task, metric=a.metric, stderr=a.stderr, n=a.n, limit=a.limit, num_fewshot=a.num_fewshot, task_version=a.task_version, notes=a.notes))
     for p in m.perplexity:
@@ -126,7 +147,7 @@ def metric_rows(r: ResultsFile) -> list[dict[str, Any]]:
             ("peak_host_bytes", mem.peak_host_bytes),
         ):
             if value is not None:
-                rows.append(_row(r.run_id, key, "memory", value, context_length=mem.context_length))
+                rows.append(_row(r.run_id, key, "memory", value, backend=backend, context_length=mem.context_length))
     for t in m.throughput:
         for key in ("decode_tokens_per_s", "prefill_tokens_per_s", "generate_tokens_per_s", "time_to_first_token_ms"):
             stat = getattr(t, key)
@@ -137,5 +158,5 @@ def metric_rows(r: ResultsFile) -> list[dict[str, Any]]:
         if t.bandwidth_bound_share is not None and t.decode_tokens_per_s is not None:
             rows.append(_row(r.run_id, "bandwidth_bound_share", "speed", t.bandwidth_bound_share, batch_size=t.batch_size, backend=t.backend))
     for e in m.energy:
-        rows.append(_row(r.run_id, "joules_per_token", "energy", e.joules_per_token, batch_size=e.batch_size, backend=e.source))
+        rows.append(_row(r.run_id, "joules_per_token", "energy", e.joules_per_token, batch_size=e.batch_size, backend=backend, notes=f"energy counter: {e.source}"))
     return rows

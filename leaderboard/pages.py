@@ -63,7 +63,7 @@ def _source_cell(r: Row) -> str:
     for kind in r["provenance"].split("+"):
         parts.append(f'<span class="kompakt-badge kompakt-{esc(kind)}">{esc(kind)}</span>')
     if r.get("limit") is not None:
-        parts.append(f'<span class="kompakt-badge kompakt-limit" title="partial run: at most {r["limit"]} samples per task">limit {r["limit"]}</span>')
+        parts.append(f'<span class="kompakt-badge kompakt-limit" title="partial: {esc(r.get("limited_tasks"))} on their first documents only">limit {r["limit"]}</span>')
     if r["status"] != "ok":
         parts.append(f'<span class="kompakt-badge kompakt-status" title="{esc(r.get("status_reason"))}">{esc(r["status"])}</span>')
     return " ".join(parts)
@@ -76,7 +76,7 @@ def _mean_cell(r: Row) -> str:
     if r.get("mean_basis") and "hellaswag_llamacpp" in r["mean_basis"]:
         out += ' <span class="kompakt-badge" title="HellaSwag scored on llama.cpp\'s preprocessed text">HS llama.cpp</span>'
     if r.get("quality_from"):
-        out += f' <span class="kompakt-badge" title="accuracy measured on {esc(r["quality_from"])}">†</span>'
+        out += f' <span class="kompakt-badge" title="accuracy from {esc(r["quality_from"])}">†</span>'
     reported = r.get("reported_mean_accuracy")
     if reported is not None and abs(reported - r["mean_accuracy"]) >= 0.00005:
         out += f'<br><small title="the average as the source prints it">source: {fmt_fraction(reported)}</small>'
@@ -194,8 +194,9 @@ def _pager(n_pages: int, current: int, prefix: str) -> str:
 
 NOTES_ON_READING = (
     "Badges: **measured** rows come from the kompakt harness, **reported** rows are transcribed from a publication "
-    "(see each model's page for the citation) and are never shown as measured. **limit N** marks a partial run that "
-    "scored only N samples per task. **†** marks accuracy measured under another profile for the same artifact. "
+    "(see each model's page for the citation) and are never shown as measured. **limit N** marks a row with tasks "
+    "scored on their first N documents only (hover it for which). **†** marks accuracy taken from another profile, "
+    "or from a publication, for the same artifact (hover it for which). "
     "Deltas are shown only against a reference measured on the same hardware with the same task versions, few-shot "
     "counts and limits."
 )

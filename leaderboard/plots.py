@@ -38,7 +38,7 @@ def pareto_figure(points: list[dict[str, Any]], rows_by_key: dict[tuple[str, str
             row = rows_by_key[(p["variant_id"], p["backend"])]
             lines = [f"<b>{esc(row_label(row))}</b>", esc(row["lineage"]), f"{esc(info(x_key).label)}: {p['x'] / x_scale:.4g}", f"{esc(info(y_key).label)}: {p['y'] / y_scale:.4g}"]
             if row.get("quality_from"):
-                lines.append(esc(f"accuracy measured on {row['quality_from']}"))
+                lines.append(esc(f"accuracy from {row['quality_from']}"))
             hover.append("<br>".join(lines))
         return {
             "type": "scatter",

@@ -55,7 +55,8 @@ SELECT * EXCLUDE (rn) FROM (
     SELECT r.base_model_id, r.variant_id, r.is_reference, r.profile, r.hardware_label, r.lm_eval_version, r.provenance, m.*,
         row_number() OVER (
             PARTITION BY r.base_model_id, r.variant_id, r.profile, r.hardware_label, m.key, m.task, m.batch_size, m.backend, m.context_length
-            ORDER BY (m."limit" IS NULL) DESC, r.run_date DESC, r.run_id DESC) AS rn
+            -- the most complete figure first (all documents, else the largest limit), then the newest
+            ORDER BY (m."limit" IS NULL) DESC, m."limit" DESC NULLS LAST, r.run_date DESC, r.run_id DESC) AS rn
     FROM metrics m JOIN runs r USING (run_id)
     WHERE r.duplicate_of IS NULL AND r.status = 'ok')
 WHERE rn = 1;

@@ -5,11 +5,12 @@ under one profile and one inference backend: the same variant timed on PyTorch
 and on llama.cpp is two rows. Accuracy and perplexity belong to the artifact and
 are shown on each of its rows; memory, speed and energy belong to the backend
 that ran it (memory and energy figures take the backend of the speed figures in
-the same results file). Its figures are the latest value of each metric over the
-runs with that key (restated runs excluded), so a later run that measured only
-speed does not hide an earlier run's accuracy; a figure on the full test set is
-never displaced by a later partial one (``--limit``: a quick demo run does not
-hide the full run). Each figure remembers the run it came from.
+the same results file: ``leaderboard.flatten.run_backend``). Its figures are the
+latest value of each metric over the runs with that key (restated runs excluded),
+so a later run that measured only speed does not hide an earlier run's accuracy;
+a figure is never displaced by a later, less complete one (``--limit``: a quick
+demo run on 40 documents hides neither the full run nor one on 1,000). Each figure
+remembers the run it came from.
 
 Comparisons are only made between like and like: a delta against the reference
 needs the same task version, lm-eval version, few-shot count and limit, and a
@@ -30,9 +31,6 @@ from leaderboard.budgets import fitting
 from leaderboard.frontier import pareto_mask, relative
 
 RowKey = tuple[str, str, str, str, str | None]  # base_model_id, variant_id, profile, hardware_label, backend
-
-#: Metric families that belong to the backend that ran the artifact (quality belongs to the artifact).
-BACKEND_FAMILIES = {"memory", "speed", "energy"}
 
 #: Accuracy columns shown on the leaderboard, in order: (task, metric).
 SHOWN_ACCURACY = [
@@ -86,15 +84,11 @@ def _latest_figures(runs: list[dict[str, Any]], metrics_by_run: dict[str, list[d
     """The latest figure per metric identity over ``runs`` (sorted oldest first)."""
     out: dict[tuple, Figure] = {}
     for run in runs:
-        run_metrics = metrics_by_run.get(run["run_id"], [])
-        run_backend = _run_backend(run_metrics)
-        for m in run_metrics:
+        for m in metrics_by_run.get(run["run_id"], []):
             backend = m["backend"]
-            if backend is None and m["family"] in BACKEND_FAMILIES:
-                backend = run_backend  # memory and energy measured in the same process as the speed figures
             ident = (m["key"], m["task"], m["batch_size"], backend, m["context_length"] if m["key"] == "token_perplexity" else None)
-            if m["limit"] is not None and ident in out and out[ident].limit is None:
-                continue  # a partial measurement does not replace a full one
+            if ident in out and not at_least_as_complete(m["limit"], out[ident].limit):
+                continue  # a partial measurement does not replace a more complete one
             out[ident] = Figure(
                 value=m["value"], run_id=run["run_id"], stderr=m["stderr"], n=m["n"], limit=m["limit"], num_fewshot=m["num_fewshot"],
                 task_version=m["task_version"], lm_eval_version=run["lm_eval_version"], batch_size=m["batch_size"], backend=backend,
@@ -103,10 +97,9 @@ def _latest_figures(runs: list[dict[str, Any]], metrics_by_run: dict[str, list[d
     return out
 
 
-def _run_backend(run_metrics: list[dict[str, Any]]) -> str | None:
-    """The one backend a run's speed figures name, or None when they name none or several."""
-    backends = {m["backend"] for m in run_metrics if m["family"] == "speed" and m["backend"] is not None}
-    return next(iter(backends)) if len(backends) == 1 else None
+def at_least_as_complete(limit: int | None, than: int | None) -> bool:
+    """Whether a figure on ``limit`` documents (None: all) covers at least as much as one on ``than``."""
+    return limit is None or (than is not None and limit >= than)
 
 
 def split_by_backend(figures: dict[tuple, Figure]) -> dict[str | None, dict[tuple, Figure]]:
@@ -127,7 +120,8 @@ def _pick(figures: dict[tuple, Figure], key: str, task: str | None = None) -> Fi
     def rank(item: tuple[tuple, Figure]) -> tuple:
         f = item[1]
         bs = f.batch_size
-        return (0 if bs == 1 else 1 if bs is None else 2, bs or 0, f.backend or "", f.context_length or 0)
+        # on a backend's row, its own figure before one that names no backend (a hand-written file)
+        return (0 if bs == 1 else 1 if bs is None else 2, bs or 0, f.backend is None, f.backend or "", f.context_length or 0)
 
     return sorted(candidates, key=rank)[0][1]
 
@@ -220,7 +214,7 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
 
 
 def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
-    limits = set()
+    limits: dict[str, int] = {}  # task -> limit, for the tasks of this row measured on a subset
     for task, metric in SHOWN_ACCURACY:
         f = _pick(figures, f"acc:{task}:{metric}", task)
         col = f"acc_{task}_{metric}"
@@ -228,7 +222,7 @@ def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
         row[f"{col}_stderr"] = f.stderr if f else None
         row[f"{col}_limit"] = f.limit if f else None
         if f is not None and f.limit is not None:
-            limits.add(f.limit)
+            limits[task] = f.limit
     mean, basis, chosen = mean_accuracy(figures)
     row["mean_accuracy"] = mean
     row["mean_basis"] = basis
@@ -237,16 +231,17 @@ def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
         f = _pick(figures, metric)
         row[metric] = f.value if f else None
         if f is not None and f.limit is not None:
-            limits.add(f.limit)
+            limits["token perplexity" if metric == "token_perplexity" else "wikitext"] = f.limit
     tp = _pick(figures, "token_perplexity")
     row["token_perplexity_context"] = tp.context_length if tp else None
-    row["limit"] = max(limits) if limits else None
+    row["limit"] = max(limits.values()) if limits else None
+    row["limited_tasks"] = ", ".join(f"{task} ({n})" for task, n in sorted(limits.items())) or None
 
 
 QUALITY_COLUMNS = [
     *[f"acc_{t}_{m}{s}" for t, m in SHOWN_ACCURACY for s in ("", "_stderr", "_limit")],
     "mean_accuracy", "mean_basis", "_mean_figures", "word_perplexity", "byte_perplexity", "bits_per_byte",
-    "token_perplexity", "token_perplexity_context", "limit", "reported_mean_accuracy",
+    "token_perplexity", "token_perplexity_context", "limit", "limited_tasks", "reported_mean_accuracy",
 ]
 
 
@@ -268,12 +263,18 @@ def _borrow_quality(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if _has_quality(r) or r["status"] != "ok":
             continue
-        donors = sorted(with_quality.get((r["base_model_id"], r["variant_id"]), []), key=lambda d: (d["profile"] != "unspecified", d["profile"], d["hardware_label"]))
+        # a donor of the row's own provenance first (measured speed takes measured accuracy), then
+        # hardware-independent reported figures, then any
+        donors = sorted(
+            with_quality.get((r["base_model_id"], r["variant_id"]), []),
+            key=lambda d: (d["provenance"] != r["provenance"], d["profile"] != "unspecified", d["profile"], d["hardware_label"]),
+        )
         if donors:
             donor = donors[0]
             for col in QUALITY_COLUMNS:
                 r[col] = donor[col]
-            r["quality_from"] = donor["hardware_label"] if donor["profile"] != "unspecified" else "unspecified hardware"
+            where = donor["hardware_label"] if donor["profile"] != "unspecified" else "unspecified hardware"
+            r["quality_from"] = where if donor["provenance"] == r["provenance"] else f"{where} ({donor['provenance']})"
             r["_quality_figures"] = donor["_figures"]
 
 

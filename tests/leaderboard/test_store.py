@@ -102,3 +102,40 @@ def test_lists_are_stored_as_json(memdb):
     r = make_result("m", "reference", "cpu", notes=["first <b>note</b>"])
     load(memdb, r)
     assert json.loads(memdb.execute("SELECT notes FROM leaderboard").fetchone()[0]) == ["first <b>note</b>"]
+
+
+def test_latest_metrics_keeps_the_most_complete_figure(memdb):
+    full = make_result("m", "reference", "cpu", run_id="k")
+    for a in full["metrics"]["accuracy"]:
+        a["limit"] = 1000
+    demo = make_result("m", "reference", "cpu", run_id="demo")
+    demo["provenance"]["date"] = "2026-12-01T00:00:00+00:00"
+    for a in demo["metrics"]["accuracy"]:
+        a["limit"], a["value"] = 40, 0.99
+    load(memdb, full, demo)
+    assert memdb.execute("SELECT run_id, \"limit\" FROM latest_metrics WHERE key = 'acc:winogrande:acc'").fetchall() == [("k", 1000)]
+
+
+def test_memory_deltas_stay_within_one_backend(memdb):
+    ref = make_result("m", "reference", "cpu")
+    var_pt = make_result("m", "awq-4bit", "cpu", run_id="pt")
+    var_lc = make_result("m", "awq-4bit", "cpu", run_id="lc")
+    var_lc["provenance"]["date"] = "2026-12-01T00:00:00+00:00"
+    var_lc["metrics"]["throughput"][0]["backend"] = "llama.cpp"
+    var_lc["metrics"]["memory"]["peak_host_bytes"] = 1
+    load(memdb, ref, var_pt, var_lc)
+    got = memdb.execute("SELECT backend, reference_value FROM deltas WHERE key = 'peak_host_bytes'").fetchall()
+    # only the PyTorch figure has a reference on its backend; the llama.cpp one is not divided by PyTorch's
+    assert got == [("pytorch", ref["metrics"]["memory"]["peak_host_bytes"])]
+    latest = memdb.execute("SELECT backend, value FROM latest_metrics WHERE key = 'peak_host_bytes' AND variant_id = 'awq-4bit' ORDER BY backend").fetchall()
+    assert latest == [("llama.cpp", 1.0), ("pytorch", float(var_pt["metrics"]["memory"]["peak_host_bytes"]))]
+
+
+def test_run_dates_with_other_time_zones_order_by_instant(memdb):
+    early = make_result("m", "reference", "cpu", run_id="early")
+    early["provenance"]["date"] = "2026-12-01T23:00:00-05:00"  # 04:00 UTC on 2 December
+    late = make_result("m", "reference", "cpu", run_id="late")
+    late["provenance"]["date"] = "2026-12-02T03:00:00+00:00"
+    late["metrics"]["accuracy"][0]["value"] = 0.5
+    load(memdb, early, late)
+    assert memdb.execute("SELECT run_id FROM latest_runs").fetchall() == [("early",)]

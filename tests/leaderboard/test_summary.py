@@ -60,7 +60,7 @@ def test_latest_run_wins_per_metric_and_partial_runs_do_not_hide_older_metrics()
     old = make_result("m", "reference", "cpu", run_id="old")
     new = make_result("m", "reference", "cpu", run_id="new")
     new["provenance"]["date"] = "2026-12-01T00:00:00+00:00"
-    new["metrics"] = {"throughput": [{"batch_size": 1, "decode_tokens_per_s": {"value": 99.0}}]}
+    new["metrics"] = {"throughput": [{"backend": "pytorch", "batch_size": 1, "decode_tokens_per_s": {"value": 99.0}}]}
     rows = rows_of(old, new)
     row = rows[("reference", "cpu")]
     assert row["decode_tokens_per_s"] == 99.0
@@ -199,3 +199,74 @@ def test_speedup_is_against_the_reference_on_the_same_backend():
     other_row = rows[("prune-8", "onnx")]
     assert other_row["speedup"] is None and other_row["memory_ratio"] is None  # no reference on that backend: no ratio
     assert other_row["delta_mean_accuracy"] is not None  # accuracy is compared all the same
+
+
+def _limited(result: dict, limit: int) -> dict:
+    for a in result["metrics"]["accuracy"]:
+        a["limit"] = limit
+    return result
+
+
+def test_a_later_run_on_fewer_documents_does_not_replace_one_on_more():
+    thousand = _limited(make_result("m", "reference", "cpu", run_id="k"), 1000)
+    demo = _limited(make_result("m", "reference", "cpu", run_id="demo"), 40)
+    demo["provenance"]["date"] = "2026-12-01T00:00:00+00:00"
+    demo["metrics"]["accuracy"][0]["value"] = 0.99
+    row = rows_of(thousand, demo)[("reference", "cpu")]
+    assert row["acc_winogrande_acc"] == thousand["metrics"]["accuracy"][0]["value"]
+    assert row["limit"] == 1000
+    # a later run on more documents does replace it
+    more = _limited(make_result("m", "reference", "cpu", run_id="more"), 2000)
+    more["provenance"]["date"] = "2026-12-02T00:00:00+00:00"
+    more["metrics"]["accuracy"][0]["value"] = 0.6
+    assert rows_of(thousand, demo, more)[("reference", "cpu")]["acc_winogrande_acc"] == 0.6
+
+
+def test_the_limit_badge_names_the_limited_tasks():
+    r = make_result("m", "reference", "cpu")
+    r["metrics"]["accuracy"][3]["limit"] = 1000  # hellaswag only
+    row = rows_of(r)[("reference", "cpu")]
+    assert row["limit"] == 1000
+    assert row["limited_tasks"] == "hellaswag (1000)"
+
+
+def test_memory_and_energy_belong_to_the_backend_of_their_file():
+    ref = make_result("m", "reference", "cpu")
+    ref["metrics"]["energy"] = [{"joules_per_token": 0.5, "source": "rapl", "batch_size": 1}]
+    lc = make_result("m", "reference", "cpu", run_id="lc")
+    lc["metrics"]["throughput"][0]["backend"] = "llama.cpp"
+    lc["metrics"]["memory"]["peak_host_bytes"] = 123_000_000
+    rows, _ = rows_by_backend(ref, lc)
+    assert set(rows) == {("reference", "pytorch"), ("reference", "llama.cpp")}  # no row for the energy counter
+    assert rows[("reference", "pytorch")]["joules_per_token"] == 0.5
+    assert rows[("reference", "llama.cpp")]["joules_per_token"] is None
+    assert rows[("reference", "llama.cpp")]["peak_host_bytes"] == 123_000_000
+    assert rows[("reference", "pytorch")]["peak_host_bytes"] == ref["metrics"]["memory"]["peak_host_bytes"]
+
+
+def test_a_backends_own_memory_comes_before_memory_that_names_no_backend():
+    ref = make_result("m", "reference", "cpu")
+    bare = make_result("m", "reference", "cpu", run_id="bare")  # memory only: no backend to give it
+    bare["provenance"]["date"] = "2026-12-01T00:00:00+00:00"
+    bare["metrics"] = {"memory": {"peak_host_bytes": 1}}
+    rows, _ = rows_by_backend(ref, bare)
+    assert rows[("reference", "pytorch")]["peak_host_bytes"] == ref["metrics"]["memory"]["peak_host_bytes"]
+
+
+def test_a_measured_row_borrows_measured_accuracy_before_reported():
+    measured = make_result("m", "awq-4bit", "cpu")
+    reported = make_result("m", "awq-4bit", "cpu", run_id="paper")
+    reported.update(profile="unspecified", hardware=None)
+    reported["provenance"] = {"kind": "reported", "date": "2024-01-01", "citation": {"title": "A paper", "authors": "A. Author", "year": 2024, "table": "2"}}
+    for a in reported["metrics"]["accuracy"]:
+        a["value"] = 0.9
+    speed = make_result("m", "awq-4bit", "a100", run_id="speed")
+    speed["metrics"] = {"throughput": speed["metrics"]["throughput"]}
+    rows = {(r["variant_id"], r["profile"]): r for r in all_rows(measured, reported, speed)}
+    row = rows[("awq-4bit", "a100")]
+    assert row["acc_winogrande_acc"] == measured["metrics"]["accuracy"][0]["value"]
+    assert row["quality_from"] == rows[("awq-4bit", "cpu")]["hardware_label"]
+    # with only the reported accuracy to borrow, the row says so
+    rows = {(r["variant_id"], r["profile"]): r for r in all_rows(reported, speed)}
+    assert rows[("awq-4bit", "a100")]["acc_winogrande_acc"] == 0.9
+    assert rows[("awq-4bit", "a100")]["quality_from"] == "unspecified hardware (reported)"
