@@ -88,3 +88,42 @@ def test_lora_heals_the_pruned_model_within_15_minutes(embedded_base: Any) -> No
     assert after < 0.9 * before
     rec = healed.variant.steps[-1].record
     assert rec["heldout_loss_after"] < rec["heldout_loss_before"]
+
+
+#: A short run of every task on the embedded reference: (task, metric) -> the range a 135M
+#: instruction model scores on these first documents. Chance is 0.50 on WinoGrande, 0.25 on
+#: ARC-Challenge and HellaSwag; the full sets give 0.504, 0.269, 0.448 and 0.420
+#: (data/results/smollm2-135m-instruct/reference/cpu/20261123T164314Z-7df5d1.json). A broken
+#: prompt, scoring or data path lands far outside: at 0 or 1, or at chance with no spread at all.
+SHORT_LIMITS = {"winogrande": 100, "arc_challenge": 100, "truthfulqa_mc2": 50, "hellaswag_llamacpp": 100,
+                "wikitext": 2, "wikitext2_tokens": 4}
+ACCURACY_RANGE = {("winogrande", "acc"): (0.35, 0.70), ("arc_challenge", "acc_norm"): (0.12, 0.45),
+                  ("truthfulqa_mc2", "acc"): (0.30, 0.65), ("hellaswag_llamacpp", "acc_norm"): (0.25, 0.65)}
+
+
+def test_a_short_bench_on_the_embedded_reference_gives_real_numbers_in_range(embedded_base: Any, tmp_path: Path) -> None:
+    """`kompakt bench` end to end on the real model: each task's figure comes back, in range."""
+    needs_data()
+    from harness import bench
+    from harness.artifacts import reference_artifact
+    from kompakt.profiles import get_profile
+    from kompakt.results import ResultsFile
+
+    config = bench.BenchConfig(profile=get_profile("cpu"), tasks=list(SHORT_LIMITS), task_limits=dict(SHORT_LIMITS),
+                               results_root=tmp_path, command="pytest")
+    job = bench.VariantJob("reference", artifact=reference_artifact(embedded_base), is_reference=True)
+    [outcome] = bench.run_bench([job], config, say=print)
+    assert outcome.status.code == "ok", outcome.status.reason
+    results = ResultsFile.model_validate_json(outcome.path.read_text(encoding="utf-8"))
+    acc = {(a.task, a.metric): a for a in results.metrics.accuracy}
+    print({k: round(a.value, 4) for k, a in acc.items()})
+    for key, (low, high) in ACCURACY_RANGE.items():
+        a = acc[key]
+        assert a.limit == SHORT_LIMITS[key[0]] and a.n == SHORT_LIMITS[key[0]]
+        assert low <= a.value <= high, f"{key}: {a.value} outside [{low}, {high}]"
+        assert a.stderr is not None and 0 < a.stderr < 0.1
+    ppl = {p.task: p for p in results.metrics.perplexity}
+    print({t: (p.word_perplexity, p.token_perplexity) for t, p in ppl.items()})
+    # the full test set gives 30.7 (word) and 21.6 (token, 2048); the first documents are of that order
+    assert 10 < ppl["wikitext"].word_perplexity < 80 and 0.6 < ppl["wikitext"].bits_per_byte < 1.3
+    assert 8 < ppl["wikitext2_tokens"].token_perplexity < 60 and ppl["wikitext2_tokens"].context_length == 2048
