@@ -20,6 +20,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 SHOTS = {
     "leaderboard.png": ("/leaderboard/", None),
     "model-page.png": ("/models/llama-3-8b-instruct/", ".kompakt-plots"),
+    "measured-model-page.png": ("/models/smollm2-135m-instruct/", None),
 }
 
 
