@@ -108,8 +108,8 @@ def _row(run_id: str, key: str, family: str, value: float, **extra: Any) -> dict
 
 
 def run_date(date: Any) -> str:
-    """The run date as UTC ISO text, so ordering the text orders the instants (a date without a
-    time or zone is taken as UTC midnight or UTC)."""
+    """The run date as UTC ISO text with microseconds, so ordering the text orders the instants.
+    A date alone (a publication's) is taken as UTC midnight, a time without a zone as UTC."""
     if not isinstance(date, dt.datetime):
         date = dt.datetime.combine(date, dt.time())
     date = date.replace(tzinfo=dt.timezone.utc) if date.tzinfo is None else date.astimezone(dt.timezone.utc)
