@@ -22,17 +22,7 @@ VARIANTS="${VARIANTS:-reference awq4 prune-8 prune-8-lora rtn4 gptq4 bnb-nf4 rtn
 for v in $VARIANTS; do
     # a variant with a full results file (WinoGrande unlimited, token perplexity present) is
     # done: the cache would make it instant, but a second identical file is a duplicate run
-    if "$BIN/python" - "$v" <<'PY'
-import json, sys
-from pathlib import Path
-for f in Path("data/results/smollm2-135m-instruct", sys.argv[1], "cpu").glob("*.json"):
-    d = json.loads(f.read_text())
-    acc = {a["task"]: a for a in d["metrics"].get("accuracy", [])}
-    ppl = {p["task"] for p in d["metrics"].get("perplexity", [])}
-    if "winogrande" in acc and acc["winogrande"].get("limit") is None and "wikitext2_tokens" in ppl:
-        sys.exit(0)
-sys.exit(1)
-PY
+    if "$BIN/python" scripts/quality-table.py --has-full "$v"
     then
         echo "== $v: already measured"; continue
     fi

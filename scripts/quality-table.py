@@ -6,6 +6,8 @@ script, never typed, so a figure there is always the one in a results file:
 
     .venv/bin/python scripts/quality-table.py            # print it
     .venv/bin/python scripts/quality-table.py --readme   # write it between the README's markers
+    .venv/bin/python scripts/quality-table.py --has-full awq4   # exit 0 when awq4 has a full set
+                                                                # (scripts/measure-cpu-set.sh skips it then)
 
 ``tests/test_committed_results.py`` fails when the README's table differs from what this
 prints, so the two cannot drift apart.
@@ -97,6 +99,8 @@ def readme_block(readme: str) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--has-full"] and len(argv) == 2:
+        return 0 if newest_full(ROOT / "data/results/smollm2-135m-instruct" / argv[1] / "cpu") else 1
     text = table()
     if not text:
         print("no variant has a full quality set under data/results/smollm2-135m-instruct/*/cpu", file=sys.stderr)

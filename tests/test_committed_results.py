@@ -59,3 +59,9 @@ def test_a_partial_run_is_not_in_the_quality_table(tmp_path):
 def test_the_readme_markers_are_required():
     with pytest.raises(ValueError, match="markers"):
         _script().readme_block("no table here")
+
+
+def test_has_full_tells_the_measurement_script_what_is_done():
+    qt = _script()
+    assert qt.main(["--has-full", "reference"]) == 0
+    assert qt.main(["--has-full", "no-such-variant"]) == 1
