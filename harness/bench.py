@@ -196,9 +196,11 @@ def read_measurement(path: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         data["accuracy"] = [TaskAccuracy.model_validate(a) for a in data.get("accuracy", [])]
         data["perplexity"] = [Perplexity.model_validate(p) for p in data.get("perplexity", [])]
-        return data
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent or unreadable: measure again
+    if any(p.context_length is None for p in data["perplexity"]):
+        return None  # from before perplexity windows were recorded: measure again rather than guess the window
+    return data
 
 
 def store_measurement(path: Path, key: dict[str, Any], payload: dict[str, Any]) -> None:

@@ -195,7 +195,14 @@ class Perplexity(Strict):
         default=None,
         description="Token-level perplexity at a fixed context length, as quantization papers quote it; depends on the tokenizer, so only comparable within one base model.",
     )
-    context_length: int | None = Field(default=None, ge=1, description="Context length of `token_perplexity`, in tokens.")
+    context_length: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Window in tokens: for `token_perplexity` the fixed window length; for lm-eval's word and byte perplexity the "
+            "rolling window (the model's `max_length` in lm-eval). Figures with different windows are not compared; null: not recorded."
+        ),
+    )
     limit: int | None = Field(default=None, ge=1, description="Number of documents scored if not all.")
     task_version: ShortText | None = Field(default=None, description="Version of the task definition.")
     notes: Text | None = Field(default=None, description="Remarks.")

@@ -136,8 +136,7 @@ def metric_rows(r: ResultsFile) -> list[dict[str, Any]]:
         for field in ("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"):
             value = getattr(p, field)
             if value is not None:
-                ctx = p.context_length if field == "token_perplexity" else None
-                rows.append(_row(r.run_id, field, "perplexity", value, task=p.task, metric=field, limit=p.limit, task_version=p.task_version, context_length=ctx, notes=p.notes))
+                rows.append(_row(r.run_id, field, "perplexity", value, task=p.task, metric=field, limit=p.limit, task_version=p.task_version, context_length=p.context_length, notes=p.notes))
     if m.memory is not None:
         mem = m.memory
         for key, value in (

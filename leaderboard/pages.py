@@ -83,6 +83,13 @@ def _mean_cell(r: Row) -> str:
     return out
 
 
+def _word_ppl_cell(r: Row) -> str:
+    text = fmt_num(r["word_perplexity"])
+    if not text or not r.get("word_perplexity_context"):
+        return text
+    return f'<span title="lm-eval rolling window of {r["word_perplexity_context"]} tokens">{text}</span>'
+
+
 def _delta_cell(r: Row) -> str:
     if r["delta_mean_accuracy"] is None:
         return ""
@@ -143,7 +150,7 @@ def leaderboard_columns(with_model: bool = True, with_hardware: bool = True, roo
         Column("Source", _source_cell, lambda r: r["provenance"], "measured by the kompakt harness or reported in a publication"),
         Column("Mean acc.", _mean_cell, lambda r: r["mean_accuracy"], METRICS["mean_accuracy"].description, numeric=True),
         Column("Δ vs ref.", _delta_cell, lambda r: r["delta_mean_accuracy"], "change of mean accuracy against the reference variant on the same hardware, and the share of the reference's accuracy kept", numeric=True),
-        Column("Word PPL", lambda r: fmt_num(r["word_perplexity"]), lambda r: r["word_perplexity"], METRICS["word_perplexity"].description, numeric=True),
+        Column("Word PPL", _word_ppl_cell, lambda r: r["word_perplexity"], METRICS["word_perplexity"].description, numeric=True),
         Column("Memory", _memory_cell, _memory_value, "weights as stored and peak memory while generating; badges: common budgets the measured peak fits", numeric=True),
         Column("tok/s", _speed_cell, lambda r: _speed_value(r)[0], "decode tokens/s (median, [min–max]) or, where only that is known, whole-generate tokens/s", numeric=True),
         Column("Speed-up", lambda r: fmt_ratio(r["speedup"]), lambda r: r["speedup"], "tokens/s against the reference on the same hardware, backend and batch size", numeric=True),

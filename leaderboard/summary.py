@@ -77,6 +77,8 @@ class Figure:
             and self.num_fewshot == other.num_fewshot
             and self.task_version == other.task_version
             and self.lm_eval_version == other.lm_eval_version
+            # a perplexity's window: lm-eval's rolling window or the token-perplexity window
+            and self.context_length == other.context_length
         )
 
 
@@ -232,8 +234,9 @@ def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
         row[metric] = f.value if f else None
         if f is not None and f.limit is not None:
             limits["token perplexity" if metric == "token_perplexity" else "wikitext"] = f.limit
-    tp = _pick(figures, "token_perplexity")
-    row["token_perplexity_context"] = tp.context_length if tp else None
+    for metric in ("word_perplexity", "token_perplexity"):
+        f = _pick(figures, metric)
+        row[f"{metric}_context"] = f.context_length if f else None
     row["limit"] = max(limits.values()) if limits else None
     row["limited_tasks"] = ", ".join(f"{task} ({n})" for task, n in sorted(limits.items())) or None
 
@@ -241,7 +244,7 @@ def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
 QUALITY_COLUMNS = [
     *[f"acc_{t}_{m}{s}" for t, m in SHOWN_ACCURACY for s in ("", "_stderr", "_limit")],
     "mean_accuracy", "mean_basis", "_mean_figures", "word_perplexity", "byte_perplexity", "bits_per_byte",
-    "token_perplexity", "token_perplexity_context", "limit", "limited_tasks", "reported_mean_accuracy",
+    "token_perplexity", "token_perplexity_context", "word_perplexity_context", "limit", "limited_tasks", "reported_mean_accuracy",
 ]
 
 

@@ -59,6 +59,15 @@ def _clean(value: Any) -> float | None:
     return None if math.isnan(value) or math.isinf(value) else value
 
 
+def rolling_window(lm: Any) -> int | None:
+    """The window of lm-eval's rolling log-likelihood on ``lm``: its ``max_length`` in tokens, None if unknown."""
+    try:
+        value = int(lm.max_length)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
 def run_task(
     lm: Any,
     name: str,
@@ -132,6 +141,9 @@ def run_task(
                 word_perplexity=_clean(res.get("word_perplexity,none")),
                 byte_perplexity=_clean(res.get("byte_perplexity,none")),
                 bits_per_byte=_clean(res.get("bits_per_byte,none")),
+                # lm-eval scores each document in disjoint windows of the model's max_length
+                # (8192 for SmolLM2): another window gives another perplexity, so it is recorded
+                context_length=rolling_window(lm),
                 limit=record_limit,
                 task_version=version,
                 notes=note,

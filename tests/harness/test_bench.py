@@ -97,6 +97,18 @@ def test_a_killed_run_resumes_without_redoing_finished_tasks(env: dict[str, Any]
     assert len(_files(env)) == 1
 
 
+def test_a_cached_perplexity_without_its_window_is_measured_again(tmp_path: Path) -> None:
+    """Entries cached before perplexity windows were recorded are not trusted to have had any given window."""
+    from kompakt.results import Perplexity
+
+    path = tmp_path / "wikitext.json"
+    entry = Perplexity(task="wikitext", word_perplexity=30.0, context_length=8192)
+    bench.store_measurement(path, {"task": "wikitext"}, {"perplexity": [entry]})
+    assert bench.read_measurement(path)["perplexity"] == [entry]
+    bench.store_measurement(path, {"task": "wikitext"}, {"perplexity": [entry.model_copy(update={"context_length": None})]})
+    assert bench.read_measurement(path) is None
+
+
 def test_a_failed_build_is_recorded_and_the_run_goes_on(env: dict[str, Any]) -> None:
     def broken() -> Any:
         raise RuntimeError("calibration text is missing")

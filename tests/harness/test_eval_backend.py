@@ -160,6 +160,20 @@ def test_lm_eval_tasks_score_like_hflm(tiny, fake_data_dir):
             assert round(x.value, 4) == round(y.value, 4), (task, x, y)
 
 
+def test_word_perplexity_records_its_rolling_window(tiny, fake_data_dir):
+    """lm-eval's word perplexity depends on the window it rolls over the documents (the model's max_length),
+    so the window is recorded with it; a shorter window gives another perplexity."""
+    from harness.evaluation.runner import run_task
+
+    model, tokenizer = tiny
+    _, fast = _both(model, tokenizer)
+    [p] = run_task(fast, "wikitext", data_dir=fake_data_dir, limit=2).perplexity
+    assert p.context_length == fast.max_length and p.word_perplexity > 1.0
+    fast._max_length = 16
+    [short] = run_task(fast, "wikitext", data_dir=fake_data_dir, limit=2).perplexity
+    assert short.context_length == 16 and short.word_perplexity != p.word_perplexity
+
+
 def test_registered_with_lm_eval():
     from lm_eval.api.registry import get_model
 

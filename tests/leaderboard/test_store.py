@@ -98,6 +98,16 @@ def test_deltas_view_skips_incomparable(memdb):
     assert "acc:arc_challenge:acc_norm" in keys
 
 
+def test_deltas_view_skips_word_perplexity_of_another_window(memdb):
+    ref, var = make_result("m", "reference", "cpu"), make_result("m", "awq-4bit", "cpu")
+    ref["metrics"]["perplexity"][0]["context_length"] = 8192
+    var["metrics"]["perplexity"][0]["context_length"] = 2048
+    load(memdb, ref, var)
+    assert memdb.execute("SELECT context_length FROM metrics WHERE key = 'word_perplexity' ORDER BY 1").fetchall() == [(2048,), (8192,)]
+    keys = {r[0] for r in memdb.execute("SELECT key FROM deltas").fetchall()}
+    assert "word_perplexity" not in keys and "acc:arc_challenge:acc_norm" in keys
+
+
 def test_lists_are_stored_as_json(memdb):
     r = make_result("m", "reference", "cpu", notes=["first <b>note</b>"])
     load(memdb, r)

@@ -56,6 +56,16 @@ def test_no_delta_across_limits_or_versions():
     assert rows[("prune-8", "cpu")]["delta_mean_accuracy"] is None
 
 
+def test_no_word_perplexity_delta_across_windows():
+    ref, same, other = (make_result("m", v, "cpu") for v in ("reference", "awq-4bit", "prune-8"))
+    for r, window in ((ref, 8192), (same, 8192), (other, 2048)):
+        r["metrics"]["perplexity"][0]["context_length"] = window
+    rows = rows_of(ref, same, other)
+    assert rows[("awq-4bit", "cpu")]["delta_word_perplexity"] is not None
+    assert rows[("awq-4bit", "cpu")]["word_perplexity_context"] == 8192
+    assert rows[("prune-8", "cpu")]["delta_word_perplexity"] is None
+
+
 def test_latest_run_wins_per_metric_and_partial_runs_do_not_hide_older_metrics():
     old = make_result("m", "reference", "cpu", run_id="old")
     new = make_result("m", "reference", "cpu", run_id="new")
