@@ -10,11 +10,10 @@ For each variant (in the order given):
    ``harness.efficiency``;
 4. write ``data/results/<base>/<variant>/<profile>/<run_id>.json`` atomically.
 
-Resume: every finished measurement is stored as one small JSON file under
-``<cache>/measurements/`` keyed by the artifact (weights), profile, task,
-limit, few-shot count, data and versions. A run that was killed and started
-again reads those back and computes only what is missing; a results file is
-only ever written whole.
+Resume: every finished measurement is stored by ``harness.measurement_cache``
+under ``<cache>/measurements/``. A run that was killed and started again reads
+those back and computes only what is missing; a results file is only ever
+written whole. ``harness.bench_summary`` prints the table at the end.
 
 Failures do not stop the run: a variant that fails to build or load is
 written with status ``failed`` and the reason; one that exceeds the profile's
@@ -26,9 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import hashlib
-import importlib.metadata
-import json
 import logging
 import shlex
 import sys
@@ -39,9 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kompakt import __version__ as KOMPAKT_VERSION
-from kompakt import paths
-from kompakt.atomic import write_text
 from kompakt.profiles import Profile
 from kompakt.results import (
     Hardware,
@@ -56,14 +49,13 @@ from kompakt.results import (
 
 from harness.base_model import saved_quantization_config
 from harness.evaluation import tasks as task_catalogue
-from harness.results_writer import latest_results, new_run_id, write_results
+from harness.evaluation.token_ppl import TASK_NAME as TOKEN_PPL_TASK
+from harness.measurement_cache import measurement_key, measurement_path, read_measurement, store_measurement
+from harness.results_writer import new_run_id, write_results
 
 log = logging.getLogger(__name__)
 
-TOKEN_PPL_TASK = "wikitext2_tokens"
 EFFICIENCY_TASK = "efficiency"
-#: Bump when a change in the harness changes what a cached measurement means.
-MEASUREMENT_VERSION = 1
 
 
 def known_tasks() -> list[str]:
@@ -100,7 +92,8 @@ class VariantJob:
 
     def get(self) -> Any:
         if self.artifact is None:
-            assert self.build is not None, f"variant {self.id}: nothing to build it with"
+            if self.build is None:
+                raise ValueError(f"variant {self.id}: neither an artifact nor a function to build it")
             self.artifact = self.build()
         return self.artifact
 
@@ -142,76 +135,6 @@ class VariantOutcome:
 
 def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["kompakt", *sys.argv[1:]])[:2000]
-
-
-# --------------------------------------------------------------------------- measurement cache
-
-
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"kompakt": KOMPAKT_VERSION, "measurement": str(MEASUREMENT_VERSION)}
-    for dist in ("torch", "transformers", "lm_eval"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
-def measurement_key(artifact: Any, config: BenchConfig, task: str) -> dict[str, Any]:
-    spec_fp = None
-    if task in task_catalogue.TASKS:
-        spec_fp = task_catalogue.data_fingerprint(task_catalogue.TASKS[task], config.data_dir)
-    elif task == TOKEN_PPL_TASK:
-        from harness.evaluation.token_ppl import RAW_FILE
-
-        raw = task_catalogue.data_root(config.data_dir) / RAW_FILE
-        spec_fp = task_catalogue._file_sha256(raw)[:16] if raw.is_file() else "missing"
-    return {
-        "base": artifact.base_model.content_hash,
-        "artifact": artifact.key,
-        "format": artifact.format,
-        "profile": config.profile.name,
-        "device": config.profile.device,
-        "dtype": config.profile.dtype,
-        # the whole protocol: a changed budget can change how the variant is loaded (load_4bit)
-        "protocol": hashlib.sha256(json.dumps(config.profile.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16],
-        "task": task,
-        "limit": config.limit_for(task),
-        "num_fewshot": config.num_fewshot.get(task),
-        "ppl_context": config.ppl_context if task == TOKEN_PPL_TASK else None,
-        "data": spec_fp,
-        "versions": _versions(),
-    }
-
-
-def measurement_path(artifact: Any, config: BenchConfig, task: str) -> Path:
-    key = measurement_key(artifact, config, task)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    art = (artifact.key or "unknown")[:40]
-    return paths.cache_dir() / "measurements" / artifact.base_model.id / art / config.profile.name / f"{task}-{digest}.json"
-
-
-def read_measurement(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data["accuracy"] = [TaskAccuracy.model_validate(a) for a in data.get("accuracy", [])]
-        data["perplexity"] = [Perplexity.model_validate(p) for p in data.get("perplexity", [])]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # absent or unreadable: measure again
-    if any(p.context_length is None for p in data["perplexity"]):
-        return None  # from before perplexity windows were recorded: measure again rather than guess the window
-    return data
-
-
-def store_measurement(path: Path, key: dict[str, Any], payload: dict[str, Any]) -> None:
-    data = {
-        "key": key,
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-        **payload,
-        "accuracy": [a.model_dump(mode="json") for a in payload.get("accuracy", [])],
-        "perplexity": [p.model_dump(mode="json") for p in payload.get("perplexity", [])],
-    }
-    write_text(path, json.dumps(data, indent=1, default=str) + "\n")
 
 
 # --------------------------------------------------------------------------- loading
@@ -600,79 +523,3 @@ def run_bench(jobs: list[VariantJob], config: BenchConfig, *, say: Callable[[str
         say(f"  {job.id}: {outcome.status.code}{' (' + outcome.status.reason[:200] + ')' if outcome.status.reason else ''}{where}")
         outcomes.append(outcome)
     return outcomes
-
-
-# --------------------------------------------------------------------------- summary
-
-
-def _figures(r: ResultsFile) -> dict[str, tuple[float, tuple]]:
-    """Figure key -> (value, what it may be compared on: limit, few-shot, task version, context length)."""
-    out: dict[str, tuple[float, tuple]] = {}
-    for a in r.metrics.accuracy:
-        out[f"{a.task}:{a.metric}"] = (a.value, (a.limit, a.num_fewshot, a.task_version, None))
-    for p in r.metrics.perplexity:
-        for f in ("word_perplexity", "bits_per_byte", "token_perplexity"):
-            v = getattr(p, f)
-            if v is not None:
-                out[f"{p.task}:{f}"] = (v, (p.limit, None, p.task_version, p.context_length))
-    return out
-
-
-#: Columns of the summary table, in order: (figure key, heading, is perplexity).
-SUMMARY_COLUMNS = [
-    ("winogrande:acc", "Wino acc", False),
-    ("arc_challenge:acc_norm", "ARC-C acc_n", False),
-    ("truthfulqa_mc2:acc", "TQA mc2", False),
-    ("hellaswag:acc_norm", "HS acc_n", False),
-    ("hellaswag_llamacpp:acc_norm", "HS(l.cpp) acc_n", False),
-    ("wikitext:word_perplexity", "wiki word PPL", True),
-    (f"{TOKEN_PPL_TASK}:token_perplexity", "token PPL", True),
-]
-
-
-def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None = None) -> str:
-    """Markdown table: each variant's figures and their change against the reference."""
-    if reference is None:
-        reference = next((o.results for o in outcomes if o.results is not None and o.results.variant.is_reference), None)
-    ref = _figures(reference) if reference else {}
-    present = [c for c in SUMMARY_COLUMNS if any(o.results and c[0] in _figures(o.results) for o in outcomes)]
-    head = "| variant | status | " + " | ".join(h for _, h, _ in present) + " |"
-    lines = [head, "|" + " --- |" * (2 + len(present))]
-    for o in outcomes:
-        figs = _figures(o.results) if o.results else {}
-        cells = []
-        for key, _, is_ppl in present:
-            if key not in figs:
-                cells.append("–")
-                continue
-            v, on = figs[key]
-            text = f"{v:.2f}" if is_ppl else f"{100 * v:.1f}"
-            if key in ref and o.results is not reference and not (o.results and o.results.variant.is_reference):
-                r, ref_on = ref[key]
-                if on != ref_on:
-                    text += " (n/c)"
-                elif is_ppl:
-                    text += f" ({100 * (v / r - 1):+.1f} %)"
-                else:
-                    text += f" ({100 * (v - r):+.1f} pp)"
-            cells.append(text)
-        lines.append(f"| {o.variant_id} | {o.status.code} | " + " | ".join(cells) + " |")
-    note = ("Accuracies in %, changes against the reference in percentage points; perplexities with their relative change; "
-            "n/c: not comparable, the reference's figure was measured on other documents (--limit), shots, task version "
-            "or context length.")
-    if reference is None:
-        note += " No reference measured under this profile: no changes shown."
-    elif all(o.results is not reference for o in outcomes):
-        note += f" Reference: results file {reference.run_id}."
-    return "\n".join(lines) + "\n\n" + note
-
-
-def find_reference(outcomes: list[VariantOutcome], base_id: str, profile: str, reference_id: str = "reference",
-                   root: Path | None = None) -> ResultsFile | None:
-    """The reference of this run, else the newest reference results file under the profile that holds
-    accuracy or perplexity (one that measured only memory and speed has nothing to compare with)."""
-    for o in outcomes:
-        if o.results is not None and o.results.variant.is_reference:
-            return o.results
-    return latest_results(base_id, reference_id, profile, root,
-                          where=lambda r: bool(r.metrics.accuracy or r.metrics.perplexity))

@@ -161,7 +161,8 @@ def bench(
     _require()
     import logging
 
-    from harness.bench import BenchConfig, default_tasks, find_reference, known_tasks, run_bench, summary_table
+    from harness.bench import BenchConfig, default_tasks, known_tasks, run_bench
+    from harness.bench_summary import find_reference, summary_table
     from harness.evaluation.tasks import TaskError
     from harness.hardware import HardwareMismatch
     from kompakt.profiles import ProfileError, get_profile

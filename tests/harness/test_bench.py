@@ -14,6 +14,7 @@ pytest.importorskip("lm_eval")
 from harness import bench  # noqa: E402
 from harness.artifacts import reference_artifact  # noqa: E402
 from harness.base_model import BaseModelSpec, resolve  # noqa: E402
+from harness.measurement_cache import measurement_key  # noqa: E402
 from kompakt.profiles import get_profile  # noqa: E402
 from kompakt.results import ResultsFile, Step, Variant  # noqa: E402
 
@@ -95,18 +96,6 @@ def test_a_killed_run_resumes_without_redoing_finished_tasks(env: dict[str, Any]
     assert outcome.status.code == "ok"
     assert calls == [TASKS[1]] and outcome.cached_tasks == [TASKS[0]]
     assert len(_files(env)) == 1
-
-
-def test_a_cached_perplexity_without_its_window_is_measured_again(tmp_path: Path) -> None:
-    """Entries cached before perplexity windows were recorded are not trusted to have had any given window."""
-    from kompakt.results import Perplexity
-
-    path = tmp_path / "wikitext.json"
-    entry = Perplexity(task="wikitext", word_perplexity=30.0, context_length=8192)
-    bench.store_measurement(path, {"task": "wikitext"}, {"perplexity": [entry]})
-    assert bench.read_measurement(path)["perplexity"] == [entry]
-    bench.store_measurement(path, {"task": "wikitext"}, {"perplexity": [entry.model_copy(update={"context_length": None})]})
-    assert bench.read_measurement(path) is None
 
 
 def test_a_failed_build_is_recorded_and_the_run_goes_on(env: dict[str, Any]) -> None:
@@ -206,48 +195,10 @@ def test_parse_limits() -> None:
 
 def test_measurement_key_follows_limit_and_protocol(env: dict[str, Any]) -> None:
     art = reference_artifact(env["base"])
-    a = bench.measurement_key(art, _config(env), "arc_challenge")
-    b = bench.measurement_key(art, _config(env, limit=10), "arc_challenge")
-    c = bench.measurement_key(art, _config(env, task_limits={"arc_challenge": 10}), "arc_challenge")
-    d = bench.measurement_key(art, _config(env, profile=_tiny_budget()), "arc_challenge")
+    a = measurement_key(art, _config(env), "arc_challenge")
+    b = measurement_key(art, _config(env, limit=10), "arc_challenge")
+    c = measurement_key(art, _config(env, task_limits={"arc_challenge": 10}), "arc_challenge")
+    d = measurement_key(art, _config(env, profile=_tiny_budget()), "arc_challenge")
     assert a != b and b == c and a != d
     assert json.dumps(a)  # JSON-serialisable, as stored beside each measurement
     shutil.rmtree(env["results"], ignore_errors=True)
-
-
-def _result(variant: str, *, wino: float, limit: int | None = None, ppl: float = 30.0, quality: bool = True) -> ResultsFile:
-    from leaderboard.synthetic import make_result
-
-    r = make_result("m", variant, "cpu", run_id=f"2026{variant}")
-    if not quality:
-        r["metrics"] = {"throughput": r["metrics"]["throughput"]}
-    else:
-        r["metrics"]["accuracy"][0].update(value=wino, limit=limit)
-        r["metrics"]["perplexity"][0]["word_perplexity"] = ppl
-    return ResultsFile.model_validate(r)
-
-
-def test_the_summary_table_shows_changes_only_against_comparable_figures() -> None:
-    from kompakt.results import Status
-
-    ok = Status(code="ok")
-    ref = _result("reference", wino=0.60, ppl=20.0)
-    same = _result("awq-4bit", wino=0.55, ppl=25.0)
-    fewer = _result("rtn-4bit", wino=0.50, limit=40)
-    outcomes = [bench.VariantOutcome(v.variant.id, ok, results=v) for v in (ref, same, fewer)]
-    table = bench.summary_table(outcomes)
-    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:] if line.startswith("|")}
-    assert "55.0 (-5.0 pp)" in rows["awq-4bit"] and "25.00 (+25.0 %)" in rows["awq-4bit"]
-    assert "50.0 (n/c)" in rows["rtn-4bit"]  # 40 documents against the reference's full set
-    assert "(" not in rows["reference"].split(" | ", 2)[2]  # the reference has no change against itself
-
-
-def test_the_reference_for_the_summary_is_the_newest_file_with_quality(tmp_path: Path) -> None:
-    from harness.results_writer import write_results
-
-    with_quality = _result("reference", wino=0.6)
-    speed_only = _result("reference", wino=0.6, quality=False).model_copy(update={"run_id": "2027reference"})
-    for r in (with_quality, speed_only):
-        write_results(r, root=tmp_path)
-    found = bench.find_reference([], "m", "cpu", root=tmp_path)
-    assert found is not None and found.run_id == with_quality.run_id
