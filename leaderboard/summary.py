@@ -128,12 +128,19 @@ def _pick(figures: dict[tuple, Figure], key: str, task: str | None = None) -> Fi
     return sorted(candidates, key=rank)[0][1]
 
 
-def mean_accuracy(figures: dict[tuple, Figure]) -> tuple[float | None, str | None, list[Figure]]:
-    """Mean over the four thesis tasks; (None, None, []) unless every slot is filled."""
+def mean_accuracy(figures: dict[tuple, Figure], basis_of: str | None = None) -> tuple[float | None, str | None, list[Figure]]:
+    """Mean over the four thesis tasks; (None, None, []) unless every slot is filled.
+
+    A slot with several tasks (HellaSwag) takes the first that was measured, or with ``basis_of``
+    (a mean's basis, e.g. ``winogrande+arc_challenge+truthfulqa_mc2+hellaswag_llamacpp``) exactly that one.
+    """
+    wanted = set(basis_of.split("+")) if basis_of else None
     chosen: list[Figure] = []
     basis: list[str] = []
     for _slot, options in MEAN_TASKS.items():
         for task, metric in options:
+            if wanted is not None and task not in wanted:
+                continue
             f = _pick(figures, f"acc:{task}:{metric}", task)
             if f is not None:
                 chosen.append(f)
@@ -297,6 +304,11 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
         r["delta_word_perplexity"] = r["speedup"] = r["memory_ratio"] = None
         if ref is None or r["variant_id"] == ref["variant_id"] or r["status"] != "ok":
             continue
+        if r["mean_basis"] != ref["mean_basis"] and ref["mean_basis"] is not None:
+            # a variant that has both HellaSwags is averaged on the one its reference has
+            mean, basis, chosen = mean_accuracy(r.get("_quality_figures") or r["_figures"], ref["mean_basis"])
+            if mean is not None:
+                r["mean_accuracy"], r["mean_basis"], r["_mean_figures"] = mean, basis, chosen
         if r["mean_accuracy"] is not None and ref["mean_accuracy"] is not None and r["mean_basis"] == ref["mean_basis"]:
             if all(a.comparable(b) for a, b in zip(r["_mean_figures"], ref["_mean_figures"])):
                 r["delta_mean_accuracy"] = r["mean_accuracy"] - ref["mean_accuracy"]

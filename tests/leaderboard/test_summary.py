@@ -56,6 +56,19 @@ def test_no_delta_across_limits_or_versions():
     assert rows[("prune-8", "cpu")]["delta_mean_accuracy"] is None
 
 
+def test_a_variant_with_both_hellaswags_is_averaged_on_the_references():
+    ref, var = make_result("m", "reference", "cpu"), make_result("m", "awq-4bit", "cpu")
+    hs = next(a for a in ref["metrics"]["accuracy"] if a["task"] == "hellaswag")
+    hs["task"] = "hellaswag_llamacpp"  # the reference has only llama.cpp's text
+    var["metrics"]["accuracy"].append({**hs, "value": 0.30})  # the variant has both
+    rows = rows_of(ref, var)
+    row, reference = rows[("awq-4bit", "cpu")], rows[("reference", "cpu")]
+    assert row["mean_basis"] == reference["mean_basis"] and row["mean_basis"].endswith("hellaswag_llamacpp")
+    assert abs(row["delta_mean_accuracy"] - (row["mean_accuracy"] - reference["mean_accuracy"])) < 1e-12
+    alone = rows_of(var)[("awq-4bit", "cpu")]  # without a reference, lm-eval's HellaSwag fills the slot
+    assert alone["mean_basis"].endswith("+hellaswag") and alone["mean_accuracy"] != row["mean_accuracy"]
+
+
 def test_no_word_perplexity_delta_across_windows():
     ref, same, other = (make_result("m", v, "cpu") for v in ("reference", "awq-4bit", "prune-8"))
     for r, window in ((ref, 8192), (same, 8192), (other, 2048)):
