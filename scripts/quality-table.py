@@ -16,7 +16,8 @@ A results file counts when it holds the full quality set (WinoGrande without a l
 the token perplexity); of several, the newest. Variants are listed in the order of
 ``data/recipes/all-methods.yaml``; the change against the reference is given for the
 mean accuracy (points) and the word perplexity (per cent), the two columns a reader
-compares first.
+compares first, and only between figures on the same documents, shots, task versions and
+(word perplexity) rolling window; otherwise the cell says n/c.
 """
 
 from __future__ import annotations
@@ -54,10 +55,22 @@ def newest_full(folder: Path) -> dict | None:
 def figures(data: dict) -> dict:
     acc = {(a["task"], a["metric"]): a for a in data["metrics"]["accuracy"]}
     ppl = {p["task"]: p for p in data["metrics"]["perplexity"]}
-    out = {"acc": acc, "word": ppl["wikitext"]["word_perplexity"], "bpb": ppl["wikitext"]["bits_per_byte"],
-           "tok": ppl["wikitext2_tokens"]["token_perplexity"]}
+    wiki, tok = ppl["wikitext"], ppl["wikitext2_tokens"]
+    out = {"acc": acc, "word": wiki["word_perplexity"], "bpb": wiki["bits_per_byte"], "tok": tok["token_perplexity"],
+           "tok_ctx": tok["context_length"]}
     out["mean"] = sum(acc[k]["value"] for k in MEAN_OF) / len(MEAN_OF)
+    # what a change against the reference needs to be equal: the same documents, shots and task versions,
+    # and for the word perplexity the same rolling window
+    out["mean_on"] = [(acc[k].get("limit"), acc[k].get("num_fewshot"), acc[k].get("task_version")) for k in MEAN_OF]
+    out["word_on"] = (wiki.get("limit"), wiki.get("task_version"), wiki.get("context_length"))
     return out
+
+
+def change(f: dict, ref: dict | None, key: str, text: str) -> str:
+    """``text`` when ``f`` and ``ref`` are comparable on ``key``, "n/c" when not, "–" without a reference."""
+    if ref is None or f is ref:
+        return "–"
+    return text if f[key] == ref[key] else "n/c"
 
 
 START, END = "<!-- quality-table:start -->", "<!-- quality-table:end -->"
@@ -82,11 +95,11 @@ def table(base: Path = ROOT / "data/results/smollm2-135m-instruct", profile: str
             a = f["acc"].get(k)
             cells.append(f"{a['value']:.4f} ± {a['stderr']:.4f}" if a else "–")
         cells.append(f"{f['mean']:.3f}")
-        cells.append("–" if ref is None or v == "reference" else f"{100 * (f['mean'] - ref['mean']):+.1f}")
+        cells.append(change(f, ref, "mean_on", f"{100 * (f['mean'] - ref['mean']):+.1f}" if ref else ""))
         cells.append(f"{f['word']:.2f}")
-        cells.append("–" if ref is None or v == "reference" else f"{100 * (f['word'] / ref['word'] - 1):+.1f} %")
+        cells.append(change(f, ref, "word_on", f"{100 * (f['word'] / ref['word'] - 1):+.1f} %" if ref else ""))
         cells.append(f"{f['bpb']:.3f}")
-        cells.append(f"{f['tok']:.2f}")
+        cells.append(f"{f['tok']:.2f}" + ("" if f["tok_ctx"] == 2048 else f" @{f['tok_ctx']}"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

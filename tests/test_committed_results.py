@@ -46,6 +46,23 @@ def test_the_quality_table_shows_the_figures_of_the_files(tmp_path):
     assert awq[9] == "+100.0 %"
 
 
+def test_the_quality_table_shows_no_change_between_incomparable_figures(tmp_path):
+    qt = _script()
+    data = qt.newest_full(ROOT / "data/results/smollm2-135m-instruct/reference/cpu")
+    other = json.loads(json.dumps(data))
+    for p in other["metrics"]["perplexity"]:
+        if p["task"] == "wikitext":
+            p["context_length"] = 2048  # another rolling window: another perplexity
+    for a in other["metrics"]["accuracy"]:
+        if a["task"] == "truthfulqa_mc2":
+            a["task_version"] = "9.9"
+    for name, d in (("reference", data), ("awq4", other)):
+        (tmp_path / name / "cpu").mkdir(parents=True)
+        (tmp_path / name / "cpu" / "r.json").write_text(json.dumps(d), encoding="utf-8")
+    awq = qt.table(tmp_path).splitlines()[3].split(" | ")
+    assert awq[7] == "n/c" and awq[9] == "n/c"
+
+
 def test_a_partial_run_is_not_in_the_quality_table(tmp_path):
     qt = _script()
     data = qt.newest_full(ROOT / "data/results/smollm2-135m-instruct/reference/cpu")
