@@ -149,7 +149,7 @@ def leaderboard_columns(with_model: bool = True, with_hardware: bool = True, roo
     cols += [
         Column("Source", _source_cell, lambda r: r["provenance"], "measured by the kompakt harness or reported in a publication"),
         Column("Mean acc.", _mean_cell, lambda r: r["mean_accuracy"], METRICS["mean_accuracy"].description, numeric=True),
-        Column("Δ vs ref.", _delta_cell, lambda r: r["delta_mean_accuracy"], "change of mean accuracy against the reference variant on the same hardware, and the share of the reference's accuracy kept", numeric=True),
+        Column("Δ vs ref.", _delta_cell, lambda r: r["delta_mean_accuracy"], "change of mean accuracy against the reference variant on the same hardware, both averaged on the same tasks (HellaSwag's text included), and the share of the reference's accuracy kept", numeric=True),
         Column("Word PPL", _word_ppl_cell, lambda r: r["word_perplexity"], METRICS["word_perplexity"].description, numeric=True),
         Column("Memory", _memory_cell, _memory_value, "weights as stored and peak memory while generating; badges: common budgets the measured peak fits", numeric=True),
         Column("tok/s", _speed_cell, lambda r: _speed_value(r)[0], "decode tokens/s (median, [min–max]) or, where only that is known, whole-generate tokens/s", numeric=True),

@@ -68,6 +68,9 @@ def perplexity_ranges(r: ResultsFile, name: str, ctx: Context) -> Iterator[Probl
             yield _err(name, (*loc, "bits_per_byte"), f"bits per byte {p.bits_per_byte} below 0", "bits per byte >= 0")
         if p.token_perplexity is not None and p.context_length is None:
             yield _err(name, (*loc, "context_length"), "token perplexity without its context length", "the context length in tokens")
+        if r.provenance.kind == "measured" and p.word_perplexity is not None and p.context_length is None:
+            yield _warn(name, (*loc, "context_length"), "measured word perplexity without its rolling window: it is compared only "
+                        "with others that lack one", "lm-eval's window in tokens (the model's max_length)")
         if all(getattr(p, f) is None for f in ("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity")):
             yield _err(name, loc, "perplexity entry without any value", "at least one perplexity figure")
 

@@ -54,7 +54,10 @@ CREATE VIEW latest_metrics AS
 SELECT * EXCLUDE (rn) FROM (
     SELECT r.base_model_id, r.variant_id, r.is_reference, r.profile, r.hardware_label, r.lm_eval_version, r.provenance, m.*,
         row_number() OVER (
-            PARTITION BY r.base_model_id, r.variant_id, r.profile, r.hardware_label, m.key, m.task, m.batch_size, m.backend, m.context_length
+            -- the token perplexity at each window is a figure of its own; lm-eval's perplexities keep one
+            -- latest figure whatever its rolling window (the deltas view compares windows), as the leaderboard does
+            PARTITION BY r.base_model_id, r.variant_id, r.profile, r.hardware_label, m.key, m.task, m.batch_size, m.backend,
+                CASE WHEN m.key = 'token_perplexity' THEN m.context_length END
             -- the most complete figure first (all documents, else the largest limit), then the newest
             ORDER BY (m."limit" IS NULL) DESC, m."limit" DESC NULLS LAST, r.run_date DESC, r.run_id DESC) AS rn
     FROM metrics m JOIN runs r USING (run_id)
@@ -63,7 +66,7 @@ WHERE rn = 1;
 
 -- Deltas against the reference variant of the same base model, profile and hardware,
 -- only between comparable figures: same task version, lm-eval version, few-shot count,
--- limit, batch size and backend. Anything else is left out, never mixed.
+-- limit, batch size, backend and (perplexities) window. Anything else is left out, never mixed.
 CREATE VIEW deltas AS
 SELECT v.base_model_id, v.variant_id, v.profile, v.hardware_label, v.key, v.task, v.batch_size, v.backend,
        v.value, ref.value AS reference_value, v.value - ref.value AS delta,

@@ -288,6 +288,31 @@ def _borrow_quality(rows: list[dict[str, Any]]) -> None:
             r["_quality_figures"] = donor["_figures"]
 
 
+def _comparable_means(a: list[Figure], b: list[Figure]) -> bool:
+    return len(a) == len(b) and all(x.comparable(y) for x, y in zip(a, b))
+
+
+def _mean_delta_basis(r: dict[str, Any], ref: dict[str, Any]) -> float | None:
+    """The reference's mean to subtract from the row's, on the same tasks and comparable figures; None if none.
+
+    The HellaSwag slot can be filled by two tasks. A row that has the reference's task is averaged on it
+    (its shown mean changes to that one); otherwise the reference is averaged on the row's task, for the
+    delta only. Figures that are not comparable (limit, shots, versions) give no delta either way.
+    """
+    if r["mean_basis"] is None or ref["mean_basis"] is None:
+        return None
+    if r["mean_basis"] == ref["mean_basis"]:
+        return ref["mean_accuracy"] if _comparable_means(r["_mean_figures"], ref["_mean_figures"]) else None
+    mean, basis, chosen = mean_accuracy(r.get("_quality_figures") or r["_figures"], ref["mean_basis"])
+    if mean is not None and _comparable_means(chosen, ref["_mean_figures"]):
+        r["mean_accuracy"], r["mean_basis"], r["_mean_figures"] = mean, basis, chosen
+        return ref["mean_accuracy"]
+    ref_mean, _, ref_chosen = mean_accuracy(ref.get("_quality_figures") or ref["_figures"], r["mean_basis"])
+    if ref_mean is not None and _comparable_means(r["_mean_figures"], ref_chosen):
+        return ref_mean
+    return None
+
+
 def _add_deltas(rows: list[dict[str, Any]]) -> None:
     """Deltas against the reference on the same hardware: accuracy against any of its rows (accuracy
     belongs to the artifact), speed-up and memory ratio only against its row on the same backend."""
@@ -304,15 +329,10 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
         r["delta_word_perplexity"] = r["speedup"] = r["memory_ratio"] = None
         if ref is None or r["variant_id"] == ref["variant_id"] or r["status"] != "ok":
             continue
-        if r["mean_basis"] != ref["mean_basis"] and ref["mean_basis"] is not None:
-            # a variant that has both HellaSwags is averaged on the one its reference has
-            mean, basis, chosen = mean_accuracy(r.get("_quality_figures") or r["_figures"], ref["mean_basis"])
-            if mean is not None:
-                r["mean_accuracy"], r["mean_basis"], r["_mean_figures"] = mean, basis, chosen
-        if r["mean_accuracy"] is not None and ref["mean_accuracy"] is not None and r["mean_basis"] == ref["mean_basis"]:
-            if all(a.comparable(b) for a, b in zip(r["_mean_figures"], ref["_mean_figures"])):
-                r["delta_mean_accuracy"] = r["mean_accuracy"] - ref["mean_accuracy"]
-                r["keeps_mean_accuracy"] = relative(r["mean_accuracy"], ref["mean_accuracy"], False)
+        ref_mean = _mean_delta_basis(r, ref)
+        if ref_mean is not None:
+            r["delta_mean_accuracy"] = r["mean_accuracy"] - ref_mean
+            r["keeps_mean_accuracy"] = relative(r["mean_accuracy"], ref_mean, False)
         fr = _pick(r.get("_quality_figures") or r["_figures"], "word_perplexity")
         fref = _pick(ref.get("_quality_figures") or ref["_figures"], "word_perplexity")
         if fr is not None and fref is not None and fr.comparable(fref):

@@ -59,7 +59,7 @@ def make_result(
                 {"task": "truthfulqa_mc2", "metric": "acc", "value": round(0.40 * quality, 4), "stderr": 0.015, "n": 817, "num_fewshot": 0, "task_version": "3.0"},
                 {"task": "hellaswag", "metric": "acc_norm", "value": round(0.42 * quality, 4), "stderr": 0.005, "n": 10042, "num_fewshot": 0, "task_version": "1.0"},
             ],
-            "perplexity": [{"task": "wikitext", "word_perplexity": round(20 / quality, 3), "byte_perplexity": 1.8, "bits_per_byte": 0.85}],
+            "perplexity": [{"task": "wikitext", "word_perplexity": round(20 / quality, 3), "byte_perplexity": 1.8, "bits_per_byte": 0.85, "context_length": 8192}],
             "memory": {"weights_bytes": int(540e6 * size), "disk_bytes": int(545e6 * size), "peak_host_bytes": int(900e6 * size)},
             "throughput": [
                 {"backend": "pytorch", "batch_size": 1, "prompt_tokens": 256, "generated_tokens": 64,

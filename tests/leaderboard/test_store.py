@@ -108,6 +108,15 @@ def test_deltas_view_skips_word_perplexity_of_another_window(memdb):
     assert "word_perplexity" not in keys and "acc:arc_challenge:acc_norm" in keys
 
 
+def test_latest_word_perplexity_is_one_figure_whatever_its_window(memdb):
+    old = make_result("m", "reference", "cpu", run_id="old")
+    new = make_result("m", "reference", "cpu", run_id="new")
+    new["provenance"]["date"] = "2027-01-01T00:00:00+00:00"
+    new["metrics"]["perplexity"][0].update(context_length=8192, word_perplexity=31.0)
+    load(memdb, old, new)
+    assert memdb.execute("SELECT value, context_length FROM latest_metrics WHERE key = 'word_perplexity'").fetchall() == [(31.0, 8192)]
+
+
 def test_lists_are_stored_as_json(memdb):
     r = make_result("m", "reference", "cpu", notes=["first <b>note</b>"])
     load(memdb, r)

@@ -69,6 +69,29 @@ def test_a_variant_with_both_hellaswags_is_averaged_on_the_references():
     assert alone["mean_basis"].endswith("+hellaswag") and alone["mean_accuracy"] != row["mean_accuracy"]
 
 
+def test_a_reference_with_both_hellaswags_is_averaged_on_the_variants_for_the_delta():
+    ref, var = make_result("m", "reference", "cpu"), make_result("m", "awq-4bit", "cpu")
+    hs = next(a for a in var["metrics"]["accuracy"] if a["task"] == "hellaswag")
+    hs["task"] = "hellaswag_llamacpp"  # the variant has only llama.cpp's text
+    ref["metrics"]["accuracy"].append({**hs, "value": 0.45})  # the reference has both
+    rows = rows_of(ref, var)
+    row, reference = rows[("awq-4bit", "cpu")], rows[("reference", "cpu")]
+    assert reference["mean_basis"].endswith("+hellaswag")  # the reference row keeps lm-eval's task
+    others = [a["value"] for a in ref["metrics"]["accuracy"] if a["task"] in ("winogrande", "arc_challenge", "truthfulqa_mc2")
+              and a["metric"] in ("acc", "acc_norm") and (a["task"], a["metric"]) != ("arc_challenge", "acc")]
+    ref_on_llamacpp = (sum(others) + 0.45) / 4
+    assert abs(row["delta_mean_accuracy"] - (row["mean_accuracy"] - ref_on_llamacpp)) < 1e-12
+
+
+def test_no_mean_delta_when_the_rebased_figures_are_not_comparable():
+    ref, var = make_result("m", "reference", "cpu"), make_result("m", "awq-4bit", "cpu")
+    hs = next(a for a in ref["metrics"]["accuracy"] if a["task"] == "hellaswag")
+    hs["task"] = "hellaswag_llamacpp"
+    var["metrics"]["accuracy"].append({**hs, "value": 0.30, "limit": 100, "n": 100})  # on fewer items
+    row = rows_of(ref, var)[("awq-4bit", "cpu")]
+    assert row["delta_mean_accuracy"] is None and row["mean_basis"].endswith("+hellaswag")  # its own mean is kept
+
+
 def test_no_word_perplexity_delta_across_windows():
     ref, same, other = (make_result("m", v, "cpu") for v in ("reference", "awq-4bit", "prune-8"))
     for r, window in ((ref, 8192), (same, 8192), (other, 2048)):

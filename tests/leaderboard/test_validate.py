@@ -198,6 +198,15 @@ def test_one_lineage_per_variant(results_root, write):
     assert any("has another lineage" in e for e in errors_of(results_root))
 
 
+def test_measured_word_perplexity_without_its_window_is_a_warning(results_root, write):
+    r = make_result("m", "reference", "cpu")
+    r["metrics"]["perplexity"][0]["context_length"] = None
+    write(r)
+    report = run(results_root)
+    assert report.errors == []
+    assert any("without its rolling window" in str(w) and "context_length" in str(w) for w in report.warnings)
+
+
 def test_missing_reference_is_a_warning(results_root, write):
     write(make_result("m", "awq-4bit", "cpu"))
     report = run(results_root)
