@@ -56,11 +56,18 @@ def test_no_delta_across_limits_or_versions():
     assert rows[("prune-8", "cpu")]["delta_mean_accuracy"] is None
 
 
-def test_a_variant_with_both_hellaswags_is_averaged_on_the_references():
+def _one_has_both_hellaswags(only_llamacpp: str, **extra):
+    """A reference and a variant: the one named has only llama.cpp's HellaSwag text, the other both tasks."""
     ref, var = make_result("m", "reference", "cpu"), make_result("m", "awq-4bit", "cpu")
-    hs = next(a for a in ref["metrics"]["accuracy"] if a["task"] == "hellaswag")
-    hs["task"] = "hellaswag_llamacpp"  # the reference has only llama.cpp's text
-    var["metrics"]["accuracy"].append({**hs, "value": 0.30})  # the variant has both
+    narrow, both = (ref, var) if only_llamacpp == "reference" else (var, ref)
+    hs = next(a for a in narrow["metrics"]["accuracy"] if a["task"] == "hellaswag")
+    hs["task"] = "hellaswag_llamacpp"
+    both["metrics"]["accuracy"].append({**hs, **extra})
+    return ref, var
+
+
+def test_a_variant_with_both_hellaswags_is_averaged_on_the_references():
+    ref, var = _one_has_both_hellaswags("reference", value=0.30)
     rows = rows_of(ref, var)
     row, reference = rows[("awq-4bit", "cpu")], rows[("reference", "cpu")]
     assert row["mean_basis"] == reference["mean_basis"] and row["mean_basis"].endswith("hellaswag_llamacpp")
@@ -70,10 +77,7 @@ def test_a_variant_with_both_hellaswags_is_averaged_on_the_references():
 
 
 def test_a_reference_with_both_hellaswags_is_averaged_on_the_variants_for_the_delta():
-    ref, var = make_result("m", "reference", "cpu"), make_result("m", "awq-4bit", "cpu")
-    hs = next(a for a in var["metrics"]["accuracy"] if a["task"] == "hellaswag")
-    hs["task"] = "hellaswag_llamacpp"  # the variant has only llama.cpp's text
-    ref["metrics"]["accuracy"].append({**hs, "value": 0.45})  # the reference has both
+    ref, var = _one_has_both_hellaswags("awq-4bit", value=0.45)
     rows = rows_of(ref, var)
     row, reference = rows[("awq-4bit", "cpu")], rows[("reference", "cpu")]
     assert reference["mean_basis"].endswith("+hellaswag")  # the reference row keeps lm-eval's task
@@ -84,10 +88,7 @@ def test_a_reference_with_both_hellaswags_is_averaged_on_the_variants_for_the_de
 
 
 def test_no_mean_delta_when_the_rebased_figures_are_not_comparable():
-    ref, var = make_result("m", "reference", "cpu"), make_result("m", "awq-4bit", "cpu")
-    hs = next(a for a in ref["metrics"]["accuracy"] if a["task"] == "hellaswag")
-    hs["task"] = "hellaswag_llamacpp"
-    var["metrics"]["accuracy"].append({**hs, "value": 0.30, "limit": 100, "n": 100})  # on fewer items
+    ref, var = _one_has_both_hellaswags("reference", value=0.30, limit=100, n=100)  # the variant's on fewer items
     row = rows_of(ref, var)[("awq-4bit", "cpu")]
     assert row["delta_mean_accuracy"] is None and row["mean_basis"].endswith("+hellaswag")  # its own mean is kept
 
