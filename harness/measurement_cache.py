@@ -23,6 +23,7 @@ from kompakt.atomic import write_text
 from kompakt.results import Perplexity, TaskAccuracy
 
 from harness.evaluation import tasks as task_catalogue
+from harness.evaluation.token_ppl import RAW_FILE
 from harness.evaluation.token_ppl import TASK_NAME as TOKEN_PPL_TASK
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,8 +48,6 @@ def measurement_key(artifact: Any, config: BenchConfig, task: str) -> dict[str, 
     if task in task_catalogue.TASKS:
         spec_fp = task_catalogue.data_fingerprint(task_catalogue.TASKS[task], config.data_dir)
     elif task == TOKEN_PPL_TASK:
-        from harness.evaluation.token_ppl import RAW_FILE
-
         raw = task_catalogue.data_root(config.data_dir) / RAW_FILE
         spec_fp = task_catalogue._file_sha256(raw)[:16] if raw.is_file() else "missing"
     return {

@@ -241,9 +241,8 @@ def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
         row[metric] = f.value if f else None
         if f is not None and f.limit is not None:
             limits["token perplexity" if metric == "token_perplexity" else "wikitext"] = f.limit
-    for metric in ("word_perplexity", "token_perplexity"):
-        f = _pick(figures, metric)
-        row[f"{metric}_context"] = f.context_length if f else None
+        if metric in ("word_perplexity", "token_perplexity"):
+            row[f"{metric}_context"] = f.context_length if f else None
     row["limit"] = max(limits.values()) if limits else None
     row["limited_tasks"] = ", ".join(f"{task} ({n})" for task, n in sorted(limits.items())) or None
 
@@ -292,24 +291,25 @@ def _comparable_means(a: list[Figure], b: list[Figure]) -> bool:
     return len(a) == len(b) and all(x.comparable(y) for x, y in zip(a, b))
 
 
-def _mean_delta_basis(r: dict[str, Any], ref: dict[str, Any]) -> float | None:
-    """The reference's mean to subtract from the row's, on the same tasks and comparable figures; None if none.
+def _mean_pair(r: dict[str, Any], ref: dict[str, Any]) -> tuple[tuple[float, str, list[Figure]], float] | None:
+    """(the row's mean, its basis and figures; the reference's mean) on the same tasks, or None when the two
+    cannot be compared.
 
-    The HellaSwag slot can be filled by two tasks. A row that has the reference's task is averaged on it
-    (its shown mean changes to that one); otherwise the reference is averaged on the row's task, for the
-    delta only. Figures that are not comparable (limit, shots, versions) give no delta either way.
+    The HellaSwag slot can be filled by two tasks. A row that has the reference's task is averaged on it;
+    otherwise the reference is averaged on the row's task, for the delta only. Figures that are not
+    comparable (limit, shots, versions) give no pair either way.
     """
     if r["mean_basis"] is None or ref["mean_basis"] is None:
         return None
+    own = (r["mean_accuracy"], r["mean_basis"], r["_mean_figures"])
     if r["mean_basis"] == ref["mean_basis"]:
-        return ref["mean_accuracy"] if _comparable_means(r["_mean_figures"], ref["_mean_figures"]) else None
-    mean, basis, chosen = mean_accuracy(r.get("_quality_figures") or r["_figures"], ref["mean_basis"])
-    if mean is not None and _comparable_means(chosen, ref["_mean_figures"]):
-        r["mean_accuracy"], r["mean_basis"], r["_mean_figures"] = mean, basis, chosen
-        return ref["mean_accuracy"]
+        return (own, ref["mean_accuracy"]) if _comparable_means(own[2], ref["_mean_figures"]) else None
+    rebased = mean_accuracy(r.get("_quality_figures") or r["_figures"], ref["mean_basis"])
+    if rebased[0] is not None and _comparable_means(rebased[2], ref["_mean_figures"]):
+        return rebased, ref["mean_accuracy"]
     ref_mean, _, ref_chosen = mean_accuracy(ref.get("_quality_figures") or ref["_figures"], r["mean_basis"])
-    if ref_mean is not None and _comparable_means(r["_mean_figures"], ref_chosen):
-        return ref_mean
+    if ref_mean is not None and _comparable_means(own[2], ref_chosen):
+        return own, ref_mean
     return None
 
 
@@ -329,8 +329,10 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
         r["delta_word_perplexity"] = r["speedup"] = r["memory_ratio"] = None
         if ref is None or r["variant_id"] == ref["variant_id"] or r["status"] != "ok":
             continue
-        ref_mean = _mean_delta_basis(r, ref)
-        if ref_mean is not None:
+        pair = _mean_pair(r, ref)
+        if pair is not None:
+            # the row shows the mean its delta is taken on
+            (r["mean_accuracy"], r["mean_basis"], r["_mean_figures"]), ref_mean = pair
             r["delta_mean_accuracy"] = r["mean_accuracy"] - ref_mean
             r["keeps_mean_accuracy"] = relative(r["mean_accuracy"], ref_mean, False)
         fr = _pick(r.get("_quality_figures") or r["_figures"], "word_perplexity")
