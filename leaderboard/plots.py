@@ -52,6 +52,7 @@ def pareto_figure(points: list[dict[str, Any]], rows_by_key: dict[tuple[str, str
             "marker": style,
         }
 
+    left_out = points[0].get("left_out")
     frontier = sorted((p for p in points if p["on_frontier"]), key=lambda p: p["x"])
     dominated = sorted((p for p in points if not p["on_frontier"]), key=lambda p: (p["x"], p["variant_id"], p["backend"] or ""))
     return {
@@ -60,14 +61,19 @@ def pareto_figure(points: list[dict[str, Any]], rows_by_key: dict[tuple[str, str
             trace(dominated, "dominated", {"size": 9, "color": "#b0b0b0"}, "markers"),
         ],
         "layout": {
-            "title": {"text": esc(title)},
+            "title": {"text": esc(title) + (f"<br><sup>{esc(left_out_note(left_out))}</sup>" if left_out else "")},
             "xaxis": {"title": {"text": x_title}},
             "yaxis": {"title": {"text": y_title}},
             "hovermode": "closest",
-            "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+            "margin": {"l": 60, "r": 20, "t": 70 if left_out else 50, "b": 50},
             "height": 380,
         },
     }
+
+
+def left_out_note(left_out: str) -> str:
+    """The subtitle of a plot that leaves points out (another rolling window, other tasks or documents)."""
+    return f"not drawn, measured on another basis: {left_out}"
 
 
 def embed(figure: dict[str, Any], figure_id: str) -> str:

@@ -112,7 +112,7 @@ def _frontier_table(rows: list[dict[str, Any]]) -> pa.Table:
     types = {
         "base_model_id": pa.string(), "profile": pa.string(), "hardware_label": pa.string(), "plot": pa.string(),
         "x_key": pa.string(), "y_key": pa.string(), "variant_id": pa.string(), "backend": pa.string(), "x": pa.float64(), "y": pa.float64(),
-        "on_frontier": pa.bool_(),
+        "on_frontier": pa.bool_(), "left_out": pa.string(),
     }
     return pa.table({c: pa.array([r[c] for r in rows], t) for c, t in types.items()})
 

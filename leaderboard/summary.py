@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -71,15 +71,13 @@ class Figure:
     repeats: int | None = None
     context_length: int | None = None
 
+    def basis(self) -> tuple:
+        """What must be equal for two figures of one metric to be compared: documents, shots, task and
+        harness versions, and a perplexity's window (lm-eval's rolling window or the token-perplexity window)."""
+        return (self.limit, self.num_fewshot, self.task_version, self.lm_eval_version, self.context_length)
+
     def comparable(self, other: Figure) -> bool:
-        return (
-            self.limit == other.limit
-            and self.num_fewshot == other.num_fewshot
-            and self.task_version == other.task_version
-            and self.lm_eval_version == other.lm_eval_version
-            # a perplexity's window: lm-eval's rolling window or the token-perplexity window
-            and self.context_length == other.context_length
-        )
+        return self.basis() == other.basis()
 
 
 def _latest_figures(runs: list[dict[str, Any]], metrics_by_run: dict[str, list[dict[str, Any]]]) -> dict[tuple, Figure]:
@@ -352,8 +350,34 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
                 break
 
 
+def _plot_basis(row: dict[str, Any], y_key: str) -> tuple | None:
+    """What a row's plotted ``y_key`` was measured on: the mean's tasks and their figures' bases, or the
+    word perplexity's basis (its window included). Points with different bases are not on one plot."""
+    if y_key == "mean_accuracy":
+        return (row["mean_basis"], tuple(f.basis() for f in row["_mean_figures"] or []))
+    f = _pick(row.get("_quality_figures") or row["_figures"], y_key)
+    return f.basis() if f is not None else None
+
+
+def _same_basis(points: list[dict[str, Any]], y_key: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the points one plot may show together, the ones left out). The reference's basis decides where the
+    reference is a point; otherwise the basis most points share (ties: the first in row order)."""
+    if not points:
+        return [], []
+    bases = [_plot_basis(p, y_key) for p in points]
+    ref = next((b for p, b in zip(points, bases) if p["is_reference"]), None)
+    if ref is None:
+        counts = Counter(bases)
+        ref = max(counts, key=lambda b: (counts[b], -bases.index(b)))
+    kept = [p for p, b in zip(points, bases) if b == ref]
+    return kept, [p for p, b in zip(points, bases) if b != ref]
+
+
 def frontier_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Pareto frontier membership per base model, profile, hardware and plot; each backend's row is a point of its own."""
+    """Pareto frontier membership per base model, profile, hardware and plot; each backend's row is a point of its own.
+
+    A plot only holds points measured alike (``_same_basis``): a word perplexity over another rolling
+    window, or a mean over other tasks, documents or versions, is left out and named in ``left_out``."""
     out = []
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -362,17 +386,19 @@ def frontier_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (model, profile, hardware), group in sorted(groups.items()):
         for plot, x_candidates, y_key in PLOTS:
             for x_key in x_candidates:
-                points = [r for r in group if r.get(x_key) is not None and r.get(y_key) is not None]
+                points, left = _same_basis([r for r in group if r.get(x_key) is not None and r.get(y_key) is not None], y_key)
                 if len(points) >= 2:
                     break
             else:
                 continue
+            left_out = ", ".join(sorted(row_label(r) for r in left)) or None
             mask = pareto_mask([(p[x_key], p[y_key]) for p in points], lower_is_better(x_key), lower_is_better(y_key))
             for p, on in zip(points, mask):
                 out.append(
                     {
                         "base_model_id": model, "profile": profile, "hardware_label": hardware, "plot": plot,
                         "x_key": x_key, "y_key": y_key, "variant_id": p["variant_id"], "backend": p["backend"], "x": p[x_key], "y": p[y_key], "on_frontier": on,
+                        "left_out": left_out,
                     }
                 )
     return out

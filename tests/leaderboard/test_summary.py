@@ -165,6 +165,43 @@ def test_frontier_rows_per_plot():
     assert {"reference", "awq-4bit"} <= on
 
 
+def test_a_plot_only_holds_points_measured_alike():
+    results = [make_result("m", v, "cpu") for v in ("reference", "awq-4bit", "prune-8", "rtn-int8")]
+    results[1]["metrics"]["perplexity"][0]["context_length"] = 2048  # another rolling window
+    for a in results[2]["metrics"]["accuracy"]:
+        a["limit"] = a["n"] = 100  # a quick run
+    front = frontier_rows(all_rows(*results))
+    ppl = [f for f in front if f["plot"] == "perplexity-size"]
+    assert {f["variant_id"] for f in ppl} == {"reference", "prune-8", "rtn-int8"}
+    assert {f["left_out"] for f in ppl} == {"awq-4bit · pytorch"}
+    memory = [f for f in front if f["plot"] == "accuracy-memory"]
+    assert {f["variant_id"] for f in memory} == {"reference", "awq-4bit", "rtn-int8"}
+    assert {f["left_out"] for f in memory} == {"prune-8 · pytorch"}
+
+
+def test_without_a_reference_the_basis_most_points_share_is_plotted():
+    results = [make_result("m", v, "cpu") for v in ("awq-4bit", "prune-8", "rtn-int8")]
+    results[0]["metrics"]["perplexity"][0]["context_length"] = 2048
+    ppl = [f for f in frontier_rows(all_rows(*results)) if f["plot"] == "perplexity-size"]
+    assert {f["variant_id"] for f in ppl} == {"prune-8", "rtn-int8"} and {f["left_out"] for f in ppl} == {"awq-4bit · pytorch"}
+    # nothing left out: no note
+    ppl = [f for f in frontier_rows(all_rows(*results[1:])) if f["plot"] == "perplexity-size"]
+    assert {f["left_out"] for f in ppl} == {None}
+
+
+def test_a_plot_that_leaves_points_out_says_so():
+    from leaderboard.plots import left_out_note, pareto_figure
+
+    results = [make_result("m", v, "cpu") for v in ("reference", "awq-4bit", "prune-8")]
+    results[1]["metrics"]["perplexity"][0]["context_length"] = 2048
+    rows = all_rows(*results)
+    ppl = [f for f in frontier_rows(rows) if f["plot"] == "perplexity-size"]
+    figure = pareto_figure(ppl, {(r["variant_id"], r["backend"]): r for r in rows}, "Word perplexity vs size")
+    assert left_out_note("awq-4bit · pytorch") in figure["layout"]["title"]["text"]
+    drawn = [t for trace in figure["data"] for t in trace["text"]]
+    assert not any("awq" in t for t in drawn)
+
+
 def test_a_later_partial_run_does_not_displace_a_full_one(memdb):
     import copy
 
