@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
-"""Each linear layer's output error of built quantized variants against the reference, on held-out text.
+"""Where built quantized variants depart from the reference, layer by layer, on held-out text.
 
 A diagnostic, not a leaderboard metric: it shows whether a quantizer reduces what it optimises
-(GPTQ minimises each layer's output error on its calibration text) on text it never saw. The
-README quotes its output for ``rtn4`` and ``gptq4``. Only variants whose linears keep the
-reference's shapes and meaning can be compared (RTN, GPTQ; not AWQ, whose scales move into the
-norms before them, and not pruned variants). The variants must be built already (``kompakt
-variants build``); nothing is built here.
+(GPTQ minimises each layer's output error on its calibration text) on text it never saw, and
+whether that carries through the model. The README quotes its output for ``rtn4``, ``gptq4`` and
+``awq4``. The variants must be built already (``kompakt variants build``); nothing is built here,
+and they must keep all the reference's layers (no pruned variants).
 
-    KOMPAKT_SHARED=../shared .venv/bin/python scripts/layer-error.py rtn4 gptq4
+    KOMPAKT_SHARED=../shared .venv/bin/python scripts/layer-error.py rtn4 gptq4 awq4
     .venv/bin/python scripts/layer-error.py rtn4 gptq4 --layers 0 29 --text some.txt --tokens 1024
 
-The error of a layer is ``|X Wq^T - X W^T|^2 / |X W^T|^2`` with X the inputs the reference
-layer receives on the text (the reference's own inputs, so each layer is judged alone, without
-the errors of the layers before it).
+Two tables:
+
+1. Each linear's output error ``|X Wq^T - X W^T|^2 / |X W^T|^2``, with X the inputs the reference
+   layer receives (each layer judged alone, without the errors of the layers before it), and the
+   ratio to the first variant's. Only for variants made by ``rtn`` and ``gptq`` alone, whose linears
+   keep the reference's meaning; AWQ moves its scales into the norms before them.
+2. The whole model: the KL divergence of each variant's next-token distribution from the
+   reference's, its mean token NLL, and the relative error of the residual stream after the
+   layers named (the last one is after the final norm, as transformers returns it).
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+#: Methods whose linears can be compared one to one with the reference's.
+SAME_LINEARS = {"rtn", "gptq"}
 
 
 def default_text() -> Path:
@@ -41,13 +49,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("variants", nargs="+", help="variant ids of the recipe, built already")
     parser.add_argument("--recipe", default="all-methods", help="recipe the variants come from")
-    parser.add_argument("--layers", type=int, nargs="+", default=[0, 10, 20, 29], help="decoder layers to check")
+    parser.add_argument("--layers", type=int, nargs="+", default=[0, 10, 20, 29], help="decoder layers to check (0-based)")
     parser.add_argument("--text", type=Path, help="held-out text file (default: WikiText-2 validation from ../shared/corpora)")
     parser.add_argument("--tokens", type=int, default=2048, help="tokens of text, in sequences of 512")
     args = parser.parse_args()
 
     import torch
-    from safetensors.torch import load_file
 
     from harness import artifacts
     from harness.base_model import load_model, load_tokenizer, resolve_cached
@@ -57,18 +64,18 @@ def main() -> None:
     if base is None:
         raise SystemExit("the embedded base model is not prepared yet: run `kompakt variants build` first")
     recipe = load_recipe(find_recipe(args.recipe))
-    weights = {}
+    found = {}
     for vid in args.variants:
         try:
             variant = recipe.variant(vid)
         except KeyError as e:  # names the recipe's variants, with a did-you-mean
             raise SystemExit(e.args[0]) from None
-        found = artifacts.cached(base, variant)
-        if found is None or found.format != "hf":
+        artifact = artifacts.cached(base, variant)
+        if artifact is None or artifact.format != "hf":
             raise SystemExit(f"{vid}: not built as a transformers checkpoint (build it with `kompakt variants build --variant {vid}`)")
-        weights[vid] = load_file(str(found.model_path / "model.safetensors"))
+        found[vid] = (variant, artifact)
 
-    model, tok = load_model(base.path), load_tokenizer(base.path)
+    ref, tok = load_model(base.path), load_tokenizer(base.path)
     n = args.tokens // 512
     ids = tok((args.text or default_text()).read_text(encoding="utf-8"), return_tensors="pt").input_ids[0]
     if ids.numel() < n * 512:
@@ -78,29 +85,56 @@ def main() -> None:
     inputs: dict[str, torch.Tensor] = {}
     hooks = []
     for li in args.layers:
-        for name, mod in model.model.layers[li].named_modules():
+        for name, mod in ref.model.layers[li].named_modules():
             if isinstance(mod, torch.nn.Linear):
                 key = f"model.layers.{li}.{name}.weight"
                 hooks.append(mod.register_forward_hook(lambda m, a, o, key=key: inputs.__setitem__(key, a[0].reshape(-1, a[0].shape[-1]).detach())))
     with torch.no_grad():
-        model(ids)
+        ref_out = ref(ids, output_hidden_states=True)
     for h in hooks:
         h.remove()
+    ref_logp = torch.log_softmax(ref_out.logits.float(), -1)
+    depth = len(ref_out.hidden_states) - 1
 
-    state = model.state_dict()
-    first = args.variants[0]
-    print(f"| linear | {' | '.join(args.variants)} |" + "".join(f" {v} / {first} |" for v in args.variants[1:]))
-    print("|---|" + "---|" * (2 * len(args.variants) - 1))
-    ratios: dict[str, list[float]] = {v: [] for v in args.variants[1:]}
-    for key, x in inputs.items():
-        ref = x @ state[key].T
-        err = {v: float(((x @ w[key].float().T - ref) ** 2).sum() / (ref**2).sum()) for v, w in weights.items()}
-        for v in ratios:
-            ratios[v].append(err[v] / err[first])
-        cells = " | ".join(f"{err[v]:.2e}" for v in args.variants) + "".join(f" | {err[v] / err[first]:.2f}" for v in ratios)
-        print(f"| {key.removeprefix('model.layers.').removesuffix('.weight')} | {cells} |")
-    for v, r in ratios.items():
-        print(f"\n{v} / {first}: median {statistics.median(r):.2f}, range {min(r):.2f}–{max(r):.2f} over {len(r)} linears")
+    def nll(logp: torch.Tensor) -> float:
+        return float(-logp[:, :-1].gather(-1, ids[:, 1:, None]).mean())
+
+    models = {vid: load_model(a.model_path) for vid, (_, a) in found.items()}
+    for vid, m in models.items():
+        if len(m.model.layers) != depth:
+            raise SystemExit(f"{vid} has {len(m.model.layers)} layers, the reference {depth}: only variants of the full depth compare here")
+
+    linear = [v for v, (variant, _) in found.items() if variant.steps and all(s.method in SAME_LINEARS for s in variant.steps)]
+    if len(linear) >= 2:
+        state = ref.state_dict()
+        weights = {v: models[v].state_dict() for v in linear}
+        first, rest = linear[0], linear[1:]
+        print(f"Each linear's output error on the reference's inputs ({n} x 512 tokens)\n")
+        print(f"| linear | {' | '.join(linear)} |" + "".join(f" {v} / {first} |" for v in rest))
+        print("|---|" + "---|" * (2 * len(linear) - 1))
+        ratios: dict[str, list[float]] = {v: [] for v in rest}
+        for key, x in inputs.items():
+            out = x @ state[key].T
+            err = {v: float(((x @ w[key].float().T - out) ** 2).sum() / (out**2).sum()) for v, w in weights.items()}
+            for v in rest:
+                ratios[v].append(err[v] / err[first])
+            cells = " | ".join(f"{err[v]:.2e}" for v in linear) + "".join(f" | {err[v] / err[first]:.2f}" for v in rest)
+            print(f"| {key.removeprefix('model.layers.').removesuffix('.weight')} | {cells} |")
+        for v, r in ratios.items():
+            print(f"\n{v} / {first}: median {statistics.median(r):.2f}, range {min(r):.2f}–{max(r):.2f} over {len(r)} linears")
+        print()
+
+    after = [li + 1 for li in args.layers]
+    print(f"The whole model on the same text (reference NLL {nll(ref_logp):.4f})\n")
+    print("| variant | KL from the reference | token NLL | " + " | ".join(f"stream error after layer {a}" for a in after) + " |")
+    print("|---|---|---|" + "---|" * len(after))
+    for vid, m in models.items():
+        with torch.no_grad():
+            out = m(ids, output_hidden_states=True)
+        logp = torch.log_softmax(out.logits.float(), -1)
+        kl = float((ref_logp.exp() * (ref_logp - logp)).sum(-1).mean())
+        stream = [float((out.hidden_states[a] - ref_out.hidden_states[a]).norm() / ref_out.hidden_states[a].norm()) for a in after]
+        print(f"| {vid} | {kl:.4f} | {nll(logp):.4f} | " + " | ".join(f"{e:.3f}" for e in stream) + " |")
 
 
 if __name__ == "__main__":
