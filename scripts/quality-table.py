@@ -27,10 +27,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = [
-    "reference", "awq4", "prune-8", "prune-8-lora", "rtn4", "gptq4", "bnb-nf4", "rtn8", "bnb-int8", "prune-explicit-4",
-    "prune-8-qlora", "prune-8-distill", "gguf-q8_0", "gguf-q4_k_m", "prune-8-lora-gguf-q4_k_m",
-]
+
+
+def recipe_order() -> list[str]:
+    """The variant ids of data/recipes/all-methods.yaml, in its order (reference, quantization, pruning, ...)."""
+    import yaml
+
+    recipe = yaml.safe_load((ROOT / "data" / "recipes" / "all-methods.yaml").read_text(encoding="utf-8"))
+    return [v["id"] for v in recipe["variants"]]
+
+
 ACCURACY = [("winogrande", "acc"), ("arc_challenge", "acc"), ("arc_challenge", "acc_norm"), ("truthfulqa_mc2", "acc"),
             ("hellaswag_llamacpp", "acc_norm")]
 # the mean over the four tasks the thesis reports, each at its headline metric
@@ -79,7 +85,7 @@ START, END = "<!-- quality-table:start -->", "<!-- quality-table:end -->"
 def table(base: Path = ROOT / "data/results/smollm2-135m-instruct", profile: str = "cpu") -> str:
     """The Markdown table (no trailing newline); empty when no variant has a full set."""
     rows = {}
-    for v in ORDER:
+    for v in recipe_order():
         data = newest_full(base / v / profile)
         if data is not None:
             rows[v] = figures(data)
