@@ -230,6 +230,9 @@ def load_for_eval(artifact: Any, config: BenchConfig, fallback_step: Any = None)
             f"format {artifact.format!r} cannot be run by the PyTorch quality backend (transformers); "
             "its accuracy and perplexity are not measured here"
         )
+    from harness.methods.bnb import log_repeated_warnings_once
+
+    log_repeated_warnings_once()  # bitsandbytes' per-matmul cast warning, once
     path = Path(artifact.model_path)
     kwargs: dict[str, Any] = {}
     if fallback_step is not None:

@@ -106,7 +106,9 @@ class PytorchBackend:
             note = f"the GGUF file {path.name} is dequantized to {dtype} by transformers on load: PyTorch runs float weights"
         else:
             from harness.base_model import saved_quantization_config
+            from harness.methods.bnb import log_repeated_warnings_once
 
+            log_repeated_warnings_once()  # bitsandbytes' per-matmul cast warning, once
             config_q = saved_quantization_config(path)
             # A bitsandbytes checkpoint carries its own quantization config; its float parts load in ``dtype``.
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True, **common)

@@ -237,3 +237,24 @@ def test_bitsandbytes_round_trip(name: str, tiny: tuple, kompakt_env: Path) -> N
         got = reloaded(ids).logits
     assert torch.isfinite(got).all()
     assert (got - expected).abs().max() < 0.25 * expected.abs().max()
+
+
+def test_bitsandbytes_cast_warning_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """bitsandbytes logs its float32 -> float16 cast on every int8 matmul; kompakt keeps the first."""
+    import logging
+
+    from harness.methods.bnb import BNB_CAST_LOGGER, log_repeated_warnings_once
+
+    log_repeated_warnings_once()
+    log_repeated_warnings_once()  # idempotent: one filter, however often the loaders call it
+    assert len(logging.getLogger(BNB_CAST_LOGGER).filters) == 1
+    name = "kompakt.test.once"  # a logger of its own: the bitsandbytes one may have seen the message already
+    log_repeated_warnings_once(name)
+    logger = logging.getLogger(name)
+    with caplog.at_level(logging.WARNING, logger=name):
+        for _ in range(3):
+            logger.warning("MatMul8bitLt: inputs will be cast from %s to float16 during quantization", "torch.float32")
+        logger.warning("another message")
+    assert [r.getMessage() for r in caplog.records] == [
+        "MatMul8bitLt: inputs will be cast from torch.float32 to float16 during quantization", "another message",
+    ]
