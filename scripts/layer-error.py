@@ -36,6 +36,27 @@ sys.path.insert(0, str(ROOT))
 SAME_LINEARS = {"rtn", "gptq"}
 
 
+def relative_output_error(x, weight, reference) -> float:
+    """``|X Wq^T - X W^T|^2 / |X W^T|^2``: a linear's output error on inputs ``x`` (tokens x features)."""
+    out = x @ reference.T
+    return float(((x @ weight.float().T - out) ** 2).sum() / (out**2).sum())
+
+
+def kl_from_reference(ref_logp, logp) -> float:
+    """Mean over positions of KL(reference || variant), both given as log-probabilities (..., vocab)."""
+    return float((ref_logp.exp() * (ref_logp - logp)).sum(-1).mean())
+
+
+def stream_error(hidden, ref_hidden) -> float:
+    """Relative error ``|h - h_ref| / |h_ref|`` of a residual stream over all positions."""
+    return float((hidden - ref_hidden).norm() / ref_hidden.norm())
+
+
+def token_nll(logp, ids) -> float:
+    """Mean negative log-likelihood of each next token of ``ids`` (batch x length) under ``logp``."""
+    return float(-logp[:, :-1].gather(-1, ids[:, 1:, None]).mean())
+
+
 def default_text() -> Path:
     # WikiText-2 *validation* text: neither the C4 calibration text nor the test set that is scored
     shared = Path(os.environ.get("KOMPAKT_SHARED", ROOT.parent / "shared"))
@@ -96,9 +117,6 @@ def main() -> None:
     ref_logp = torch.log_softmax(ref_out.logits.float(), -1)
     depth = len(ref_out.hidden_states) - 1
 
-    def nll(logp: torch.Tensor) -> float:
-        return float(-logp[:, :-1].gather(-1, ids[:, 1:, None]).mean())
-
     models = {vid: load_model(a.model_path) for vid, (_, a) in found.items()}
     for vid, m in models.items():
         if len(m.model.layers) != depth:
@@ -114,8 +132,7 @@ def main() -> None:
         print("|---|" + "---|" * (2 * len(linear) - 1))
         ratios: dict[str, list[float]] = {v: [] for v in rest}
         for key, x in inputs.items():
-            out = x @ state[key].T
-            err = {v: float(((x @ w[key].float().T - out) ** 2).sum() / (out**2).sum()) for v, w in weights.items()}
+            err = {v: relative_output_error(x, w[key], state[key]) for v, w in weights.items()}
             for v in rest:
                 ratios[v].append(err[v] / err[first])
             cells = " | ".join(f"{err[v]:.2e}" for v in linear) + "".join(f" | {err[v] / err[first]:.2f}" for v in rest)
@@ -125,16 +142,16 @@ def main() -> None:
         print()
 
     after = [li + 1 for li in args.layers]
-    print(f"The whole model on the same text (reference NLL {nll(ref_logp):.4f})\n")
+    print(f"The whole model on the same text (reference NLL {token_nll(ref_logp, ids):.4f})\n")
     print("| variant | KL from the reference | token NLL | " + " | ".join(f"stream error after layer {a}" for a in after) + " |")
     print("|---|---|---|" + "---|" * len(after))
     for vid, m in models.items():
         with torch.no_grad():
             out = m(ids, output_hidden_states=True)
         logp = torch.log_softmax(out.logits.float(), -1)
-        kl = float((ref_logp.exp() * (ref_logp - logp)).sum(-1).mean())
-        stream = [float((out.hidden_states[a] - ref_out.hidden_states[a]).norm() / ref_out.hidden_states[a].norm()) for a in after]
-        print(f"| {vid} | {kl:.4f} | {nll(logp):.4f} | " + " | ".join(f"{e:.3f}" for e in stream) + " |")
+        kl = kl_from_reference(ref_logp, logp)
+        stream = [stream_error(out.hidden_states[a], ref_out.hidden_states[a]) for a in after]
+        print(f"| {vid} | {kl:.4f} | {token_nll(logp, ids):.4f} | " + " | ".join(f"{e:.3f}" for e in stream) + " |")
 
 
 if __name__ == "__main__":
