@@ -22,7 +22,7 @@ run the artifact as it is:
   healed, distilled) on llama.cpp too, written unchanged as an F32 GGUF (the same values in
   another container). The reference's F32 GGUF is written by llama.cpp's own quantizer
   from the shipped Q4_1 file (Q4_1 -> F32 is exact dequantization, as the PyTorch
-  reference is), the others by kompakt's GGUF writer (``harness/methods/gguf_export.py``).
+  reference is), the others by kompakt's GGUF writer (``harness/build/methods/gguf_export.py``).
 
 Not run, and said so: bitsandbytes' packed int8/NF4 on llama.cpp (GGUF has no such types),
 and GGUF variants on PyTorch (transformers dequantizes them to float32, which is no longer
@@ -50,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.efficiency.speed import RepeatRule, relative_difference  # noqa: E402
+from harness.measure.efficiency.speed import RepeatRule, relative_difference  # noqa: E402
 from kompakt import paths  # noqa: E402
 
 #: The agreement issue 5 asks for between two back-to-back runs.
@@ -98,8 +98,8 @@ def _f32_gguf(variant_id: str, art: Any, base: Any) -> Path:
     dst = cache() / f"{variant_id}-{art.key[:16]}-f32.gguf"
     if dst.is_file():
         return dst
-    from harness.base_model import load_model, load_tokenizer
-    from harness.methods.gguf_export import write_gguf
+    from harness.build.base_model import load_model, load_tokenizer
+    from harness.build.methods.gguf_export import write_gguf
 
     model = load_model(art.model_path)
     tmp = dst.with_suffix(".tmp.gguf")
@@ -116,10 +116,10 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
     """One spec per variant of the recipe and backend that can run it as it is (module docstring).
     Variants are built (or taken from the artifact cache) exactly as ``kompakt bench`` builds them,
     so the lineage is the same."""
-    from harness import artifacts
-    from harness.base_model import embedded_gguf_path, resolve, saved_quantization_config
-    from harness.efficiency.llamacpp_backend import available
-    from harness.recipes import find_recipe, load_recipe
+    from harness.build import artifacts
+    from harness.build.base_model import embedded_gguf_path, resolve, saved_quantization_config
+    from harness.measure.backends.llamacpp import available
+    from harness.build.recipes import find_recipe, load_recipe
 
     notes = []
     base = resolve(show_progress=False)
@@ -159,7 +159,7 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
 def _worker(spec: Spec, profile_name: str, rule: RepeatRule, bw: Any, queue: Any, batch_sizes: list[int] | None, memory: bool,
             threads: int | None) -> None:
     try:
-        from harness.efficiency import DoesNotFit, measure
+        from harness.measure.efficiency import DoesNotFit, measure
 
         options = None
         if threads:
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-results", action="store_true", help="write results files of the first run (which also measures memory) under data/results/")
     args = ap.parse_args(argv)
 
-    from harness.efficiency.bandwidth import measure_bandwidth
+    from harness.measure.efficiency.bandwidth import measure_bandwidth
 
     if args.threads:
         import torch

@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from lm_eval.models.huggingface import HFLM
 
-    from harness.base_model import BaseModelSpec, load_model, load_tokenizer, resolve
-    from harness.evaluation.backend import KompaktLM
-    from harness.evaluation.runner import run_task, shared_task_manager
+    from harness.build.base_model import BaseModelSpec, load_model, load_tokenizer, resolve
+    from harness.measure.lm_eval_model import KompaktLM
+    from harness.measure.tasks.lm_eval_runner import run_task, shared_task_manager
 
     if args.threads:
         torch.set_num_threads(args.threads)

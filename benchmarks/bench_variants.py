@@ -49,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    from harness import artifacts
-    from harness.base_model import load_model, load_tokenizer, resolve
-    from harness.calibration import token_perplexity, wikitext2_test_text
-    from harness.recipes import find_recipe, load_recipe
+    from harness.build import artifacts
+    from harness.build.base_model import load_model, load_tokenizer, resolve
+    from harness.build.calibration import token_perplexity, wikitext2_test_text
+    from harness.build.recipes import find_recipe, load_recipe
 
     recipes = [load_recipe(find_recipe(r)) for r in (args.recipe or ["thesis"])]
     text = wikitext2_test_text()

@@ -19,7 +19,7 @@ Packages:
 
 Adding things:
 
-1. A compression method: ``harness/methods/<name>.py`` + one entry in
+1. A compression method: ``harness/build/methods/<name>.py`` + one entry in
    ``kompakt/methods.py``.
 2. A hardware profile: one YAML file in ``data/profiles/``.
 3. A metric shown on the site: one entry in ``kompakt/metrics.py``.

@@ -6,7 +6,7 @@ The harness implements each buildable method in its own module; the
 ``implementation`` entry names it lazily as ``"module:Class"`` so that reading
 the catalogue never imports torch.
 
-Adding a method: write ``harness/methods/<name>.py`` with its config and
+Adding a method: write ``harness/build/methods/<name>.py`` with its config and
 implementation, then add one entry here.
 """
 
@@ -33,16 +33,16 @@ class MethodInfo:
 
 
 _ALL = [
-    MethodInfo("rtn", "quantization", "RTN", "Round-to-nearest weight quantization (int8 or int4 with a group size): the baseline every smarter method must beat.", "harness.methods.rtn:RTN"),
-    MethodInfo("bnb_int8", "quantization", "LLM.int8()", "bitsandbytes LLM.int8(): 8-bit weights with outlier features kept in 16 bit.", "harness.methods.bnb:BnbInt8"),
-    MethodInfo("bnb_nf4", "quantization", "NF4", "bitsandbytes 4-bit NormalFloat weights with block-wise scales.", "harness.methods.bnb:BnbNF4"),
-    MethodInfo("awq", "quantization", "AWQ", "Activation-aware weight quantization: scales salient channels by activation statistics before quantizing.", "harness.methods.awq:AWQ"),
-    MethodInfo("gptq", "quantization", "GPTQ", "GPTQ: quantizes weights column by column, correcting the error with second-order information from calibration data.", "harness.methods.gptq:GPTQ"),
-    MethodInfo("prune_depth", "pruning", "Depth pruning", "Removes consecutive decoder layers, chosen by the angular distance of the hidden states before and after them, or given explicitly.", "harness.methods.prune_depth:PruneDepth"),
-    MethodInfo("lora", "healing", "LoRA", "Low-rank adapters trained on text and merged back into the weights (healing after pruning).", "harness.methods.lora:LoRA"),
-    MethodInfo("qlora", "healing", "QLoRA", "LoRA trained over an NF4-quantized base, merged back.", "harness.methods.lora:QLoRA"),
-    MethodInfo("distill", "distillation", "Distillation", "Knowledge distillation: the reference model as teacher, KL divergence on temperature-scaled logits.", "harness.methods.distill:Distill"),
-    MethodInfo("gguf", "export", "GGUF", "Export to llama.cpp's GGUF format with a llama.cpp quant type (e.g. Q8_0, Q4_K_M).", "harness.methods.gguf_export:GGUFExport"),
+    MethodInfo("rtn", "quantization", "RTN", "Round-to-nearest weight quantization (int8 or int4 with a group size): the baseline every smarter method must beat.", "harness.build.methods.rtn:RTN"),
+    MethodInfo("bnb_int8", "quantization", "LLM.int8()", "bitsandbytes LLM.int8(): 8-bit weights with outlier features kept in 16 bit.", "harness.build.methods.bnb:BnbInt8"),
+    MethodInfo("bnb_nf4", "quantization", "NF4", "bitsandbytes 4-bit NormalFloat weights with block-wise scales.", "harness.build.methods.bnb:BnbNF4"),
+    MethodInfo("awq", "quantization", "AWQ", "Activation-aware weight quantization: scales salient channels by activation statistics before quantizing.", "harness.build.methods.awq:AWQ"),
+    MethodInfo("gptq", "quantization", "GPTQ", "GPTQ: quantizes weights column by column, correcting the error with second-order information from calibration data.", "harness.build.methods.gptq:GPTQ"),
+    MethodInfo("prune_depth", "pruning", "Depth pruning", "Removes consecutive decoder layers, chosen by the angular distance of the hidden states before and after them, or given explicitly.", "harness.build.methods.prune_depth:PruneDepth"),
+    MethodInfo("lora", "healing", "LoRA", "Low-rank adapters trained on text and merged back into the weights (healing after pruning).", "harness.build.methods.lora:LoRA"),
+    MethodInfo("qlora", "healing", "QLoRA", "LoRA trained over an NF4-quantized base, merged back.", "harness.build.methods.lora:QLoRA"),
+    MethodInfo("distill", "distillation", "Distillation", "Knowledge distillation: the reference model as teacher, KL divergence on temperature-scaled logits.", "harness.build.methods.distill:Distill"),
+    MethodInfo("gguf", "export", "GGUF", "Export to llama.cpp's GGUF format with a llama.cpp quant type (e.g. Q8_0, Q4_K_M).", "harness.build.methods.gguf_export:GGUFExport"),
     MethodInfo("load_4bit", "runtime", "4-bit load", "Loaded in 4 bit at run time because the full model did not fit the device (as the thesis did on the T4).", None),
 ]
 

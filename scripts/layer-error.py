@@ -77,9 +77,9 @@ def main() -> None:
 
     import torch
 
-    from harness import artifacts
-    from harness.base_model import load_model, load_tokenizer, resolve_cached
-    from harness.recipes import find_recipe, load_recipe
+    from harness.build import artifacts
+    from harness.build.base_model import load_model, load_tokenizer, resolve_cached
+    from harness.build.recipes import find_recipe, load_recipe
 
     base = resolve_cached()
     if base is None:

@@ -8,7 +8,7 @@ import typer.main
 import yaml
 
 from kompakt import paths
-from kompakt.cli import app
+from kompakt_cli import app
 
 
 def test_workflow_steps_are_kompakt_commands():

@@ -104,7 +104,7 @@ def embedded_cache(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def embedded_base(embedded_cache: Path):
     """The embedded SmolLM2-135M-Instruct, converted from its GGUF into the session's cache (no download)."""
-    from harness.base_model import resolve
+    from harness.build.base_model import resolve
 
     return resolve(show_progress=False)
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from harness import artifacts
-from harness.base_model import load_model, load_tokenizer
-from harness.calibration import token_perplexity, wikitext2_test_text
-from harness.recipes import parse_recipe
+from harness.build import artifacts
+from harness.build.base_model import load_model, load_tokenizer
+from harness.build.calibration import token_perplexity, wikitext2_test_text
+from harness.build.recipes import parse_recipe
 from kompakt import paths
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def test_awq_and_gptq_beat_rtn(embedded_base: Any) -> None:
 def test_lora_heals_the_pruned_model_within_15_minutes(embedded_base: Any) -> None:
     """Healing prune-8 with the thesis recipe's LoRA settings finishes within 15 minutes and lowers perplexity."""
     needs_data()
-    from harness.recipes import load_recipe
+    from harness.build.recipes import load_recipe
 
     thesis = load_recipe(paths.REPO_ROOT / "data" / "recipes" / "thesis.yaml")
     pruned = artifacts.build(thesis, "prune-8", base=embedded_base, show_progress=False)
@@ -104,8 +104,8 @@ ACCURACY_RANGE = {("winogrande", "acc"): (0.35, 0.70), ("arc_challenge", "acc_no
 def test_a_short_bench_on_the_embedded_reference_gives_real_numbers_in_range(embedded_base: Any, tmp_path: Path) -> None:
     """`kompakt bench` end to end on the real model: each task's figure comes back, in range."""
     needs_data()
-    from harness import bench
-    from harness.artifacts import reference_artifact
+    from harness.run import bench
+    from harness.build.artifacts import reference_artifact
     from kompakt.profiles import get_profile
     from kompakt.results import ResultsFile
 

@@ -7,7 +7,7 @@ import shutil
 
 from typer.testing import CliRunner
 
-from kompakt.cli import app
+from kompakt_cli import app
 from leaderboard.diff import diff, markdown
 from leaderboard.synthetic import make_result, write_result
 

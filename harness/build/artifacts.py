@@ -1,0 +1,390 @@
+"""The artifact cache: every intermediate result of every recipe, built once.
+
+A variant is a base model plus ordered steps. The result after each step is
+cached under ``<cache>/variants/<base id>/<key>/`` (``KOMPAKT_CACHE``), where
+the key is a sha256 over the parent's key (for the first step: the base
+model's weights hash), the method, all its parameters as used (defaults
+included) and the sha256 of the text it reads. So ``prune_depth n_layers=8``
+is built once for every recipe and variant that starts with it, and changing
+a parameter, the data or the base weights changes every key after it.
+
+An entry is built in a temporary folder beside its final place and renamed
+when complete (:func:`kompakt.atomic.atomic_dir`): an interrupted build leaves
+no half entry. Each entry holds
+
+- ``model/``: a transformers checkpoint (safetensors, config, tokenizer), or
+  ``model.gguf`` for an export;
+- ``lineage.json``: ``{"base_model": BaseModelInfo, "variant": Variant}``,
+  exactly as the results file records them;
+- ``artifact.json``: cache bookkeeping (key, parent, format, build time, peak
+  memory of the step, sizes, which recipe variants use it).
+
+The reference variant is the base model's reference checkpoint itself.
+Everything runs in float32 on the CPU with fixed seeds, so the same recipe
+gives the same weights.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.build.base_model import ResolvedBase
+from harness.build.recipes import PlannedStep, Recipe, RecipeVariant
+from kompakt import __version__, paths
+from kompakt.atomic import atomic_dir, write_text
+from kompakt.results import BaseModelInfo, Step, Variant
+
+#: Bump when the meaning of a cached entry changes (a fix in a method's code
+#: that changes its output); every key changes with it.
+KEY_VERSION = 1
+LINEAGE_FILE = "lineage.json"
+ARTIFACT_FILE = "artifact.json"
+MODEL_DIR = "model"
+GGUF_FILE = "model.gguf"
+
+
+class BuildError(RuntimeError):
+    """A step failed; the message names the recipe, variant and step."""
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def variants_root() -> Path:
+    return paths.cache_dir() / "variants"
+
+
+def step_key(parent_key: str, step: PlannedStep) -> str:
+    """Cache key of the result of ``step`` applied to the artifact ``parent_key``."""
+    from harness.build.calibration import resolve_source
+
+    data = [resolve_source(spec, split=split, text_field=fld).sha256 for spec, split, fld in step.config.data_specs()]
+    payload = {"v": KEY_VERSION, "parent": parent_key, "method": step.method, "params": step.params(), "data": data}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def chain_keys(base: ResolvedBase, steps: list[PlannedStep]) -> list[str]:
+    """Keys of the results after each step (first step's parent: the base weights hash)."""
+    keys: list[str] = []
+    parent = base.digest
+    for step in steps:
+        parent = step_key(parent, step)
+        keys.append(parent)
+    return keys
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+@dataclass
+class Artifact:
+    """A built variant (or intermediate) on disk."""
+
+    path: Path
+    """The entry's folder (for the reference: the base model's reference folder)."""
+    base_model: BaseModelInfo
+    variant: Variant
+    format: str = "hf"
+    key: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_path(self) -> Path:
+        """The checkpoint folder (``hf``) or the ``.gguf`` file."""
+        if self.variant.is_reference:
+            return self.path
+        return self.path / (GGUF_FILE if self.format == "gguf" else MODEL_DIR)
+
+    def lineage(self) -> dict[str, Any]:
+        """``{"base_model": ..., "variant": ...}`` as the results file records them."""
+        return {"base_model": self.base_model.model_dump(mode="json"), "variant": self.variant.model_dump(mode="json")}
+
+    def with_id(self, variant_id: str, notes: str | None = None) -> "Artifact":
+        """The same artifact as named by another recipe variant."""
+        variant = self.variant.model_copy(update={"id": variant_id, "notes": notes if notes is not None else self.variant.notes})
+        return Artifact(self.path, self.base_model, variant, self.format, self.key, self.info)
+
+
+def entry_dir(base: ResolvedBase, key: str) -> Path:
+    return variants_root() / base.info.id / key
+
+
+def read_entry(folder: Path) -> Artifact | None:
+    """The artifact in ``folder``, or None if it is absent or incomplete."""
+    try:
+        lineage = json.loads((folder / LINEAGE_FILE).read_text())
+        info = json.loads((folder / ARTIFACT_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return Artifact(
+        path=folder,
+        base_model=BaseModelInfo.model_validate(lineage["base_model"]),
+        variant=Variant.model_validate(lineage["variant"]),
+        format=info.get("format", "hf"),
+        key=info.get("key", folder.name),
+        info=info,
+    )
+
+
+def reference_artifact(base: ResolvedBase, variant_id: str = "reference", notes: str | None = None) -> Artifact:
+    return Artifact(
+        path=base.path,
+        base_model=base.info,
+        variant=Variant(id=variant_id, is_reference=True, steps=[], notes=notes),
+        format="hf",
+        key=base.digest[:24],
+        info={"format": "hf", "disk_bytes": _disk_bytes(base.path)},
+    )
+
+
+def _disk_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 20 ms from /proc)."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def current() -> int:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):  # not Linux: the lifetime maximum is the best there is
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.current())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakRSS":
+        self.peak = self.current()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak = max(self.peak, self.current())
+
+
+# --------------------------------------------------------------------------- lookup
+
+
+def cached(base: ResolvedBase, variant: RecipeVariant) -> Artifact | None:
+    """The built artifact of ``variant``, or None if it is not (completely) built."""
+    if variant.is_reference:
+        return reference_artifact(base, variant.id, variant.notes)
+    keys = chain_keys(base, variant.steps)
+    found = read_entry(entry_dir(base, keys[-1]))
+    return found.with_id(variant.id, variant.notes) if found else None
+
+
+def cached_steps(base: ResolvedBase, variant: RecipeVariant) -> int:
+    """How many leading steps of ``variant`` are already in the cache."""
+    keys = chain_keys(base, variant.steps)
+    for i in range(len(keys), 0, -1):
+        if read_entry(entry_dir(base, keys[i - 1])) is not None:
+            return i
+    return 0
+
+
+# --------------------------------------------------------------------------- building
+
+
+ProgressHook = Callable[[str, int, int, str], None]
+"""Called as ``hook(variant_id, step_index, n_steps, event)`` with event ``start``, ``done`` or ``cached``."""
+
+
+def build(
+    recipe: Recipe,
+    variant_id: str,
+    *,
+    base: ResolvedBase | None = None,
+    force: bool = False,
+    show_progress: bool = True,
+    hook: ProgressHook | None = None,
+) -> Artifact:
+    """Build ``variant_id`` of ``recipe`` (reusing every cached prefix) and return its artifact."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if not show_progress:
+        hf_logging.disable_progress_bar()
+    try:
+        return _build(recipe, variant_id, base=base, force=force, show_progress=show_progress, hook=hook)
+    finally:
+        if was_enabled and not show_progress:
+            hf_logging.enable_progress_bar()
+
+
+def _build(
+    recipe: Recipe,
+    variant_id: str,
+    *,
+    base: ResolvedBase | None,
+    force: bool,
+    show_progress: bool,
+    hook: ProgressHook | None,
+) -> Artifact:
+    from harness.build.base_model import load_model, load_tokenizer, resolve
+    from harness.build.methods import get_method, set_seed
+
+    base = base or resolve(recipe.base_model, show_progress=show_progress)
+    variant = recipe.variant(variant_id)
+    if variant.is_reference:
+        return reference_artifact(base, variant.id, variant.notes)
+    keys = chain_keys(base, variant.steps)
+    if force:
+        for k in keys:
+            shutil.rmtree(entry_dir(base, k), ignore_errors=True)
+    start = cached_steps(base, variant)
+    n = len(variant.steps)
+    for i in range(start):
+        if hook:
+            hook(variant.id, i, n, "cached")
+    if start == n:
+        artifact = read_entry(entry_dir(base, keys[-1]))
+        if artifact is None:  # pragma: no cover - cached_steps just found it
+            raise BuildError(f"{recipe.name}/{variant.id}: cache entry {keys[-1]} vanished")
+        _note_user(artifact, recipe, variant)
+        return artifact.with_id(variant.id, variant.notes)
+
+    tokenizer = load_tokenizer(base.path, trust_remote_code=base.trust_remote_code)
+    if start == 0:
+        parent_dir, lineage_steps = base.path, []
+    else:
+        parent = read_entry(entry_dir(base, keys[start - 1]))
+        if parent is None or parent.format != "hf":  # pragma: no cover - order validation forbids steps after exports
+            raise BuildError(f"{recipe.name}/{variant.id}: step {start} needs a transformers checkpoint to start from")
+        parent_dir, lineage_steps = parent.model_path, list(parent.variant.steps)
+    model = load_model(parent_dir, trust_remote_code=base.trust_remote_code)
+
+    artifact: Artifact | None = None
+    for i in range(start, n):
+        step = variant.steps[i]
+        method = get_method(step.method)
+        if model is None:  # pragma: no cover - order validation forbids it
+            raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({step.method}) has no model to work on")
+        if hook:
+            hook(variant.id, i, n, "start")
+        target = entry_dir(base, keys[i])
+        with atomic_dir(target) as tmp:
+            from harness.build.methods import StepContext
+
+            ctx = StepContext(tokenizer=tokenizer, base=base, out_dir=tmp, show_progress=show_progress)
+            set_seed(getattr(step.config, "seed", 0))
+            t0 = time.perf_counter()
+            try:
+                with PeakRSS() as rss:
+                    outcome = method.apply(model, step.config, ctx)
+            except Exception as err:
+                raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({step.method}) failed: {err}") from err
+            seconds = time.perf_counter() - t0
+            fmt = "hf"
+            if outcome.model is not None:
+                outcome.model.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
+                tokenizer.save_pretrained(tmp / MODEL_DIR)
+            elif (tmp / GGUF_FILE).is_file():
+                fmt = "gguf"
+            else:  # pragma: no cover - a method bug
+                raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({step.method}) returned no model and wrote no {GGUF_FILE}")
+            lineage_steps.append(
+                Step(method=step.method, params=step.params(), library=method.library(), record=outcome.record, notes=outcome.notes)
+            )
+            lineage_variant = Variant(id=variant.id if i == n - 1 else f"{variant.id}.step{i}", is_reference=False, steps=lineage_steps, notes=variant.notes if i == n - 1 else None)
+            lineage = {"base_model": base.info.model_dump(mode="json"), "variant": lineage_variant.model_dump(mode="json")}
+            (tmp / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, ensure_ascii=False) + "\n")
+            info = {
+                "key": keys[i],
+                "parent": keys[i - 1] if i else base.digest[:24],
+                "base_hash": base.info.content_hash,
+                "method": step.method,
+                "format": fmt,
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "build_seconds": round(seconds, 3),
+                "peak_rss_bytes": rss.peak,
+                "disk_bytes": _disk_bytes(tmp / (MODEL_DIR if fmt == "hf" else GGUF_FILE)),
+                "kompakt_version": __version__,
+                "used_by": [f"{recipe.name}/{variant.id}"] if i == n - 1 else [],
+            }
+            (tmp / ARTIFACT_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        if hook:
+            hook(variant.id, i, n, "done")
+        model = outcome.model
+        lineage_steps = list(lineage_steps)
+        artifact = read_entry(target)
+    if artifact is None:  # pragma: no cover
+        raise BuildError(f"{recipe.name}/{variant.id}: nothing was built")
+    _note_user(artifact, recipe, variant)
+    return artifact.with_id(variant.id, variant.notes)
+
+
+def _note_user(artifact: Artifact, recipe: Recipe, variant: RecipeVariant) -> None:
+    """Remember in ``artifact.json`` that ``recipe/variant`` resolves to this entry."""
+    name = f"{recipe.name}/{variant.id}"
+    users = list(artifact.info.get("used_by", []))
+    if name in users:
+        return
+    users.append(name)
+    artifact.info["used_by"] = users
+    write_text(artifact.path / ARTIFACT_FILE, json.dumps(artifact.info, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- listing and cleaning
+
+
+def all_entries() -> list[Artifact]:
+    """Every complete cache entry."""
+    root = variants_root()
+    out = []
+    if root.is_dir():
+        for folder in sorted(root.glob("*/*")):
+            if folder.name.startswith("."):
+                continue
+            a = read_entry(folder)
+            if a is not None:
+                out.append(a)
+    return out
+
+
+def stale_temporaries() -> list[Path]:
+    """Folders left by interrupted builds (``.<key>.*.tmp`` / ``.old``)."""
+    root = variants_root()
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("*/.*") if p.is_dir() and (p.name.endswith(".tmp") or p.name.endswith(".old")))
+
+
+def remove(paths_to_remove: list[Path]) -> int:
+    """Delete cache folders; returns bytes freed."""
+    freed = 0
+    root = paths.cache_dir().resolve()
+    for p in paths_to_remove:
+        resolved = p.resolve()
+        if root not in resolved.parents:  # never delete outside the cache
+            raise BuildError(f"refusing to delete {p}: not inside the cache {root}")
+        freed += _disk_bytes(p) if p.exists() else 0
+        shutil.rmtree(p, ignore_errors=True)
+    return freed

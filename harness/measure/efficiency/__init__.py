@@ -1,0 +1,384 @@
+"""Efficiency: memory, speed and energy of one variant on one backend under one profile.
+
+This is the API ``kompakt bench`` calls to fill ``metrics.memory``,
+``metrics.throughput`` and ``metrics.energy`` of a results file::
+
+    from harness.measure.efficiency import measure, DoesNotFit, check_fits
+
+    try:
+        eff = measure(model_or_path, profile, backend="pytorch")      # or "llama.cpp" for a .gguf
+    except DoesNotFit as err:
+        status = err.status()            # kompakt.results.Status(code="does_not_fit", ...)
+    else:
+        metrics = Metrics(memory=eff.memory, throughput=eff.throughput, energy=eff.energy)
+        software.other |= eff.software   # backend libraries and versions
+        notes += eff.notes               # bandwidth, absent energy and why, settings
+
+``measure(model_or_path, profile, backend="pytorch", *, tokenizer=None, rule=RepeatRule(),
+bandwidth=None, artifact_path=None, memory=True, speed=True, log=None) -> EfficiencyResult``
+
+- ``model_or_path``: a loaded transformers model (PyTorch backend; used as it is, on
+  the device it is on), a checkpoint folder or a ``.gguf`` file. A folder is loaded
+  in ``profile.dtype`` on ``profile.device``; a ``.gguf`` file on the PyTorch backend
+  is dequantized by transformers (noted); the llama.cpp backend needs a ``.gguf``.
+- ``tokenizer`` is optional: prompts are fixed token ids (:func:`speed.prompt_ids`),
+  so only the special ids to avoid are taken from it when given.
+- ``artifact_path``: the artifact on disk, for ``disk_bytes`` when a loaded model is passed.
+- ``bandwidth``: a :class:`bandwidth.Bandwidth` measured earlier; otherwise it is
+  measured once per process and device (:func:`machine_bandwidth`).
+- ``rule``: warm-up and repeat rule (:class:`speed.RepeatRule`); tests shorten it.
+
+:class:`EfficiencyResult` holds ``memory`` (:class:`kompakt.results.Memory`),
+``throughput`` (one :class:`~kompakt.results.Throughput` per batch size, ``backend``
+``"pytorch"`` or ``"llama.cpp"``; settings and versions in its ``notes``),
+``energy`` (:class:`~kompakt.results.Energy` per batch size and counter; empty with a
+note when no counter is readable), ``notes`` (for the results file), ``software``
+(for ``Software.other``), ``bandwidth`` and ``weights_bytes``.
+
+Memory budget (``profile.memory_budget_bytes``; device memory on ``cuda`` profiles,
+host memory on ``cpu`` ones): :func:`check_fits` raises :class:`DoesNotFit` before
+loading when the weights alone exceed it, and ``measure`` raises it after the memory
+run when the measured peak does (``err.memory`` keeps what was measured). A CUDA
+out-of-memory error is also a :class:`DoesNotFit`. ``fits(needed, profile)`` is the
+bare comparison.
+
+Modules: ``speed`` (repeat rule and statistics, pure), ``bandwidth`` (the copy
+benchmark and the decode bound, pure maths), ``memory`` (weights bytes, disk bytes,
+peak RSS and device memory), ``energy`` (RAPL and NVML), ``pytorch_backend`` and
+``llamacpp_backend`` (load and time one model; llama-cpp-python is optional, see
+``scripts/build-llamacpp.sh``).
+
+Measuring order, per variant: weights bytes; the peak-memory run (batch 1, a prompt
+of ``context_length - new_tokens`` tokens, then ``new_tokens`` generated, so the KV
+cache reaches ``context_length``; capped at the model's maximum positions, and the
+context actually used is recorded); then per batch size: prefill repeats, and
+generation repeats with the energy counters read around them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.measure.efficiency.bandwidth import Bandwidth, bound_share, measure_bandwidth
+from harness.measure.efficiency.energy import EnergyMeter, joules_per_token
+from harness.measure.efficiency.memory import PeakMemory
+from harness.measure.efficiency.speed import RepeatRule, prompt_ids, rates, repeat, summarize
+from kompakt.profiles import Profile
+from kompakt.results import Energy, Memory, Status, Throughput
+
+BACKENDS = ("pytorch", "llama.cpp")
+
+__all__ = [
+    "BACKENDS", "DoesNotFit", "EfficiencyResult", "RepeatRule", "check_fits", "fits", "generation_samples",
+    "load_backend", "machine_bandwidth", "measure",
+]
+
+
+class DoesNotFit(Exception):
+    """The variant needs more memory than the profile's budget."""
+
+    def __init__(self, needed_bytes: int, budget_bytes: int, reason: str, memory: Memory | None = None):
+        super().__init__(reason)
+        self.needed_bytes = int(needed_bytes)
+        self.budget_bytes = int(budget_bytes)
+        self.reason = reason
+        self.memory = memory
+
+    def status(self) -> Status:
+        return Status(code="does_not_fit", reason=self.reason, memory_needed_bytes=self.needed_bytes, memory_budget_bytes=self.budget_bytes)
+
+
+def fits(needed_bytes: int | None, profile: Profile) -> bool:
+    """Whether ``needed_bytes`` fit the profile's budget (unknown needs count as fitting)."""
+    return needed_bytes is None or needed_bytes <= profile.memory_budget_bytes
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def check_fits(weights_bytes: int, profile: Profile) -> None:
+    """Raise :class:`DoesNotFit` when the weights alone exceed the budget (nothing can run then)."""
+    if not fits(weights_bytes, profile):
+        raise DoesNotFit(
+            weights_bytes,
+            profile.memory_budget_bytes,
+            f"the weights alone take {_gib(weights_bytes)}, more than the {_gib(profile.memory_budget_bytes)} "
+            f"{'device' if profile.device == 'cuda' else 'host'} memory of profile {profile.name}",
+        )
+
+
+def peak_needed(memory: Memory, profile: Profile) -> int | None:
+    """The peak the budget is compared with: device reserved (else allocated) on cuda, host RSS on cpu."""
+    if profile.device == "cuda":
+        return memory.peak_device_reserved_bytes or memory.peak_device_allocated_bytes
+    return memory.peak_host_bytes
+
+
+@dataclass
+class EfficiencyResult:
+    memory: Memory
+    throughput: list[Throughput]
+    energy: list[Energy]
+    notes: list[str] = field(default_factory=list)
+    software: dict[str, str] = field(default_factory=dict)
+    bandwidth: Bandwidth | None = None
+    weights_bytes: int | None = None
+    backend: str = "pytorch"
+    settings: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+    """Every sample, per batch size: for reports and the spread between two runs."""
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def generation_samples(timestamps: list[list[float]], batch_size: int) -> dict[str, list[float]]:
+    """Per-run figures from ``generate`` timestamps ``[call, token 1, ..., token n]``.
+
+    - time to first token: token 1 - call (prefill, first sampling and ``generate``'s setup);
+    - decode: the ``n - 1`` steps after the first token, token n - token 1; its rate
+      counts every sequence of the batch (``batch_size`` tokens per step);
+    - ms per token: decode time per step (a step yields one token per sequence);
+    - generate rate: all ``n * batch_size`` tokens over token n - call.
+    """
+    out: dict[str, list[float]] = {"ttft_ms": [], "decode_tps": [], "ms_per_token": [], "generate_tps": []}
+    for ts in timestamps:
+        n = len(ts) - 1
+        if n < 2:
+            raise ValueError("need at least two generated tokens to time decoding")
+        call, first, last = ts[0], ts[1], ts[-1]
+        decode_s = last - first
+        out["ttft_ms"].append((first - call) * 1000)
+        out["decode_tps"].append(batch_size * (n - 1) / decode_s)
+        out["ms_per_token"].append(decode_s / (n - 1) * 1000)
+        out["generate_tps"].append(batch_size * n / (last - call))
+    return out
+
+
+_BANDWIDTH: dict[str, Bandwidth] = {}
+
+
+def machine_bandwidth(device: str = "cpu") -> Bandwidth:
+    """The memory bandwidth of ``device``, measured once per process."""
+    key = "cpu" if device == "cpu" else device
+    if key not in _BANDWIDTH:
+        _BANDWIDTH[key] = measure_bandwidth(key)
+    return _BANDWIDTH[key]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_backend(model_or_path: Any, profile: Profile, backend: str = "pytorch", **kwargs: Any) -> Any:
+    """A backend object (``PytorchBackend`` or ``LlamaCppBackend``) for a model or a path."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if backend == "llama.cpp":
+        from harness.measure.backends.llamacpp import LlamaCppBackend
+
+        if not isinstance(model_or_path, (str, Path)) or Path(model_or_path).suffix != ".gguf":
+            raise ValueError("the llama.cpp backend runs GGUF files only: pass the path of a .gguf file")
+        return LlamaCppBackend.load(Path(model_or_path), device=profile.device, context_length=profile.context_length, **kwargs)
+    from harness.measure.backends.pytorch import PytorchBackend
+
+    if isinstance(model_or_path, (str, Path)):
+        return PytorchBackend.load(Path(model_or_path), device=profile.device, dtype=profile.dtype, **kwargs)
+    return PytorchBackend(model_or_path, **kwargs)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _say(log: Callable[[str], None] | None, text: str) -> None:
+    if log is not None:
+        log(text)
+
+
+def measure_memory(be: Any, profile: Profile, *, weights: int, disk: int | None, avoid: list[int]) -> tuple[Memory, list[str], Any]:
+    """Peak memory while generating up to the profile's context length at batch 1."""
+    context = profile.context_length
+    notes = []
+    if be.max_context and context > be.max_context:
+        notes.append(f"peak memory measured at the model's maximum context of {be.max_context} tokens, not the profile's {context}")
+        context = int(be.max_context)
+    new = min(profile.new_tokens, max(2, context // 2))
+    prompt = prompt_ids(context - new, be.vocab_size, avoid=avoid, seed=1)
+    # llama.cpp's CUDA buffers are not PyTorch's: on a GPU its device memory comes from NVML.
+    llama_gpu = be.name == "llama.cpp" and be.device.startswith("cuda")
+    with PeakMemory(device=be.device, nvml_index=0 if llama_gpu else None) as pm:
+        be.generate(prompt, new)
+    peaks = pm.peaks
+    notes += peaks.notes()
+    allocated, reserved = peaks.device_allocated_bytes, peaks.device_reserved_bytes
+    if llama_gpu:
+        allocated, reserved = None, peaks.device_nvml_used_bytes
+        notes.append("peak device memory of llama.cpp is NVML's used memory of the whole GPU (CUDA context included), sampled every 5 ms")
+    memory = Memory(
+        weights_bytes=weights or None,
+        disk_bytes=disk or None,
+        peak_device_allocated_bytes=allocated,
+        peak_device_reserved_bytes=reserved,
+        peak_host_bytes=peaks.host_bytes,
+        context_length=context,
+    )
+    return memory, notes, peaks
+
+
+def measure(
+    model_or_path: Any,
+    profile: Profile,
+    backend: str = "pytorch",
+    *,
+    tokenizer: Any = None,
+    rule: RepeatRule = RepeatRule(),
+    bandwidth: Bandwidth | None = None,
+    artifact_path: Path | None = None,
+    memory: bool = True,
+    speed: bool = True,
+    batch_sizes: list[int] | None = None,
+    log: Callable[[str], None] | None = None,
+    backend_options: dict[str, Any] | None = None,
+) -> EfficiencyResult:
+    """Memory, speed and energy of one model on one backend under ``profile`` (see the module docstring)."""
+    if isinstance(model_or_path, (str, Path)):
+        path = Path(model_or_path)
+        from harness.measure.efficiency.memory import checkpoint_weights_bytes, gguf_weights_bytes
+
+        # Before loading: a variant whose weights alone exceed the budget cannot run at all.
+        # A GGUF file runs as stored on llama.cpp; anything else is loaded in the profile's dtype.
+        if path.suffix == ".gguf" and backend == "llama.cpp":
+            check_fits(gguf_weights_bytes(path), profile)
+        elif path.is_dir():
+            check_fits(checkpoint_weights_bytes(path, profile.dtype), profile)
+    try:
+        be = load_backend(model_or_path, profile, backend, **(backend_options or {}))
+    except Exception as err:
+        _raise_if_oom(err, profile, None)
+        raise
+    try:
+        return _measure_loaded(be, profile, tokenizer=tokenizer, rule=rule, bandwidth=bandwidth, artifact_path=artifact_path,
+                               memory=memory, speed=speed, batch_sizes=batch_sizes, log=log)
+    except DoesNotFit:
+        raise
+    except Exception as err:
+        _raise_if_oom(err, profile, getattr(be, "_weights", None))
+        raise
+    finally:
+        if isinstance(model_or_path, (str, Path)):
+            be.close()
+
+
+def _raise_if_oom(err: Exception, profile: Profile, weights: int | None) -> None:
+    if type(err).__name__ in ("OutOfMemoryError",) or "out of memory" in str(err).lower():
+        needed = (weights or profile.memory_budget_bytes) + 1
+        raise DoesNotFit(needed, profile.memory_budget_bytes, f"ran out of memory on {profile.device}: {str(err)[:300]}") from err
+
+
+def _measure_loaded(be: Any, profile: Profile, *, tokenizer: Any, rule: RepeatRule, bandwidth: Bandwidth | None,
+                    artifact_path: Path | None, memory: bool, speed: bool, batch_sizes: list[int] | None,
+                    log: Callable[[str], None] | None) -> EfficiencyResult:
+    notes = list(be.load_notes)
+    weights = be.weights_bytes()
+    be._weights = weights
+    check_fits(weights, profile)
+    disk = None
+    if artifact_path is not None and Path(artifact_path).exists():
+        from harness.measure.efficiency.memory import disk_bytes as _disk
+
+        disk = _disk(Path(artifact_path))
+    else:
+        disk = be.disk_bytes()
+    avoid = list(be.special_ids)
+    if tokenizer is not None:
+        avoid += [i for i in getattr(tokenizer, "all_special_ids", []) if isinstance(i, int)]
+    settings = be.settings()
+    describe = be.describe()
+    result = EfficiencyResult(
+        memory=Memory(weights_bytes=weights or None, disk_bytes=disk or None),
+        throughput=[],
+        energy=[],
+        software={k: v for k, v in be.versions().items()},
+        weights_bytes=weights,
+        backend=be.name,
+        settings=settings,
+    )
+    if be.name == "llama.cpp":
+        result.software["llama-cpp-python"] = settings.get("llama_cpp_python", "?")
+
+    if memory:
+        _say(log, f"[{be.name}] peak memory at context {profile.context_length}")
+        mem, mem_notes, peaks = measure_memory(be, profile, weights=weights, disk=disk, avoid=avoid)
+        result.memory = mem
+        notes += mem_notes
+        result.raw["peaks"] = dataclasses.asdict(peaks)
+        needed = peak_needed(mem, profile)
+        if not fits(needed, profile):
+            raise DoesNotFit(
+                needed, profile.memory_budget_bytes,
+                f"peak {'device' if profile.device == 'cuda' else 'host'} memory while generating at context {mem.context_length} "
+                f"was {_gib(needed)}, more than the {_gib(profile.memory_budget_bytes)} of profile {profile.name}",
+                memory=mem,
+            )
+
+    if speed:
+        bw = bandwidth or machine_bandwidth("cpu" if be.device == "cpu" else be.device)
+        result.bandwidth = bw
+        notes.append(bw.note())
+        meter = EnergyMeter(device=be.device)
+        if not meter.available:
+            notes.append("no energy figures: " + "; ".join(meter.reasons))
+        wanted = batch_sizes or list(profile.batch_sizes)
+        sizes, size_notes = be.supported_batch_sizes(wanted)
+        notes += size_notes
+        prompt_len = profile.prompt_tokens
+        if be.max_context and prompt_len + profile.new_tokens > be.max_context:
+            # A model with a short maximum context (a test model) gets the longest prompt it can take.
+            prompt_len = max(1, int(be.max_context) - profile.new_tokens)
+            notes.append(f"prompt shortened to {prompt_len} tokens: the model takes at most {be.max_context} positions")
+        for b in sizes:
+            prompt = prompt_ids(prompt_len, be.vocab_size, avoid=avoid, batch_size=b)
+            _say(log, f"[{be.name}] batch {b}: prefill")
+            prefill_s = repeat(lambda: be.prefill(prompt), rule)
+            _say(log, f"[{be.name}] batch {b}: generate {profile.new_tokens} tokens")
+            for _ in range(rule.warmup):
+                be.generate(prompt, profile.new_tokens)
+            stamps: list[list[float]] = []
+
+            def one() -> float:
+                ts = be.generate(prompt, profile.new_tokens)
+                stamps.append(ts)
+                return ts[-1] - ts[0]
+
+            if meter.available:
+                meter.start()
+            repeat(one, dataclasses.replace(rule, warmup=0))
+            readings = meter.stop() if meter.available else []
+            gen = generation_samples(stamps, b)
+            decode = summarize(gen["decode_tps"])
+            share = bound_share(decode.value, bw.bytes_per_s, weights) if b == 1 else None
+            result.throughput.append(
+                Throughput(
+                    backend=be.name,
+                    batch_size=b,
+                    prompt_tokens=prompt_len,
+                    generated_tokens=profile.new_tokens,
+                    prefill_tokens_per_s=summarize(rates(b * prompt_len, prefill_s)),
+                    decode_tokens_per_s=decode,
+                    generate_tokens_per_s=summarize(gen["generate_tps"]),
+                    time_to_first_token_ms=summarize(gen["ttft_ms"]),
+                    ms_per_token=summarize(gen["ms_per_token"]),
+                    bandwidth_bound_share=share,
+                    notes=describe + (f"; bound: {bw.bytes_per_s / 1e9:.1f} GB/s / {weights} weight bytes" if share else ""),
+                )
+            )
+            tokens = b * profile.new_tokens * len(stamps)
+            for r in readings:
+                result.energy.append(Energy(joules_per_token=joules_per_token(r.joules, tokens), source=r.source, batch_size=b))  # type: ignore[arg-type]
+            result.raw[f"batch{b}"] = {"prefill_s": prefill_s, **gen}
+    result.notes = notes
+    return result

@@ -1,0 +1,98 @@
+"""The measurement cache behind ``kompakt bench``'s resume: one small JSON file per finished measurement.
+
+A measurement is keyed by everything that can change its figures: the base model and
+the artifact (weights), the profile's whole protocol, the task, its limit and few-shot
+count, the data's fingerprint and the versions of kompakt, torch, transformers and
+lm-eval. A run that was killed and started again reads finished measurements back
+and computes only what is missing. Entries that cannot be read, or that lack what a
+results file now records (a perplexity's window), are measured again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kompakt import __version__ as KOMPAKT_VERSION
+from kompakt import paths
+from kompakt.atomic import write_text
+from kompakt.results import Perplexity, TaskAccuracy
+
+from harness.measure.tasks import lm_eval_tasks as task_catalogue
+from harness.measure.tasks.token_perplexity import RAW_FILE
+from harness.measure.tasks.token_perplexity import TASK_NAME as TOKEN_PPL_TASK
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.run.bench import BenchConfig
+
+#: Bump when a change in the harness changes what a cached measurement means.
+MEASUREMENT_VERSION = 1
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"kompakt": KOMPAKT_VERSION, "measurement": str(MEASUREMENT_VERSION)}
+    for dist in ("torch", "transformers", "lm_eval"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def measurement_key(artifact: Any, config: BenchConfig, task: str) -> dict[str, Any]:
+    spec_fp = None
+    if task in task_catalogue.TASKS:
+        spec_fp = task_catalogue.data_fingerprint(task_catalogue.TASKS[task], config.data_dir)
+    elif task == TOKEN_PPL_TASK:
+        raw = task_catalogue.data_root(config.data_dir) / RAW_FILE
+        spec_fp = task_catalogue._file_sha256(raw)[:16] if raw.is_file() else "missing"
+    return {
+        "base": artifact.base_model.content_hash,
+        "artifact": artifact.key,
+        "format": artifact.format,
+        "profile": config.profile.name,
+        "device": config.profile.device,
+        "dtype": config.profile.dtype,
+        # the whole protocol: a changed budget can change how the variant is loaded (load_4bit)
+        "protocol": hashlib.sha256(json.dumps(config.profile.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16],
+        "task": task,
+        "limit": config.limit_for(task),
+        "num_fewshot": config.num_fewshot.get(task),
+        "ppl_context": config.ppl_context if task == TOKEN_PPL_TASK else None,
+        "data": spec_fp,
+        "versions": _versions(),
+    }
+
+
+def measurement_path(artifact: Any, config: BenchConfig, task: str) -> Path:
+    key = measurement_key(artifact, config, task)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    art = (artifact.key or "unknown")[:40]
+    return paths.cache_dir() / "measurements" / artifact.base_model.id / art / config.profile.name / f"{task}-{digest}.json"
+
+
+def read_measurement(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["accuracy"] = [TaskAccuracy.model_validate(a) for a in data.get("accuracy", [])]
+        data["perplexity"] = [Perplexity.model_validate(p) for p in data.get("perplexity", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or unreadable: measure again
+    if any(p.context_length is None for p in data["perplexity"]):
+        return None  # from before perplexity windows were recorded: measure again rather than guess the window
+    return data
+
+
+def store_measurement(path: Path, key: dict[str, Any], payload: dict[str, Any]) -> None:
+    data = {
+        "key": key,
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+        **payload,
+        "accuracy": [a.model_dump(mode="json") for a in payload.get("accuracy", [])],
+        "perplexity": [p.model_dump(mode="json") for p in payload.get("perplexity", [])],
+    }
+    write_text(path, json.dumps(data, indent=1, default=str) + "\n")

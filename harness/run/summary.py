@@ -1,0 +1,91 @@
+"""The table ``kompakt bench`` prints at the end: each variant's figures and their change against the reference.
+
+Changes are shown only between comparable figures (same limit, few-shot count, task version
+and window); an incomparable pair is marked ``n/c`` rather than left out silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kompakt.results import ResultsFile
+
+from harness.measure.tasks.token_perplexity import TASK_NAME as TOKEN_PPL_TASK
+from harness.run.results_writer import latest_results
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.run.bench import VariantOutcome
+
+
+def _figures(r: ResultsFile) -> dict[str, tuple[float, tuple]]:
+    """Figure key -> (value, what it may be compared on: limit, few-shot, task version, context length)."""
+    out: dict[str, tuple[float, tuple]] = {}
+    for a in r.metrics.accuracy:
+        out[f"{a.task}:{a.metric}"] = (a.value, (a.limit, a.num_fewshot, a.task_version, None))
+    for p in r.metrics.perplexity:
+        for f in ("word_perplexity", "bits_per_byte", "token_perplexity"):
+            v = getattr(p, f)
+            if v is not None:
+                out[f"{p.task}:{f}"] = (v, (p.limit, None, p.task_version, p.context_length))
+    return out
+
+
+#: Columns of the summary table, in order: (figure key, heading, is perplexity).
+SUMMARY_COLUMNS = [
+    ("winogrande:acc", "Wino acc", False),
+    ("arc_challenge:acc_norm", "ARC-C acc_n", False),
+    ("truthfulqa_mc2:acc", "TQA mc2", False),
+    ("hellaswag:acc_norm", "HS acc_n", False),
+    ("hellaswag_llamacpp:acc_norm", "HS(l.cpp) acc_n", False),
+    ("wikitext:word_perplexity", "wiki word PPL", True),
+    (f"{TOKEN_PPL_TASK}:token_perplexity", "token PPL", True),
+]
+
+
+def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None = None) -> str:
+    """Markdown table: each variant's figures and their change against the reference."""
+    if reference is None:
+        reference = next((o.results for o in outcomes if o.results is not None and o.results.variant.is_reference), None)
+    ref = _figures(reference) if reference else {}
+    present = [c for c in SUMMARY_COLUMNS if any(o.results and c[0] in _figures(o.results) for o in outcomes)]
+    head = "| variant | status | " + " | ".join(h for _, h, _ in present) + " |"
+    lines = [head, "|" + " --- |" * (2 + len(present))]
+    for o in outcomes:
+        figs = _figures(o.results) if o.results else {}
+        cells = []
+        for key, _, is_ppl in present:
+            if key not in figs:
+                cells.append("–")
+                continue
+            v, on = figs[key]
+            text = f"{v:.2f}" if is_ppl else f"{100 * v:.1f}"
+            if key in ref and o.results is not reference and not (o.results and o.results.variant.is_reference):
+                r, ref_on = ref[key]
+                if on != ref_on:
+                    text += " (n/c)"
+                elif is_ppl:
+                    text += f" ({100 * (v / r - 1):+.1f} %)"
+                else:
+                    text += f" ({100 * (v - r):+.1f} pp)"
+            cells.append(text)
+        lines.append(f"| {o.variant_id} | {o.status.code} | " + " | ".join(cells) + " |")
+    note = ("Accuracies in %, changes against the reference in percentage points; perplexities with their relative change; "
+            "n/c: not comparable, the reference's figure was measured on other documents (--limit), shots, task version "
+            "or context length.")
+    if reference is None:
+        note += " No reference measured under this profile: no changes shown."
+    elif all(o.results is not reference for o in outcomes):
+        note += f" Reference: results file {reference.run_id}."
+    return "\n".join(lines) + "\n\n" + note
+
+
+def find_reference(outcomes: list[VariantOutcome], base_id: str, profile: str, reference_id: str = "reference",
+                   root: Path | None = None) -> ResultsFile | None:
+    """The reference of this run, else the newest reference results file under the profile that holds
+    accuracy or perplexity (one that measured only memory and speed has nothing to compare with)."""
+    for o in outcomes:
+        if o.results is not None and o.results.variant.is_reference:
+            return o.results
+    return latest_results(base_id, reference_id, profile, root,
+                          where=lambda r: bool(r.metrics.accuracy or r.metrics.perplexity))

@@ -1,0 +1,260 @@
+"""Each method on the tiny random Llama: the algorithms' invariants, and their records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from harness.build.base_model import BaseModelSpec, load_model, load_tokenizer, resolve
+from harness.build.methods import MethodError, StepContext, get_method
+from harness.build.methods.rtn import fake_quantize
+
+
+def ctx_for(base: Any, tmp: Path) -> StepContext:
+    tmp.mkdir(parents=True, exist_ok=True)
+    return StepContext(tokenizer=load_tokenizer(base.path), base=base, out_dir=tmp, show_progress=False)
+
+
+@pytest.fixture
+def tiny(tiny_model_dir: Path, kompakt_env: Path) -> tuple[Any, Any, StepContext]:
+    base = resolve(BaseModelSpec(source=str(tiny_model_dir)))
+    return base, load_model(base.path), ctx_for(base, kompakt_env / "out")
+
+
+def run(name: str, params: dict, model: Any, ctx: StepContext) -> Any:
+    method = get_method(name)
+    return method.apply(model, method.Config.model_validate(params), ctx)
+
+
+CAL = {"data": "text.txt", "n_samples": 8, "seq_len": 32}
+
+
+def on_grid(w: torch.Tensor, bits: int, group: int) -> bool:
+    rows = w.reshape(-1, group)
+    return all(len(torch.unique(r)) <= 2**bits for r in rows)
+
+
+# --------------------------------------------------------------------------- quantization grid
+
+
+def test_rtn_grid_and_error() -> None:
+    torch.manual_seed(0)
+    w = torch.randn(32, 128)
+    q4 = fake_quantize(w, 4, 32, False)
+    assert on_grid(q4, 4, 32)
+    assert torch.allclose(fake_quantize(q4, 4, 32, False), q4, atol=1e-6)  # rounding twice changes nothing
+    q8 = fake_quantize(w, 8, -1, True)
+    assert (q8 - w).abs().max() < (q4 - w).abs().max()
+    assert (q8 - w).abs().max() <= w.abs().max() / 127 / 2 + 1e-6  # at most half a step
+    zero = fake_quantize(torch.zeros(4, 32), 4, 32, False)
+    assert torch.equal(zero, torch.zeros(4, 32))
+
+
+def test_rtn_step(tiny: tuple) -> None:
+    base, model, ctx = tiny
+    out = run("rtn", {"bits": 4, "group_size": 32}, model, ctx)
+    w = out.model.model.layers[0].mlp.down_proj.weight
+    assert on_grid(w, 4, 32)
+    assert out.record["quantized_linears"] == 4 * 7
+    assert out.record["packed_weight_bytes"] < out.record["quantized_parameters"] * 4 / 6
+    with pytest.raises(MethodError, match="group_size: 48 does not divide"):
+        run("rtn", {"bits": 4, "group_size": 48}, load_model(base.path), ctx)
+
+
+def test_gptq_beats_rtn_on_a_layer() -> None:
+    """GPTQ's error-compensating rounding gives a lower output error than RTN on correlated inputs."""
+    from harness.build.methods.gptq import gptq_quantize
+
+    torch.manual_seed(0)
+    x = torch.randn(2048, 64) @ torch.randn(64, 64)  # correlated inputs, as real activations are
+    w = torch.randn(48, 64)
+    H = 2 * x.t() @ x / x.shape[0]
+    rtn = fake_quantize(w, 4, 16, False)
+    gptq, loss = gptq_quantize(w, H, bits=4, group_size=16, symmetric=False)
+    err = lambda q: float(((x @ w.t() - x @ q.t()) ** 2).mean())  # noqa: E731
+    assert on_grid(gptq, 4, 16)
+    assert err(gptq) < 0.8 * err(rtn)
+    assert loss > 0
+    ordered, _ = gptq_quantize(w, H, bits=4, group_size=16, symmetric=False, act_order=True)
+    assert on_grid(ordered, 4, 16)  # static groups keep the ordinary grid
+    assert err(ordered) < err(rtn)
+
+
+def test_awq_scale_search_never_worse_than_rtn() -> None:
+    """alpha = 0 is plain RTN, so the searched scales can only lower the error; with salient channels they do."""
+    from harness.build.methods.awq import AWQConfig, search_scale
+
+    torch.manual_seed(0)
+    fc = torch.nn.Linear(64, 32, bias=False)
+    x = torch.randn(1, 256, 64)
+    x[..., :4] *= 30  # a few salient input channels, as in LLM activations
+    cfg = AWQConfig(bits=3, group_size=32, n_grid=10)
+    with torch.no_grad():
+        reference = fc(x)
+        rtn_err = float((reference - x @ fake_quantize(fc.weight, 3, 32, False).t()).pow(2).mean())
+        scales, alpha, err = search_scale(lambda t, i: fc(t), [fc], [x], cfg)
+    assert alpha > 0 and err < rtn_err
+    assert scales.shape == (64,)
+
+
+def test_gptq_and_awq_steps(tiny: tuple) -> None:
+    base, model, ctx = tiny
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    out = run("gptq", {"bits": 4, "group_size": 32, **CAL}, model, ctx)
+    assert on_grid(out.model.model.layers[1].self_attn.o_proj.weight, 4, 32)
+    assert out.record["data_sha256"] and out.record["gptq_loss"] > 0
+    assert torch.equal(out.model.model.embed_tokens.weight, before["model.embed_tokens.weight"])  # embeddings stay float
+    model = load_model(base.path)
+    out = run("awq", {"bits": 4, "group_size": 32, "n_grid": 5, **CAL}, model, ctx)
+    for layer in out.model.model.layers:
+        assert on_grid(layer.mlp.gate_proj.weight, 4, 32)
+    assert out.record["scale_search_groups"] == 4 * 3  # GQA: no v->o scaling
+    assert 0 <= out.record["mean_alpha"] < 1
+
+
+def test_awq_scaling_preserves_the_float_function(tiny: tuple) -> None:
+    """Folding the scales into norms and linears leaves the unquantized model's output unchanged."""
+    base, model, ctx = tiny
+    ids = torch.randint(0, model.config.vocab_size, (1, 16))
+    with torch.no_grad():
+        expected = model(ids).logits
+    from harness.build.methods import awq as awq_module
+
+    original = awq_module.fake_quantize
+    awq_module.fake_quantize = lambda w, *a, **k: w  # type: ignore[assignment]  # quantize nothing
+    try:
+        run("awq", {"bits": 4, "group_size": 32, "n_grid": 4, "clip": False, **CAL}, model, ctx)
+    finally:
+        awq_module.fake_quantize = original
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, expected, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- pruning
+
+
+def test_prune_by_distance(tiny: tuple, kompakt_env: Path) -> None:
+    base, model, ctx = tiny
+    out = run("prune_depth", {"n_layers": 2, **CAL}, model, ctx)
+    rec = out.record
+    d = rec["angular_distances"]
+    assert len(d) == 4 - 2 + 1
+    assert rec["start_layer"] == d.index(min(d)) and rec["angular_distance"] == min(d)
+    assert rec["removed_layers"] == [rec["start_layer"], rec["start_layer"] + 1]
+    assert all(0 <= x <= 1 for x in d)
+    out.model.save_pretrained(kompakt_env / "pruned")
+    reloaded = load_model(kompakt_env / "pruned")
+    assert reloaded.config.num_hidden_layers == 2 and len(reloaded.model.layers) == 2
+    assert [layer.self_attn.layer_idx for layer in reloaded.model.layers] == [0, 1]
+    ids = torch.tensor([[1, 5, 9, 12]])
+    generated = reloaded.generate(ids, max_new_tokens=4, do_sample=False)  # the KV cache works with the new indices
+    assert generated.shape[1] == 8
+
+
+def test_prune_explicit_list(tiny: tuple) -> None:
+    base, model, ctx = tiny
+    kept = [model.model.layers[i] for i in (0, 2)]
+    out = run("prune_depth", {"layers": [3, 1]}, model, ctx)
+    assert out.record["removed_layers"] == [1, 3] and "angular_distances" not in out.record
+    assert list(out.model.model.layers) == kept
+    with pytest.raises(MethodError, match="out of range"):
+        run("prune_depth", {"layers": [7]}, load_model(base.path), ctx)
+    with pytest.raises(MethodError, match="must be smaller"):
+        run("prune_depth", {"n_layers": 4, **CAL}, load_model(base.path), ctx)
+    cfg = get_method("prune_depth").Config.model_validate({"layers": [0]})
+    assert cfg.data_specs() == [] and "data" not in cfg.params()
+
+
+# --------------------------------------------------------------------------- healing, distillation, bitsandbytes
+
+TRAIN = {"data": "text.txt", "seq_len": 32, "batch_size": 4, "eval_samples": 4, "warmup_steps": 2}
+
+
+def test_lora_heals_and_merges(tiny: tuple) -> None:
+    base, model, ctx = tiny
+    names = sorted(n for n, _ in model.named_parameters())
+    out = run("lora", {**TRAIN, "steps": 30, "learning_rate": 3e-3, "r": 4, "alpha": 8}, model, ctx)
+    rec = out.record
+    assert rec["heldout_loss_after"] < rec["heldout_loss_before"]
+    assert rec["train_tokens"] == 30 * 4 * 32 and rec["trainable_parameters"] > 0
+    assert sorted(n for n, _ in out.model.named_parameters()) == names  # merged: an ordinary checkpoint again
+    assert not any("lora" in n for n, _ in out.model.named_modules())
+    with pytest.raises(MethodError, match="no linear layers named"):
+        run("lora", {**TRAIN, "steps": 3, "target_modules": ["query"]}, load_model(base.path), ctx)
+
+
+def test_qlora_trains_over_nf4(tiny: tuple) -> None:
+    pytest.importorskip("bitsandbytes")
+    base, model, ctx = tiny
+    original = model.model.layers[0].mlp.up_proj.weight.clone()
+    out = run("qlora", {**TRAIN, "steps": 12, "learning_rate": 3e-3, "r": 4}, model, ctx)
+    assert out.record["merge_into"] == "original"
+    assert out.record["heldout_loss_after"] < out.record["heldout_loss_before"]
+    delta = (out.model.model.layers[0].mlp.up_proj.weight - original).abs().max()
+    assert 0 < delta < 0.5  # original weights plus a small low-rank update
+    out = run("qlora", {**TRAIN, "steps": 3, "r": 4, "merge_into": "nf4"}, load_model(base.path), ctx)
+    w = out.model.model.layers[0].mlp.up_proj.weight
+    assert not torch.equal(w, original)
+
+
+def test_distill_from_the_reference(tiny: tuple) -> None:
+    base, model, ctx = tiny
+    out = run("prune_depth", {"layers": [1]}, model, ctx)
+    student = out.model
+    out = run("distill", {**TRAIN, "steps": 20, "learning_rate": 3e-3, "r": 4, "kd_weight": 1.0}, student, ctx)
+    rec = out.record
+    assert rec["teacher"] == base.info.id and rec["teacher_hash"] == base.info.content_hash
+    assert rec["kd_loss_last"] < rec["kd_loss_first"]
+    assert out.model.config.num_hidden_layers == 3
+    full = run("distill", {**TRAIN, "steps": 3, "trainable": "full", "learning_rate": 1e-4}, load_model(base.path), ctx)
+    assert full.record["trainable_parameters"] == sum(p.numel() for p in full.model.parameters())
+
+
+def test_kd_loss_is_zero_for_identical_logits() -> None:
+    from harness.build.methods.distill import kd_loss
+
+    logits = torch.randn(2, 5, 11)
+    labels = torch.randint(0, 11, (2, 5))
+    assert float(kd_loss(logits, logits, labels, 2.0, 1.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(kd_loss(logits, logits + torch.randn(2, 5, 11), labels, 2.0, 1.0)) > 0
+
+
+@pytest.mark.parametrize("name", ["bnb_int8", "bnb_nf4"])
+def test_bitsandbytes_round_trip(name: str, tiny: tuple, kompakt_env: Path) -> None:
+    pytest.importorskip("bitsandbytes")
+    base, model, ctx = tiny
+    ids = torch.randint(0, model.config.vocab_size, (1, 12))
+    with torch.no_grad():
+        expected = model(ids).logits
+    out = run(name, {}, model, ctx)
+    assert out.record["quantized_linears"] == 28
+    out.model.save_pretrained(kompakt_env / name)
+    reloaded = load_model(kompakt_env / name)
+    with torch.no_grad():
+        got = reloaded(ids).logits
+    assert torch.isfinite(got).all()
+    assert (got - expected).abs().max() < 0.25 * expected.abs().max()
+
+
+def test_bitsandbytes_cast_warning_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    """bitsandbytes logs its float32 -> float16 cast on every int8 matmul; kompakt keeps the first."""
+    import logging
+
+    from harness.build.methods.bnb import BNB_CAST_LOGGER, log_repeated_warnings_once
+
+    log_repeated_warnings_once()
+    log_repeated_warnings_once()  # idempotent: one filter, however often the loaders call it
+    assert len(logging.getLogger(BNB_CAST_LOGGER).filters) == 1
+    name = "kompakt.test.once"  # a logger of its own: the bitsandbytes one may have seen the message already
+    log_repeated_warnings_once(name)
+    logger = logging.getLogger(name)
+    with caplog.at_level(logging.WARNING, logger=name):
+        for _ in range(3):
+            logger.warning("MatMul8bitLt: inputs will be cast from %s to float16 during quantization", "torch.float32")
+        logger.warning("another message")
+    assert [r.getMessage() for r in caplog.records] == [
+        "MatMul8bitLt: inputs will be cast from torch.float32 to float16 during quantization", "another message",
+    ]

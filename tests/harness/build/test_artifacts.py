@@ -1,0 +1,171 @@
+"""The artifact cache: shared prefixes, keys, atomic entries, lineage in the results-file form, determinism, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.build import artifacts
+from harness.build.base_model import BaseModelSpec, resolve, sha256_file
+from harness.build.recipes import load_recipe, parse_recipe
+from kompakt.results import BaseModelInfo, Measured, ResultsFile, Status, Variant
+
+CAL = {"data": "text.txt", "n_samples": 8, "seq_len": 32}
+
+
+def recipe_data(model_dir: Path) -> dict[str, Any]:
+    return {
+        "base_model": {"source": str(model_dir), "id": "tiny"},
+        "variants": [
+            {"id": "reference", "reference": True},
+            {"id": "p1", "steps": [{"method": "prune_depth", "params": {"n_layers": 1, **CAL}}]},
+            {"id": "p1-rtn", "extends": "p1", "steps": [{"method": "rtn", "params": {"bits": 4, "group_size": 32}}]},
+            {"id": "p1-lora", "extends": "p1", "steps": [{"method": "lora", "params": {"data": "text.txt", "steps": 4, "warmup_steps": 1, "seq_len": 32, "eval_samples": 2}}]},
+        ],
+    }
+
+
+@pytest.fixture
+def recipe(tiny_model_dir: Path, kompakt_env: Path):
+    return parse_recipe(kompakt_env / "tiny.yaml", recipe_data(tiny_model_dir))
+
+
+def weights_digest(a: artifacts.Artifact) -> str:
+    return sha256_file(a.model_path / "model.safetensors")
+
+
+def test_prefix_is_built_once_and_shared(recipe: Any) -> None:
+    events: list[tuple[str, int, str]] = []
+    hook = lambda vid, i, n, event: events.append((vid, i, event))  # noqa: E731
+    a = artifacts.build(recipe, "p1-rtn", show_progress=False, hook=hook)
+    assert events == [("p1-rtn", 0, "start"), ("p1-rtn", 0, "done"), ("p1-rtn", 1, "start"), ("p1-rtn", 1, "done")]
+    events.clear()
+    p1 = artifacts.build(recipe, "p1", show_progress=False, hook=hook)
+    assert events == [("p1", 0, "cached")]
+    assert p1.variant.id == "p1" and len(p1.variant.steps) == 1
+    events.clear()
+    artifacts.build(recipe, "p1-lora", show_progress=False, hook=hook)
+    assert events[0] == ("p1-lora", 0, "cached") and ("p1-lora", 1, "done") in events
+    entries = artifacts.all_entries()
+    assert len(entries) == 3  # p1, p1-rtn, p1-lora: the prefix exists once
+    assert a.path.parent == p1.path.parent
+    info = json.loads((p1.path / "artifact.json").read_text())
+    assert "tiny/p1" in info["used_by"] and info["build_seconds"] > 0 and info["peak_rss_bytes"] > 0
+    assert artifacts.stale_temporaries() == []
+
+
+def test_lineage_is_the_results_file_form(recipe: Any) -> None:
+    a = artifacts.build(recipe, "p1-rtn", show_progress=False)
+    lineage = json.loads((a.path / "lineage.json").read_text())
+    base = BaseModelInfo.model_validate(lineage["base_model"])
+    variant = Variant.model_validate(lineage["variant"])
+    assert base.id == "tiny" and base.content_hash and base.source == "local"
+    assert [s.method for s in variant.steps] == ["prune_depth", "rtn"]
+    prune = variant.steps[0]
+    assert prune.params["n_layers"] == 1 and prune.params["data"] == "text.txt"
+    assert prune.record["removed_layers"] and prune.record["angular_distances"] and prune.record["data_sha256"]
+    assert prune.library and prune.library.startswith("torch ")
+    # exactly what a results file embeds
+    ResultsFile(
+        schema_version=1,
+        run_id="test-run",
+        status=Status(code="ok"),
+        base_model=base,
+        variant=variant,
+        profile="cpu",
+        provenance=Measured(kind="measured", command="pytest", date=dt.datetime.now(dt.timezone.utc)),
+    )
+    ref = artifacts.build(recipe, "reference", show_progress=False)
+    assert ref.variant.is_reference and ref.variant.steps == [] and ref.model_path == Path(recipe.base_model.source)
+
+
+def test_keys_follow_params_data_and_base(recipe: Any, tiny_model_dir: Path, kompakt_env: Path) -> None:
+    base = resolve(recipe.base_model)
+    steps = recipe.variants["p1-rtn"].steps
+    keys = artifacts.chain_keys(base, steps)
+    assert len(keys) == 2 and keys == artifacts.chain_keys(base, steps)
+    other = parse_recipe(kompakt_env / "x.yaml", {**recipe_data(tiny_model_dir), "variants": [
+        {"id": "p1-rtn", "steps": [{"method": "prune_depth", "params": {"n_layers": 1, **CAL}}, {"method": "rtn", "params": {"bits": 3, "group_size": 32}}]}
+    ]})
+    other_keys = artifacts.chain_keys(base, other.variants["p1-rtn"].steps)
+    assert other_keys[0] == keys[0] and other_keys[1] != keys[1]
+    with open(kompakt_env / "corpora" / "text.txt", "a") as fh:
+        fh.write("\nnew calibration text changes the pruning key\n")
+    assert artifacts.chain_keys(base, steps)[0] != keys[0]
+
+
+def test_same_recipe_same_weights(recipe: Any) -> None:
+    first = artifacts.build(recipe, "p1-lora", show_progress=False)
+    digests = weights_digest(first)
+    again = artifacts.build(recipe, "p1-lora", show_progress=False, force=True)
+    assert weights_digest(again) == digests
+    assert again.variant.steps[-1].record["heldout_loss_after"] == first.variant.steps[-1].record["heldout_loss_after"]
+
+
+def test_failed_step_leaves_no_entry(recipe: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.build.methods.rtn import RTN
+
+    def boom(self: Any, model: Any, config: Any, ctx: Any) -> Any:
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(RTN, "apply", boom)
+    with pytest.raises(artifacts.BuildError, match=r"tiny/p1-rtn: step 1 \(rtn\) failed: simulated failure"):
+        artifacts.build(recipe, "p1-rtn", show_progress=False)
+    assert [len(e.variant.steps) for e in artifacts.all_entries()] == [1]  # the finished prefix stays
+    assert artifacts.stale_temporaries() == []
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from kompakt_cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_cli_list_build_clean(tiny_model_dir: Path, kompakt_env: Path) -> None:
+    folder = kompakt_env / "recipes"
+    folder.mkdir()
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(recipe_data(tiny_model_dir)))
+    out = cli("variants", "list", "--recipes-dir", str(folder))
+    assert out.exit_code == 0, out.output
+    assert "p1-rtn" in out.output and "not built" in out.output
+    out = cli("variants", "build", "tiny", "--recipes-dir", str(folder), "-v", "p1-rtn", "--quiet")
+    assert out.exit_code == 0, out.output
+    assert "tiny/p1-rtn:" in out.output
+    out = cli("variants", "list", "--recipes-dir", str(folder))
+    assert "p1-rtn" in out.output and "built" in out.output and "1/2 steps cached" in out.output  # p1-lora shares the prefix
+    out = cli("variants", "list", "--cache")
+    assert "2 entries" in out.output
+    out = cli("variants", "build", "tiny", "--recipes-dir", str(folder), "-v", "p1-rtm")
+    assert out.exit_code == 1 and "did you mean 'p1-rtn'" in out.output
+    out = cli("variants", "clean", "tiny", "--recipes-dir", str(folder), "-v", "p1-rtn", "--dry-run")
+    assert out.exit_code == 0 and out.output.count("would remove") == 1  # the prefix is still needed by p1 and p1-lora
+    out = cli("variants", "clean", "--all")
+    assert out.exit_code == 0 and "freed" in out.output
+    assert artifacts.all_entries() == []
+
+
+def test_cli_rejects_bad_recipes_before_work(kompakt_env: Path) -> None:
+    folder = kompakt_env / "recipes"
+    folder.mkdir()
+    (folder / "bad.yaml").write_text("variants:\n  - id: a\n    steps:\n      - method: awk\n")
+    out = cli("variants", "build", "--recipes-dir", str(folder))
+    assert out.exit_code == 1
+    assert "bad.yaml" in out.output and "did you mean 'awq'" in out.output
+    assert not (kompakt_env / "cache").exists()  # nothing was started
+
+
+def test_shipped_recipe_loads_from_file() -> None:
+    from kompakt import paths
+
+    recipe = load_recipe(paths.REPO_ROOT / "data" / "recipes" / "thesis.yaml")
+    assert recipe.base_model == BaseModelSpec()

@@ -1,0 +1,51 @@
+"""The table ``kompakt bench`` prints at the end: changes only against comparable reference figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("lm_eval")
+
+from harness.run.bench import VariantOutcome  # noqa: E402
+from harness.run.summary import find_reference, summary_table  # noqa: E402
+from kompakt.results import ResultsFile  # noqa: E402
+
+
+def _result(variant: str, *, wino: float, limit: int | None = None, ppl: float = 30.0, quality: bool = True) -> ResultsFile:
+    from leaderboard.synthetic import make_result
+
+    r = make_result("m", variant, "cpu", run_id=f"2026{variant}")
+    if not quality:
+        r["metrics"] = {"throughput": r["metrics"]["throughput"]}
+    else:
+        r["metrics"]["accuracy"][0].update(value=wino, limit=limit)
+        r["metrics"]["perplexity"][0]["word_perplexity"] = ppl
+    return ResultsFile.model_validate(r)
+
+
+def test_the_summary_table_shows_changes_only_against_comparable_figures() -> None:
+    from kompakt.results import Status
+
+    ok = Status(code="ok")
+    ref = _result("reference", wino=0.60, ppl=20.0)
+    same = _result("awq-4bit", wino=0.55, ppl=25.0)
+    fewer = _result("rtn-4bit", wino=0.50, limit=40)
+    outcomes = [VariantOutcome(v.variant.id, ok, results=v) for v in (ref, same, fewer)]
+    table = summary_table(outcomes)
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:] if line.startswith("|")}
+    assert "55.0 (-5.0 pp)" in rows["awq-4bit"] and "25.00 (+25.0 %)" in rows["awq-4bit"]
+    assert "50.0 (n/c)" in rows["rtn-4bit"]  # 40 documents against the reference's full set
+    assert "(" not in rows["reference"].split(" | ", 2)[2]  # the reference has no change against itself
+
+
+def test_the_reference_for_the_summary_is_the_newest_file_with_quality(tmp_path: Path) -> None:
+    from harness.run.results_writer import write_results
+
+    with_quality = _result("reference", wino=0.6)
+    speed_only = _result("reference", wino=0.6, quality=False).model_copy(update={"run_id": "2027reference"})
+    for r in (with_quality, speed_only):
+        write_results(r, root=tmp_path)
+    found = find_reference([], "m", "cpu", root=tmp_path)
+    assert found is not None and found.run_id == with_quality.run_id
