@@ -51,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     from harness.build import artifacts
     from harness.build.base_model import load_model, load_tokenizer, resolve
-    from harness.build.calibration import token_perplexity, wikitext2_test_text
+    from harness.measure.tasks.token_perplexity import token_perplexity, wikitext2_text
     from harness.build.recipes import find_recipe, load_recipe
 
     recipes = [load_recipe(find_recipe(r)) for r in (args.recipe or ["thesis"])]
-    text = wikitext2_test_text()
+    text = wikitext2_text()
     t0 = time.perf_counter()
     base = resolve(recipes[0].base_model, show_progress=False)
     convert_s = time.perf_counter() - t0
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 model = load_model(artifact.model_path)
             t1 = time.perf_counter()
-            ppl = token_perplexity(model, tokenizer, text, context_length=args.context, max_windows=args.windows)
+            ppl = token_perplexity(model, tokenizer, text, context_length=args.context, limit=args.windows, progress_desc=vid).perplexity
             eval_s = time.perf_counter() - t1
             chain = " > ".join(s.method for s in artifact.variant.steps) or "reference"
             size = artifact.info.get("disk_bytes")

@@ -25,6 +25,7 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "peft": ("peft", HARNESS_HINT),
     "bitsandbytes": ("bitsandbytes", HARNESS_HINT),
     "datasets": ("datasets", HARNESS_HINT),
+    "lm_eval": ("lm_eval", HARNESS_HINT),
     "llama_cpp": (
         "llama-cpp-python",
         "pip install llama-cpp-python  (compiles llama.cpp from source, about five minutes on two cores)",
@@ -36,6 +37,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "lora": ("peft",),
     "bnb": ("bitsandbytes",),
     "hub_data": ("datasets",),
+    "bench": ("lm_eval", "datasets"),
     "gguf_quant": ("llama_cpp",),
 }
 

@@ -7,13 +7,15 @@ The harness implements each buildable method in its own module; the
 the catalogue never imports torch.
 
 Adding a method: write ``harness/build/methods/<name>.py`` with its config and
-implementation, then add one entry here.
+implementation, then add one entry here (see :mod:`harness`, steps for adding things).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+from kompakt.registry import Registry, suggest
 
 Family = Literal["quantization", "pruning", "healing", "distillation", "export", "runtime"]
 
@@ -48,11 +50,24 @@ _ALL = [
 
 METHODS: dict[str, MethodInfo] = {m.name: m for m in _ALL}
 
+#: The buildable methods as a lazy registry: ``IMPLEMENTATIONS.load(name)`` imports the class.
+IMPLEMENTATIONS = Registry("method", {m.name: m.implementation for m in _ALL if m.implementation})
+
+
+def register(info: MethodInfo) -> None:
+    """Add a method at run time (a plugin, or a test's throwaway method)."""
+    METHODS[info.name] = info
+    if info.implementation:
+        IMPLEMENTATIONS.add(info.name, info.implementation)
+
+
+def unregister(name: str) -> None:
+    METHODS.pop(name, None)
+    IMPLEMENTATIONS.remove(name)
+
 
 def get(name: str) -> MethodInfo:
     """The method called ``name``; an unknown name raises ``KeyError`` with a did-you-mean."""
-    from kompakt.registry import suggest
-
     try:
         return METHODS[name]
     except KeyError:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kompakt.tasks import TASKS
+
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -26,26 +28,50 @@ class MetricInfo:
     """One sentence for the methodology page."""
 
 
-#: The four tasks of the thesis and the metric of each that enters the mean accuracy.
+#: The four tasks of the thesis and the metric of each that enters the mean accuracy, from the
+#: task catalogue (:data:`kompakt.tasks.TASKS`, ``mean_slot`` and ``headline``).
 #: ARC-Challenge and HellaSwag use length-normalised accuracy (acc_norm), as the Open
 #: LLM Leaderboard did, because plain acc there favours short answers.
 #: The HellaSwag slot may be filled by lm-eval's ``hellaswag`` or by kompakt's
 #: ``hellaswag_llamacpp`` (same questions, llama.cpp's preprocessed text); the mean
 #: records which, and means with different bases are never compared.
-MEAN_TASKS: dict[str, tuple[tuple[str, str], ...]] = {
-    "winogrande": (("winogrande", "acc"),),
-    "arc_challenge": (("arc_challenge", "acc_norm"),),
-    "truthfulqa_mc2": (("truthfulqa_mc2", "acc"),),
-    "hellaswag": (("hellaswag", "acc_norm"), ("hellaswag_llamacpp", "acc_norm")),
-}
+MEAN_TASKS: dict[str, tuple[tuple[str, str], ...]] = {}
+for _t in TASKS.values():
+    if _t.mean_slot and _t.headline:
+        MEAN_TASKS[_t.mean_slot] = (*MEAN_TASKS.get(_t.mean_slot, ()), (_t.name, _t.headline))
 
-TASK_LABELS: dict[str, str] = {
-    "winogrande": "WinoGrande",
-    "arc_challenge": "ARC-Challenge",
-    "truthfulqa_mc2": "TruthfulQA MC2",
-    "hellaswag": "HellaSwag",
-    "hellaswag_llamacpp": "HellaSwag (llama.cpp text)",
-}
+TASK_LABELS: dict[str, str] = {t.name: t.label for t in TASKS.values() if t.kind == "accuracy"}
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What must be equal for two figures of one metric to be compared: the one comparability rule.
+
+    The leaderboard's deltas and plots, ``kompakt bench``'s summary table and the README's quality
+    table all ask :func:`comparable`; the database's ``deltas`` view states the same rule in SQL
+    (a test checks that both agree on the same figures). A field that one side did not record
+    (None) only matches None: an unknown setting is not assumed to be the other's.
+    """
+
+    limit: int | None = None
+    """Documents (windows) scored; None: the whole set."""
+    num_fewshot: int | None = None
+    """Few-shot examples per question."""
+    task_version: str | None = None
+    """The task's version in lm-eval (a new version may change prompts or data)."""
+    lm_eval_version: str | None = None
+    """The harness's version (lm-eval's own changes can move scores)."""
+    context_length: int | None = None
+    """A perplexity's window: lm-eval's rolling window, or the token perplexity's context."""
+    batch_size: int | None = None
+    """Sequences per step (speed figures)."""
+    backend: str | None = None
+    """Inference engine (speed and memory figures)."""
+
+
+def comparable(a: Basis, b: Basis) -> bool:
+    """Whether two figures of one metric measured on bases ``a`` and ``b`` may be compared."""
+    return a == b
 
 _ALL = [
     MetricInfo("mean_accuracy", "Mean acc.", "", False, "accuracy", "Mean of the four tasks' primary metrics (WinoGrande acc, ARC-Challenge acc_norm, TruthfulQA MC2, HellaSwag acc_norm); absent unless all four were measured."),

@@ -2,7 +2,13 @@
 
 A registry maps a short name to the dotted path of its implementation; the
 module is imported only when the entry is used, so listing what exists never
-imports heavy optional dependencies.
+imports heavy optional dependencies. Every registry of kompakt has this shape:
+
+- methods: :data:`kompakt.methods.IMPLEMENTATIONS` (catalogue: :data:`kompakt.methods.METHODS`);
+- tasks: :data:`kompakt.tasks.IMPLEMENTATIONS` (catalogue: :data:`kompakt.tasks.TASKS`);
+- efficiency backends: :data:`harness.measure.backends.BACKENDS`.
+
+Hardware profiles are one YAML file each (:mod:`kompakt.profiles`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def names_in_order(self) -> list[str]:
+        """The names in the order they were registered (the order of preference where it matters)."""
+        return list(self._entries)
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
@@ -50,4 +60,14 @@ class Registry:
             ) from None
 
     def load(self, name: str) -> Any:
+        """Import and return the implementation of ``name`` (unknown names: ``KeyError`` with a did-you-mean)."""
         return load_object(self.path(name))
+
+    def add(self, name: str, path: str) -> None:
+        """Register ``name`` (a plugin, or a test's throwaway entry); ``path`` is ``"module:Attribute"``."""
+        if ":" not in path:
+            raise ValueError(f"registry entry {path!r} must look like 'module:Attribute'")
+        self._entries[name] = path
+
+    def remove(self, name: str) -> None:
+        self._entries.pop(name, None)

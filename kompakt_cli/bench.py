@@ -12,7 +12,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 PANEL = "Harness: variants to results files"
-HINT = "pip install -e '.[harness]'  (install torch==2.13.0, the CPU build, first)"
 
 
 def register(app: typer.Typer) -> None:
@@ -20,22 +19,39 @@ def register(app: typer.Typer) -> None:
 
 
 def _require() -> None:
-    import importlib.util
+    """Stop before any work when the ML stack is missing, naming what and how to install it."""
+    from harness.requirements import MissingPackageError, require
 
     try:
-        from harness.requirements import MissingPackageError, require
-    except ImportError:  # pragma: no cover - the requirements module is part of the harness
-        require = None
-    if require is not None:
-        try:
-            require("hub_data", purpose="kompakt bench")
-        except MissingPackageError as err:
-            typer.echo(str(err), err=True)
-            raise typer.Exit(2) from None
-    missing = [m for m in ("torch", "transformers", "lm_eval", "datasets") if importlib.util.find_spec(m) is None]
-    if missing:
-        typer.echo(f"kompakt bench needs {', '.join(missing)}, which is not installed. Install with: {HINT}", err=True)
-        raise typer.Exit(2)
+        require("bench", purpose="kompakt bench")
+    except MissingPackageError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from None
+
+
+def _tasks_help() -> str:
+    from kompakt.tasks import TASKS
+
+    names = ", ".join(TASKS)
+    defaults = ", ".join(t.name for t in TASKS.values() if t.default)
+    return (f"Tasks (repeatable or comma-separated): {names}. Default: {defaults} (HellaSwag in llama.cpp's text "
+            "where only that is in the data folder).")
+
+
+def _task_list(tasks: list[str] | None, efficiency: bool, data_dir: Path | None) -> list[str]:
+    from harness.run.bench import default_tasks, known_tasks
+    from kompakt.registry import suggest
+
+    task_list = _split(tasks) or default_tasks(data_dir)
+    unknown = [t for t in task_list if t not in known_tasks()]
+    if unknown:
+        raise typer.BadParameter(
+            "; ".join(f"unknown task {t!r}{suggest(t, known_tasks())}" for t in unknown) + f". Known: {', '.join(known_tasks())}",
+            param_hint="--tasks",
+        )
+    if efficiency and "efficiency" not in task_list:
+        task_list.append("efficiency")
+    return task_list
 
 
 def parse_fewshot(values: list[str] | None, tasks: list[str]) -> dict[str, int]:
@@ -76,67 +92,12 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-def _planned(base_info: Any, rv: Any) -> Any:
-    from kompakt.results import Step, Variant
-
-    try:
-        return base_info, Variant(id=rv.id, is_reference=False, steps=[Step(method=s.method, params=s.params()) for s in rv.steps], notes=rv.notes)
-    except Exception:  # parameters the results schema cannot hold: no planned lineage
-        return None
-
-
-def plan_jobs(model: str | None, recipe_name: str | None, variant_ids: list[str], recipes_dir: Path | None = None,
-              trust_remote_code: bool = False) -> tuple[Any, list]:
-    """The resolved base model and the variant jobs to run."""
-    from harness.build.base_model import BaseModelSpec, resolve
-    from harness.run.bench import VariantJob
-
-    recipe = None
-    if recipe_name:
-        from harness.build.recipes import find_recipe, load_recipe
-
-        recipe = load_recipe(find_recipe(recipe_name, recipes_dir))
-    elif variant_ids and any(v != "reference" for v in variant_ids):
-        from harness.build.recipes import load_all
-
-        recipes, _ = load_all(recipes_dir)
-        holders = [r for r in recipes if all(v in r.variants or v == "reference" for v in variant_ids)]
-        if not holders:
-            raise typer.BadParameter(f"no recipe has the variant(s) {', '.join(variant_ids)}; name one with --recipe")
-        recipe = holders[0]
-        if len(holders) > 1:
-            typer.echo(f"note: variants found in recipes {', '.join(r.name for r in holders)}; using {recipe.name} (choose with --recipe)")
-    if model:
-        base = resolve(BaseModelSpec(source=model, trust_remote_code=trust_remote_code))
-    elif recipe is not None:
-        spec = recipe.base_model or BaseModelSpec()
-        base = resolve(spec.model_copy(update={"trust_remote_code": True}) if trust_remote_code else spec)
-    else:
-        base = resolve(BaseModelSpec(trust_remote_code=trust_remote_code))
-    from harness.build.artifacts import build, reference_artifact
-
-    if recipe is None:
-        return base, [VariantJob("reference", artifact=reference_artifact(base), is_reference=True)]
-    ids = variant_ids or list(recipe.variants)
-    jobs = []
-    for vid in ids:
-        if vid == "reference" and vid not in recipe.variants:
-            jobs.append(VariantJob("reference", artifact=reference_artifact(base), is_reference=True))
-            continue
-        rv = recipe.variant(vid)
-        if rv.is_reference:
-            jobs.append(VariantJob(vid, artifact=reference_artifact(base, vid, rv.notes), is_reference=True))
-        else:
-            jobs.append(VariantJob(vid, build=(lambda r=recipe, v=vid: build(r, v, base=base)), planned=_planned(base.info, rv)))
-    return base, jobs
-
-
 def bench(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model: a local folder of safetensors, a .gguf file or a hub id. Default: the embedded SmolLM2-135M-Instruct (no download).")] = None,
     recipe: Annotated[Optional[str], typer.Option("--recipe", "-r", help="Recipe (name in data/recipes/ or a path) whose variants to measure; all of them unless --variant is given.")] = None,
     variant: Annotated[Optional[list[str]], typer.Option("--variant", "-v", help="Variant id(s) of the recipe to measure (repeatable or comma-separated). Without --recipe and --variant: the reference only.")] = None,
     profile: Annotated[str, typer.Option("--profile", "-p", help="Hardware profile (data/profiles/).")] = "cpu",
-    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Tasks (repeatable or comma-separated): winogrande, arc_challenge, truthfulqa_mc2, hellaswag, hellaswag_llamacpp, wikitext, wikitext2_tokens, efficiency. Default: the four accuracy tasks, wikitext and token perplexity.")] = None,
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help=_tasks_help())] = None,
     limit: Annotated[Optional[list[str]], typer.Option("--limit", "-l", help="Score only the first N documents of each task (N windows of the token perplexity), or TASK=N for one task (repeatable, e.g. hellaswag_llamacpp=1000); recorded in the results and shown on the site.")] = None,
     num_fewshot: Annotated[Optional[list[str]], typer.Option("--num-fewshot", help="Few-shot examples: N for every task or TASK=N (repeatable). Default: each task's lm-eval default (0).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Local copies of the data sets, laid out as shared/benchmarks/ (default: $KOMPAKT_DATA_DIR or shared/benchmarks). Tasks without a local copy load their hub data set.")] = None,
@@ -161,10 +122,11 @@ def bench(
     _require()
     import logging
 
-    from harness.run.bench import BenchConfig, default_tasks, known_tasks, run_bench
-    from harness.run.summary import find_reference, summary_table
-    from harness.measure.tasks.lm_eval_tasks import TaskError
     from harness.measure.hardware import HardwareMismatch
+    from harness.measure.tasks import TaskError
+    from harness.run.bench import BenchConfig, run_bench
+    from harness.run.plan import plan_jobs
+    from harness.run.summary import find_reference, summary_table
     from kompakt.profiles import ProfileError, get_profile
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
@@ -172,24 +134,14 @@ def bench(
         prof = get_profile(profile)
     except ProfileError as err:
         raise typer.BadParameter(str(err), param_hint="--profile") from None
-    task_list = _split(tasks) or default_tasks(data_dir)
-    unknown = [t for t in task_list if t not in [*known_tasks(), "efficiency"]]
-    if unknown:
-        from kompakt.registry import suggest
-
-        raise typer.BadParameter(
-            "; ".join(f"unknown task {t!r}{suggest(t, known_tasks())}" for t in unknown) + f". Known: {', '.join(known_tasks())}, efficiency",
-            param_hint="--tasks",
-        )
+    task_list = _task_list(tasks, efficiency, data_dir)
     overall_limit, task_limits = parse_limits(limit)
     stray = [t for t in task_limits if t not in task_list]
     if stray:
         raise typer.BadParameter(f"limit for {', '.join(stray)}, which is not among the tasks run ({', '.join(task_list)})",
                                  param_hint="--limit")
-    if efficiency and "efficiency" not in task_list:
-        task_list.append("efficiency")
     try:
-        base, jobs = plan_jobs(model, recipe, _split(variant), trust_remote_code=trust_remote_code)
+        base, jobs = plan_jobs(model, recipe, _split(variant), trust_remote_code=trust_remote_code, say=typer.echo)
     except (KeyError, ValueError) as err:
         typer.echo(f"kompakt bench: {err}", err=True)
         raise typer.Exit(2) from None
@@ -212,10 +164,7 @@ def bench(
                f"tasks {', '.join(task_list)}" + (f", limit {', '.join(_split(limit))}" if limit else ""))
     try:
         outcomes = run_bench(jobs, config, say=typer.echo)
-    except HardwareMismatch as err:
-        typer.echo(f"kompakt bench: {err}", err=True)
-        raise typer.Exit(2) from None
-    except TaskError as err:
+    except (HardwareMismatch, TaskError) as err:
         typer.echo(f"kompakt bench: {err}", err=True)
         raise typer.Exit(2) from None
     reference = find_reference(outcomes, base.info.id, prof.name, root=results_dir)

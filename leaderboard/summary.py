@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kompakt.metrics import MEAN_TASKS, lower_is_better
+from kompakt.metrics import MEAN_TASKS, Basis, comparable, lower_is_better
 from leaderboard.budgets import fitting
 from leaderboard.frontier import pareto_mask, relative
 
@@ -71,13 +71,13 @@ class Figure:
     repeats: int | None = None
     context_length: int | None = None
 
-    def basis(self) -> tuple:
-        """What must be equal for two figures of one metric to be compared: documents, shots, task and
-        harness versions, and a perplexity's window (lm-eval's rolling window or the token-perplexity window)."""
-        return (self.limit, self.num_fewshot, self.task_version, self.lm_eval_version, self.context_length)
+    def basis(self) -> Basis:
+        """What must be equal for two figures of one metric to be compared (:class:`kompakt.metrics.Basis`)."""
+        return Basis(self.limit, self.num_fewshot, self.task_version, self.lm_eval_version, self.context_length,
+                     self.batch_size, self.backend)
 
     def comparable(self, other: Figure) -> bool:
-        return self.basis() == other.basis()
+        return comparable(self.basis(), other.basis())
 
 
 def _latest_figures(runs: list[dict[str, Any]], metrics_by_run: dict[str, list[dict[str, Any]]]) -> dict[tuple, Figure]:

@@ -27,6 +27,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kompakt.metrics import Basis, comparable  # noqa: E402
 
 
 def recipe_order() -> list[str]:
@@ -65,10 +68,11 @@ def figures(data: dict) -> dict:
     out = {"acc": acc, "word": wiki["word_perplexity"], "bpb": wiki["bits_per_byte"], "tok": tok["token_perplexity"],
            "tok_ctx": tok["context_length"]}
     out["mean"] = sum(acc[k]["value"] for k in MEAN_OF) / len(MEAN_OF)
-    # what a change against the reference needs to be equal: the same documents, shots and task versions,
-    # and for the word perplexity the same rolling window
-    out["mean_on"] = [(acc[k].get("limit"), acc[k].get("num_fewshot"), acc[k].get("task_version")) for k in MEAN_OF]
-    out["word_on"] = (wiki.get("limit"), wiki.get("task_version"), wiki.get("context_length"))
+    # what a change against the reference needs to be equal (kompakt.metrics.Basis, the one rule): the same
+    # documents, shots, task and lm-eval versions, and for the word perplexity the same rolling window
+    lm_eval = data.get("software", {}).get("lm_eval")
+    out["mean_on"] = [Basis(acc[k].get("limit"), acc[k].get("num_fewshot"), acc[k].get("task_version"), lm_eval) for k in MEAN_OF]
+    out["word_on"] = [Basis(wiki.get("limit"), None, wiki.get("task_version"), lm_eval, wiki.get("context_length"))]
     return out
 
 
@@ -76,7 +80,8 @@ def change(f: dict, ref: dict | None, key: str, text: str) -> str:
     """``text`` when ``f`` and ``ref`` are comparable on ``key``, "n/c" when not, "–" without a reference."""
     if ref is None or f is ref:
         return "–"
-    return text if f[key] == ref[key] else "n/c"
+    same = len(f[key]) == len(ref[key]) and all(comparable(a, b) for a, b in zip(f[key], ref[key]))
+    return text if same else "n/c"
 
 
 START, END = "<!-- quality-table:start -->", "<!-- quality-table:end -->"

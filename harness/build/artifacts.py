@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.build.base_model import ResolvedBase
+from harness.build.methods import GGUF_FILE, MODEL_DIR
 from harness.build.recipes import PlannedStep, Recipe, RecipeVariant
 from kompakt import __version__, paths
 from kompakt.atomic import atomic_dir, write_text
@@ -48,8 +49,6 @@ from kompakt.results import BaseModelInfo, Step, Variant
 KEY_VERSION = 1
 LINEAGE_FILE = "lineage.json"
 ARTIFACT_FILE = "artifact.json"
-MODEL_DIR = "model"
-GGUF_FILE = "model.gguf"
 
 
 class BuildError(RuntimeError):
@@ -249,7 +248,6 @@ def _build(
     hook: ProgressHook | None,
 ) -> Artifact:
     from harness.build.base_model import load_model, load_tokenizer, resolve
-    from harness.build.methods import get_method, set_seed
 
     base = base or resolve(recipe.base_model, show_progress=show_progress)
     variant = recipe.variant(variant_id)
@@ -283,62 +281,69 @@ def _build(
 
     artifact: Artifact | None = None
     for i in range(start, n):
-        step = variant.steps[i]
-        method = get_method(step.method)
         if model is None:  # pragma: no cover - order validation forbids it
-            raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({step.method}) has no model to work on")
+            raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({variant.steps[i].method}) has no model to work on")
         if hook:
             hook(variant.id, i, n, "start")
-        target = entry_dir(base, keys[i])
-        with atomic_dir(target) as tmp:
-            from harness.build.methods import StepContext
-
-            ctx = StepContext(tokenizer=tokenizer, base=base, out_dir=tmp, show_progress=show_progress)
-            set_seed(getattr(step.config, "seed", 0))
-            t0 = time.perf_counter()
-            try:
-                with PeakRSS() as rss:
-                    outcome = method.apply(model, step.config, ctx)
-            except Exception as err:
-                raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({step.method}) failed: {err}") from err
-            seconds = time.perf_counter() - t0
-            fmt = "hf"
-            if outcome.model is not None:
-                outcome.model.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
-                tokenizer.save_pretrained(tmp / MODEL_DIR)
-            elif (tmp / GGUF_FILE).is_file():
-                fmt = "gguf"
-            else:  # pragma: no cover - a method bug
-                raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({step.method}) returned no model and wrote no {GGUF_FILE}")
-            lineage_steps.append(
-                Step(method=step.method, params=step.params(), library=method.library(), record=outcome.record, notes=outcome.notes)
-            )
-            lineage_variant = Variant(id=variant.id if i == n - 1 else f"{variant.id}.step{i}", is_reference=False, steps=lineage_steps, notes=variant.notes if i == n - 1 else None)
-            lineage = {"base_model": base.info.model_dump(mode="json"), "variant": lineage_variant.model_dump(mode="json")}
-            (tmp / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, ensure_ascii=False) + "\n")
-            info = {
-                "key": keys[i],
-                "parent": keys[i - 1] if i else base.digest[:24],
-                "base_hash": base.info.content_hash,
-                "method": step.method,
-                "format": fmt,
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "build_seconds": round(seconds, 3),
-                "peak_rss_bytes": rss.peak,
-                "disk_bytes": _disk_bytes(tmp / (MODEL_DIR if fmt == "hf" else GGUF_FILE)),
-                "kompakt_version": __version__,
-                "used_by": [f"{recipe.name}/{variant.id}"] if i == n - 1 else [],
-            }
-            (tmp / ARTIFACT_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        model, lineage_steps = _build_step(recipe, variant, i, model, tokenizer, base, keys, lineage_steps, show_progress)
         if hook:
             hook(variant.id, i, n, "done")
-        model = outcome.model
-        lineage_steps = list(lineage_steps)
-        artifact = read_entry(target)
+        artifact = read_entry(entry_dir(base, keys[i]))
     if artifact is None:  # pragma: no cover
         raise BuildError(f"{recipe.name}/{variant.id}: nothing was built")
     _note_user(artifact, recipe, variant)
     return artifact.with_id(variant.id, variant.notes)
+
+
+def _build_step(recipe: Recipe, variant: RecipeVariant, i: int, model: Any, tokenizer: Any, base: ResolvedBase,
+                keys: list[str], lineage_steps: list[Step], show_progress: bool) -> tuple[Any, list[Step]]:
+    """Apply step ``i`` of ``variant`` to ``model`` and write its cache entry atomically; returns the
+    model for the next step (None after an export) and the lineage so far."""
+    from harness.build.methods import StepContext, get_method, set_seed
+
+    step = variant.steps[i]
+    n = len(variant.steps)
+    method = get_method(step.method)
+    with atomic_dir(entry_dir(base, keys[i])) as tmp:
+        ctx = StepContext(tokenizer=tokenizer, base=base, out_dir=tmp, show_progress=show_progress)
+        set_seed(getattr(step.config, "seed", 0))
+        t0 = time.perf_counter()
+        try:
+            with PeakRSS() as rss:
+                outcome = method.apply(model, step.config, ctx)
+        except Exception as err:
+            raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({step.method}) failed: {err}") from err
+        seconds = time.perf_counter() - t0
+        if outcome.model is not None:
+            fmt = "hf"
+            outcome.model.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
+            tokenizer.save_pretrained(tmp / MODEL_DIR)
+        elif (tmp / GGUF_FILE).is_file():
+            fmt = "gguf"
+        else:  # pragma: no cover - a method bug
+            raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({step.method}) returned no model and wrote no {GGUF_FILE}")
+        steps = [*lineage_steps, Step(method=step.method, params=step.params(), library=method.library(), record=outcome.record,
+                                      notes=outcome.notes)]
+        last = i == n - 1
+        lineage_variant = Variant(id=variant.id if last else f"{variant.id}.step{i}", is_reference=False, steps=steps,
+                                  notes=variant.notes if last else None)
+        lineage = {"base_model": base.info.model_dump(mode="json"), "variant": lineage_variant.model_dump(mode="json")}
+        (tmp / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, ensure_ascii=False) + "\n")
+        info = {
+            "key": keys[i],
+            "parent": keys[i - 1] if i else base.digest[:24],
+            "base_hash": base.info.content_hash,
+            "method": step.method,
+            "format": fmt,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "build_seconds": round(seconds, 3),
+            "peak_rss_bytes": rss.peak,
+            "disk_bytes": _disk_bytes(tmp / (MODEL_DIR if fmt == "hf" else GGUF_FILE)),
+            "kompakt_version": __version__,
+            "used_by": [f"{recipe.name}/{variant.id}"] if last else [],
+        }
+        (tmp / ARTIFACT_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return outcome.model, steps
 
 
 def _note_user(artifact: Artifact, recipe: Recipe, variant: RecipeVariant) -> None:

@@ -20,11 +20,8 @@ from typing import TYPE_CHECKING, Any
 from kompakt import __version__ as KOMPAKT_VERSION
 from kompakt import paths
 from kompakt.atomic import write_text
-from kompakt.results import Perplexity, TaskAccuracy
 
-from harness.measure.tasks import lm_eval_tasks as task_catalogue
-from harness.measure.tasks.token_perplexity import RAW_FILE
-from harness.measure.tasks.token_perplexity import TASK_NAME as TOKEN_PPL_TASK
+from harness.measure.tasks import TaskPayload, get_task
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.run.bench import BenchConfig
@@ -44,12 +41,8 @@ def _versions() -> dict[str, str | None]:
 
 
 def measurement_key(artifact: Any, config: BenchConfig, task: str) -> dict[str, Any]:
-    spec_fp = None
-    if task in task_catalogue.TASKS:
-        spec_fp = task_catalogue.data_fingerprint(task_catalogue.TASKS[task], config.data_dir)
-    elif task == TOKEN_PPL_TASK:
-        raw = task_catalogue.data_root(config.data_dir) / RAW_FILE
-        spec_fp = task_catalogue._file_sha256(raw)[:16] if raw.is_file() else "missing"
+    """Everything that can change the figures of ``task`` on ``artifact`` under ``config``."""
+    spec = get_task(task)
     return {
         "base": artifact.base_model.content_hash,
         "artifact": artifact.key,
@@ -62,8 +55,8 @@ def measurement_key(artifact: Any, config: BenchConfig, task: str) -> dict[str, 
         "task": task,
         "limit": config.limit_for(task),
         "num_fewshot": config.num_fewshot.get(task),
-        "ppl_context": config.ppl_context if task == TOKEN_PPL_TASK else None,
-        "data": spec_fp,
+        **spec.cache_settings(config),
+        "data": spec.fingerprint(config.data_dir),
         "versions": _versions(),
     }
 
@@ -75,24 +68,18 @@ def measurement_path(artifact: Any, config: BenchConfig, task: str) -> Path:
     return paths.cache_dir() / "measurements" / artifact.base_model.id / art / config.profile.name / f"{task}-{digest}.json"
 
 
-def read_measurement(path: Path) -> dict[str, Any] | None:
+def read_measurement(path: Path) -> TaskPayload | None:
+    """The cached measurement at ``path``, or None when it is absent, unreadable or from an older harness."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data["accuracy"] = [TaskAccuracy.model_validate(a) for a in data.get("accuracy", [])]
-        data["perplexity"] = [Perplexity.model_validate(p) for p in data.get("perplexity", [])]
-    except (OSError, ValueError, KeyError, TypeError):
+        payload = TaskPayload.from_cache(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # absent or unreadable: measure again
-    if any(p.context_length is None for p in data["perplexity"]):
+    if any(p.context_length is None for p in payload.perplexity):
         return None  # from before perplexity windows were recorded: measure again rather than guess the window
-    return data
+    return payload
 
 
-def store_measurement(path: Path, key: dict[str, Any], payload: dict[str, Any]) -> None:
-    data = {
-        "key": key,
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-        **payload,
-        "accuracy": [a.model_dump(mode="json") for a in payload.get("accuracy", [])],
-        "perplexity": [p.model_dump(mode="json") for p in payload.get("perplexity", [])],
-    }
+def store_measurement(path: Path, key: dict[str, Any], payload: TaskPayload) -> None:
+    """Write one finished measurement atomically."""
+    data = {"key": key, "finished": dt.datetime.now(dt.timezone.utc).isoformat(), **payload.to_cache()}
     write_text(path, json.dumps(data, indent=1, default=str) + "\n")

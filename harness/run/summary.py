@@ -9,37 +9,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kompakt.metrics import Basis, comparable
 from kompakt.results import ResultsFile
 
-from harness.measure.tasks.token_perplexity import TASK_NAME as TOKEN_PPL_TASK
+from kompakt.tasks import TASKS
 from harness.run.results_writer import latest_results
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.run.bench import VariantOutcome
 
 
-def _figures(r: ResultsFile) -> dict[str, tuple[float, tuple]]:
-    """Figure key -> (value, what it may be compared on: limit, few-shot, task version, context length)."""
-    out: dict[str, tuple[float, tuple]] = {}
+def _figures(r: ResultsFile) -> dict[str, tuple[float, Basis]]:
+    """Figure key -> (value, the basis it may be compared on: :class:`kompakt.metrics.Basis`)."""
+    out: dict[str, tuple[float, Basis]] = {}
+    lm_eval = r.software.lm_eval if r.software else None
     for a in r.metrics.accuracy:
-        out[f"{a.task}:{a.metric}"] = (a.value, (a.limit, a.num_fewshot, a.task_version, None))
+        out[f"{a.task}:{a.metric}"] = (a.value, Basis(a.limit, a.num_fewshot, a.task_version, lm_eval))
     for p in r.metrics.perplexity:
         for f in ("word_perplexity", "bits_per_byte", "token_perplexity"):
             v = getattr(p, f)
             if v is not None:
-                out[f"{p.task}:{f}"] = (v, (p.limit, None, p.task_version, p.context_length))
+                out[f"{p.task}:{f}"] = (v, Basis(p.limit, None, p.task_version, lm_eval, p.context_length))
     return out
 
 
-#: Columns of the summary table, in order: (figure key, heading, is perplexity).
+#: Columns of the summary table, in catalogue order: (figure key, heading, is perplexity), one per task
+#: that names a headline figure (:data:`kompakt.tasks.TASKS`).
 SUMMARY_COLUMNS = [
-    ("winogrande:acc", "Wino acc", False),
-    ("arc_challenge:acc_norm", "ARC-C acc_n", False),
-    ("truthfulqa_mc2:acc", "TQA mc2", False),
-    ("hellaswag:acc_norm", "HS acc_n", False),
-    ("hellaswag_llamacpp:acc_norm", "HS(l.cpp) acc_n", False),
-    ("wikitext:word_perplexity", "wiki word PPL", True),
-    (f"{TOKEN_PPL_TASK}:token_perplexity", "token PPL", True),
+    (f"{t.name}:{t.headline}", t.short, t.kind == "perplexity") for t in TASKS.values() if t.headline and t.kind != "efficiency"
 ]
 
 
@@ -62,7 +59,7 @@ def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None 
             text = f"{v:.2f}" if is_ppl else f"{100 * v:.1f}"
             if key in ref and o.results is not reference and not (o.results and o.results.variant.is_reference):
                 r, ref_on = ref[key]
-                if on != ref_on:
+                if not comparable(on, ref_on):
                     text += " (n/c)"
                 elif is_ppl:
                     text += f" ({100 * (v / r - 1):+.1f} %)"
@@ -71,8 +68,8 @@ def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None 
             cells.append(text)
         lines.append(f"| {o.variant_id} | {o.status.code} | " + " | ".join(cells) + " |")
     note = ("Accuracies in %, changes against the reference in percentage points; perplexities with their relative change; "
-            "n/c: not comparable, the reference's figure was measured on other documents (--limit), shots, task version "
-            "or context length.")
+            "n/c: not comparable, the reference's figure was measured on other documents (--limit), shots, task or lm-eval "
+            "version, or context length.")
     if reference is None:
         note += " No reference measured under this profile: no changes shown."
     elif all(o.results is not reference for o in outcomes):

@@ -14,7 +14,7 @@ import pytest
 
 from harness.build import artifacts
 from harness.build.base_model import load_model, load_tokenizer
-from harness.build.calibration import token_perplexity, wikitext2_test_text
+from harness.measure.tasks.token_perplexity import token_perplexity, wikitext2_text
 from harness.build.recipes import parse_recipe
 from kompakt import paths
 
@@ -35,7 +35,7 @@ def needs_data() -> None:
 
 def ppl(artifact: artifacts.Artifact, base: Any) -> float:
     model = load_model(artifact.model_path)
-    return token_perplexity(model, load_tokenizer(base.path), wikitext2_test_text(), context_length=CONTEXT, max_windows=WINDOWS)
+    return token_perplexity(model, load_tokenizer(base.path), wikitext2_text(), context_length=CONTEXT, limit=WINDOWS).perplexity
 
 
 def build(base: Any, variants: list[dict]) -> dict[str, artifacts.Artifact]:

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kompakt.methods import IMPLEMENTATIONS
 from kompakt.methods import get as catalogue_entry
-from kompakt.registry import load_object
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -41,6 +41,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from harness.build.base_model import ResolvedBase
 
 Stage = Literal["transform", "quantize", "export"]
+
+#: What a step leaves in its artifact folder: a transformers checkpoint in ``model/`` (saved by
+#: the builder from ``StepOutcome.model``), or a file it wrote itself, ``model.gguf`` for an export.
+MODEL_DIR = "model"
+GGUF_FILE = "model.gguf"
 
 
 class MethodError(ValueError):
@@ -76,6 +81,32 @@ class DataConfig(MethodConfig):
 
     def data_specs(self) -> list[tuple[str, str | None, str | None]]:
         return [(self.data, self.data_split, self.data_field)]
+
+    def token_blocks(self, tokenizer: Any, n_samples: int, seq_len: int, *, min_samples: int | None = None) -> tuple["torch.Tensor", Any]:
+        """``n_samples`` blocks of ``seq_len`` tokens of this step's text (shape ``[n, seq_len]``) and the
+        resolved source (its hash and licence go into the lineage record)."""
+        from harness.build.calibration import calibration_tokens
+
+        return calibration_tokens(tokenizer, self.data, n_samples, seq_len, self.seed, split=self.data_split,
+                                  text_field=self.data_field, min_samples=min_samples)
+
+
+class CalibrationConfig(DataConfig):
+    """Parameters of the methods that run the model over calibration text (AWQ, GPTQ, depth pruning).
+
+    The defaults are AWQ's and GPTQ's: their papers calibrate on 128 samples of 512 (llm-awq, the Pile)
+    or 2,048 tokens (GPTQ, C4). On two CPU cores that is an hour for a 135M model; 32 x 512 tokens (16k)
+    keeps each within minutes, keeps GPTQ's Hessians well conditioned (hidden size 576 needs far fewer
+    than 16k inputs), and the AWQ paper shows it is robust to the calibration set's size.
+    """
+
+    n_samples: int = Field(default=32, ge=1, le=4096, description="Calibration samples.")
+    seq_len: int = Field(default=512, ge=8, le=32768, description="Tokens per calibration sample.")
+    batch_size: int = Field(default=8, ge=1, description="Calibration samples per forward pass (memory only; results do not depend on it).")
+
+    def calibration_blocks(self, tokenizer: Any) -> tuple["torch.Tensor", Any]:
+        """The ``n_samples x seq_len`` calibration blocks and their source."""
+        return self.token_blocks(tokenizer, self.n_samples, self.seq_len)
 
 
 @dataclass
@@ -133,8 +164,7 @@ def get_method(name: str) -> Method:
     info = catalogue_entry(name)
     if info.implementation is None:
         raise KeyError(f"method {name!r} is catalogued for reported results only; kompakt cannot build it")
-    cls = load_object(info.implementation)
-    return cls()
+    return IMPLEMENTATIONS.load(name)()
 
 
 # --------------------------------------------------------------------------- model helpers

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from pydantic import Field
 
 from harness.build.methods import (
-    DataConfig,
+    CalibrationConfig,
     Method,
     StepContext,
     StepOutcome,
@@ -58,18 +58,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-class AWQConfig(QuantConfig, DataConfig):
-    # llm-awq calibrates on 128 samples of 512 tokens of the Pile; the paper shows
-    # AWQ is robust to calibration set size. 32 x 512 tokens keeps a 135M model
-    # within minutes on two CPU cores.
-    n_samples: int = Field(default=32, ge=1, le=4096, description="Calibration samples.")
-    seq_len: int = Field(default=512, ge=8, le=32768, description="Tokens per calibration sample.")
+class AWQConfig(QuantConfig, CalibrationConfig):
     n_grid: int = Field(default=20, ge=2, le=200, description="Grid points of the scale exponent alpha and of the clip search (the reference code's 20).")
     max_shrink: float = Field(default=0.5, ge=0, lt=1, description="Largest fraction by which the clip search may shrink a group's range.")
     clip: bool = Field(default=True, description="Run the clip search (step 2).")
     duo_scaling: bool = Field(default=False, description="Also divide the scales by mean|w|^(1-alpha), as AutoAWQ does (off in the paper).")
     clip_tokens: int = Field(default=512, ge=16, description="Tokens sampled for the clip search (the reference code's 512).")
-    batch_size: int = Field(default=8, ge=1, description="Calibration samples per forward pass (memory only).")
 
 
 def _quantizer(cfg: AWQConfig) -> Callable[["torch.Tensor"], "torch.Tensor"]:
@@ -192,12 +186,8 @@ class AWQ(Method):
         import torch
         from tqdm.auto import tqdm
 
-        from harness.build.calibration import calibration_tokens
-
         check_group_size(model, config.group_size)
-        blocks, source = calibration_tokens(
-            ctx.tokenizer, config.data, config.n_samples, config.seq_len, config.seed, split=config.data_split, text_field=config.data_field
-        )
+        blocks, source = config.calibration_blocks(ctx.tokenizer)
         layers = decoder_layers(model)
         inps, kwargs = capture_first_layer_inputs(model, blocks, config.batch_size)
         alphas: list[float] = []

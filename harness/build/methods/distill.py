@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from harness.build.methods import Method, MethodError, StepContext, StepOutcome, set_seed
-from harness.build.methods.lora import LoRAConfig, _heldout, add_adapters, heldout_loss, train, trainable_parameters, training_blocks
+from harness.build.methods.lora import LoRAConfig, heldout_record, add_adapters, heldout_loss, train, trainable_parameters, training_blocks
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -105,6 +105,6 @@ class Distill(Method):
             p.requires_grad_(False)
         del teacher
         after = heldout_loss(result, eval_blocks, config.batch_size)
-        record.update(_heldout(before, after))
+        record.update(heldout_record(before, after))
         record.update(source.record())
         return StepOutcome(model=result, record=record, notes=source.notes())

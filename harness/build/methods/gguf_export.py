@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from harness.build.methods import Method, MethodConfig, MethodError, StepContext, StepOutcome
+from harness.build.methods import GGUF_FILE, Method, MethodConfig, MethodError, StepContext, StepOutcome
 
 #: Types written directly by the convert stage (as ``convert_hf_to_gguf.py --outtype``).
 DIRECT_TYPES = ("F32", "F16", "BF16", "Q8_0")
@@ -243,7 +243,6 @@ class GGUFExport(Method):
     distributions = ("gguf",)
 
     def apply(self, model: Any, config: GGUFConfig, ctx: StepContext) -> StepOutcome:
-        from harness.build.artifacts import GGUF_FILE
 
         out = ctx.out_dir / GGUF_FILE
         name = f"{ctx.base.info.name} ({config.quant_type})"

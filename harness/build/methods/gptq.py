@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from harness.build.methods import (
-    DataConfig,
+    CalibrationConfig,
     Method,
     MethodError,
     StepContext,
@@ -60,17 +60,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-class GPTQConfig(QuantConfig, DataConfig):
-    # The paper calibrates on 128 samples of 2,048 tokens. On a two-core CPU that is
-    # an hour for a 135M model; 32 x 512 tokens (16k) keeps the Hessians well
-    # conditioned (hidden size 576 needs far fewer than 16k inputs) and runs in minutes.
-    n_samples: int = Field(default=32, ge=1, le=4096, description="Calibration samples.")
-    seq_len: int = Field(default=512, ge=8, le=32768, description="Tokens per calibration sample.")
+class GPTQConfig(QuantConfig, CalibrationConfig):
     block_size: int = Field(default=128, ge=1, description="Columns quantized together before the lazy error update (the paper's B = 128).")
     damp: float = Field(default=0.01, gt=0, lt=1, description="Dampening added to the Hessian diagonal, as a fraction of its mean (the paper's 1 %).")
     act_order: bool = Field(default=False, description="Quantize columns in order of decreasing Hessian diagonal (with static groups).")
     true_sequential: bool = Field(default=True, description="Quantize the linears of a layer in execution order, each on the inputs of the quantized ones before it.")
-    batch_size: int = Field(default=8, ge=1, description="Calibration samples per forward pass (memory only).")
 
 
 #: Execution order of a Llama layer's linears for true-sequential quantization.
@@ -184,12 +178,8 @@ class GPTQ(Method):
         import torch
         from tqdm.auto import tqdm
 
-        from harness.build.calibration import calibration_tokens
-
         check_group_size(model, config.group_size)
-        blocks, source = calibration_tokens(
-            ctx.tokenizer, config.data, config.n_samples, config.seq_len, config.seed, split=config.data_split, text_field=config.data_field
-        )
+        blocks, source = config.calibration_blocks(ctx.tokenizer)
         layers = decoder_layers(model)
         inps, kwargs = capture_first_layer_inputs(model, blocks, config.batch_size)
         groups = SEQUENTIAL_GROUPS if config.true_sequential else [sum(SEQUENTIAL_GROUPS, [])]

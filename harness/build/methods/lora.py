@@ -133,19 +133,8 @@ def heldout_loss(model: Any, blocks: "torch.Tensor", batch_size: int) -> float |
 
 def training_blocks(ctx: StepContext, cfg: TrainConfig) -> tuple["torch.Tensor", "torch.Tensor", Any]:
     """Training and held-out blocks of the training text (held-out ones come from documents not trained on)."""
-    from harness.build.calibration import calibration_tokens
-
     wanted = cfg.steps * cfg.batch_size + cfg.eval_samples
-    blocks, source = calibration_tokens(
-        ctx.tokenizer,
-        cfg.data,
-        wanted,
-        cfg.seq_len,
-        cfg.seed,
-        split=cfg.data_split,
-        text_field=cfg.data_field,
-        min_samples=cfg.batch_size + cfg.eval_samples,
-    )
+    blocks, source = cfg.token_blocks(ctx.tokenizer, wanted, cfg.seq_len, min_samples=cfg.batch_size + cfg.eval_samples)
     n_eval = cfg.eval_samples
     return blocks[: blocks.shape[0] - n_eval], blocks[blocks.shape[0] - n_eval :], source
 
@@ -256,12 +245,13 @@ class LoRA(Method):
         record.update(train(peft_model, train_blocks, config, desc="lora", show_progress=ctx.show_progress))
         merged = peft_model.merge_and_unload()
         after = heldout_loss(merged, eval_blocks, config.batch_size)
-        record.update(_heldout(before, after))
+        record.update(heldout_record(before, after))
         record.update(source.record())
         return StepOutcome(model=merged, record=record, notes=source.notes())
 
 
-def _heldout(before: float | None, after: float | None) -> dict[str, Any]:
+def heldout_record(before: float | None, after: float | None) -> dict[str, Any]:
+    """The held-out loss before and after training, for the lineage record (empty without held-out text)."""
     if before is None or after is None:
         return {}
     return {"heldout_loss_before": round_float(before), "heldout_loss_after": round_float(after)}
@@ -306,7 +296,7 @@ class QLoRA(Method):
         set_peft_model_state_dict(peft_fp, adapters)
         merged = peft_fp.merge_and_unload()
         after = heldout_loss(merged, eval_blocks, config.batch_size)
-        record.update(_heldout(before, after))
+        record.update(heldout_record(before, after))
         record.update(source.record())
         return StepOutcome(model=merged, record=record, notes=source.notes())
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from harness.build.methods import (
-    DataConfig,
+    CalibrationConfig,
     Method,
     MethodError,
     StepContext,
@@ -38,7 +38,7 @@ from harness.build.methods import (
 )
 
 
-class PruneDepthConfig(DataConfig):
+class PruneDepthConfig(CalibrationConfig):
     n_layers: int | None = Field(
         default=None,
         ge=1,
@@ -58,7 +58,6 @@ class PruneDepthConfig(DataConfig):
         default="last",
         description="Average the distance over the last token of each sample (the paper, PruneMe) or over all tokens.",
     )
-    batch_size: int = Field(default=8, ge=1, description="Samples per forward pass (memory only; results do not depend on it).")
 
     @model_validator(mode="after")
     def _one_choice(self) -> "PruneDepthConfig":
@@ -146,7 +145,6 @@ class PruneDepth(Method):
     stage = "transform"
 
     def apply(self, model: Any, config: PruneDepthConfig, ctx: StepContext) -> StepOutcome:
-        from harness.build.calibration import calibration_tokens
 
         total = len(decoder_layers(model))
         record: dict[str, Any] = {"layers_before": total}
@@ -163,9 +161,7 @@ class PruneDepth(Method):
             if n >= total:
                 raise MethodError(f"params.n_layers: {n} must be smaller than the model's {total} layers")
             set_seed(config.seed)
-            blocks, source = calibration_tokens(
-                ctx.tokenizer, config.data, config.n_samples, config.seq_len, config.seed, split=config.data_split, text_field=config.data_field
-            )
+            blocks, source = config.calibration_blocks(ctx.tokenizer)
             distances = angular_distances(model, blocks, n, config.token, config.batch_size, ctx.show_progress)
             start = min(range(len(distances)), key=lambda i: distances[i])
             drop = list(range(start, start + n))

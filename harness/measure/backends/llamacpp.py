@@ -31,7 +31,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from typing import ClassVar
+
+from pydantic import Field
+
+from harness.measure.backends.base import BackendConfig
 from harness.measure.efficiency.memory import disk_bytes, gguf_weights_bytes
+from kompakt.profiles import Profile
 
 #: Tokens per micro-batch llama.cpp computes at once inside a prefill (its default).
 N_UBATCH = 512
@@ -57,8 +63,22 @@ def _threads() -> int:
         return max(1, (os.cpu_count() or 2) // 2)
 
 
+class LlamaCppConfig(BackendConfig):
+    """Settings of the llama.cpp backend (the device comes from the profile)."""
+
+    threads: int | None = Field(
+        default=None, ge=1, description="CPU threads (default: PyTorch's intra-op threads, so both backends get the same cores)."
+    )
+    n_gpu_layers: int | None = Field(default=None, ge=-1, description="Layers offloaded to the GPU (default: all on a GPU profile, none on the CPU).")
+    use_mmap: bool = Field(default=True, description="Map the file instead of reading it (llama.cpp's default).")
+    flash_attn: bool | None = Field(default=None, description="Force flash attention on or off (default: llama.cpp's automatic choice).")
+    verbose: bool = Field(default=False, description="Let llama.cpp log (it logs every graph node at load otherwise).")
+
+
 class LlamaCppBackend:
-    name = "llama.cpp"
+    name: ClassVar[str] = "llama.cpp"
+    formats: ClassVar[tuple[str, ...]] = ("gguf",)
+    Config: ClassVar[type[LlamaCppConfig]] = LlamaCppConfig
 
     def __init__(self, path: Path, *, device: str = "cpu", context_length: int = 2048, threads: int | None = None,
                  n_gpu_layers: int | None = None, use_mmap: bool = True, flash_attn: bool | None = None, verbose: bool = False):
@@ -95,8 +115,15 @@ class LlamaCppBackend:
         self._flash_name = "auto"
 
     @classmethod
-    def load(cls, path: Path, **kwargs: Any) -> "LlamaCppBackend":
-        return cls(path, **kwargs)
+    def available(cls) -> tuple[bool, str | None]:
+        return available()
+
+    @classmethod
+    def load(cls, path: Path, profile: Profile, config: LlamaCppConfig | None = None) -> "LlamaCppBackend":
+        if Path(path).suffix != ".gguf":
+            raise ValueError("the llama.cpp backend runs GGUF files only: pass the path of a .gguf file")
+        config = config or LlamaCppConfig()
+        return cls(Path(path), device=profile.device, context_length=profile.context_length, **config.model_dump())
 
     # ------------------------------------------------------------------ what is recorded
 

@@ -29,7 +29,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from typing import ClassVar
+
+from pydantic import Field
+
+from harness.measure.backends.base import BackendConfig
 from harness.measure.efficiency.memory import disk_bytes, weights_bytes
+from kompakt.profiles import Profile
+
+
+class PytorchConfig(BackendConfig):
+    """Settings of the PyTorch backend (device and dtype come from the profile)."""
+
+    trust_remote_code: bool = Field(
+        default=False, description="Let transformers run the checkpoint's own Python code (models with an auto_map); off by default."
+    )
 
 
 class _TimingStreamer:
@@ -60,7 +74,11 @@ def _version(dist: str) -> str | None:
 class PytorchBackend:
     """A loaded transformers causal LM on one device, ready to be timed."""
 
-    name = "pytorch"
+    name: ClassVar[str] = "pytorch"
+    formats: ClassVar[tuple[str, ...]] = ("hf",)
+    #: Formats it can also load, dequantized by transformers (noted in the results file): not timed as stored.
+    dequantizes: ClassVar[tuple[str, ...]] = ("gguf",)
+    Config: ClassVar[type[PytorchConfig]] = PytorchConfig
 
     def __init__(self, model: Any, *, device: str | None = None, source: Path | None = None, load_note: str | None = None):
         import torch
@@ -94,7 +112,27 @@ class PytorchBackend:
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def load(cls, path: Path, *, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False) -> "PytorchBackend":
+    def available(cls) -> tuple[bool, str | None]:
+        import importlib.util
+
+        missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+        if missing:
+            return False, f"the PyTorch backend needs {', '.join(missing)}: pip install -e '.[harness]' (torch==2.13.0, the CPU build, first)"
+        return True, None
+
+    @classmethod
+    def from_model(cls, model: Any, config: PytorchConfig | None = None) -> "PytorchBackend":
+        """A model already loaded (used as it is, on the device it is on)."""
+        return cls(model)
+
+    @classmethod
+    def load(cls, path: Path, profile: Profile, config: PytorchConfig | None = None) -> "PytorchBackend":
+        """Load a transformers checkpoint folder (safetensors) or a ``.gguf`` file (dequantized) as the profile says."""
+        config = config or PytorchConfig()
+        return cls.load_path(path, device=profile.device, dtype=profile.dtype, trust_remote_code=config.trust_remote_code)
+
+    @classmethod
+    def load_path(cls, path: Path, *, device: str = "cpu", dtype: str = "float32", trust_remote_code: bool = False) -> "PytorchBackend":
         """Load a transformers checkpoint folder (safetensors) or a ``.gguf`` file (dequantized) onto ``device``."""
         from transformers import AutoModelForCausalLM
 

@@ -35,18 +35,16 @@ bandwidth=None, artifact_path=None, memory=True, speed=True, log=None) -> Effici
 note when no counter is readable), ``notes`` (for the results file), ``software``
 (for ``Software.other``), ``bandwidth`` and ``weights_bytes``.
 
-Memory budget (``profile.memory_budget_bytes``; device memory on ``cuda`` profiles,
-host memory on ``cpu`` ones): :func:`check_fits` raises :class:`DoesNotFit` before
-loading when the weights alone exceed it, and ``measure`` raises it after the memory
-run when the measured peak does (``err.memory`` keeps what was measured). A CUDA
-out-of-memory error is also a :class:`DoesNotFit`. ``fits(needed, profile)`` is the
-bare comparison.
+Memory budget (:mod:`harness.measure.fit`): :func:`check_fits` raises :class:`DoesNotFit`
+before loading when the weights alone exceed it, and ``measure`` raises it after the memory
+run when the measured peak does (``err.memory`` keeps what was measured). An out-of-memory
+error is also a :class:`DoesNotFit`.
 
 Modules: ``speed`` (repeat rule and statistics, pure), ``bandwidth`` (the copy
 benchmark and the decode bound, pure maths), ``memory`` (weights bytes, disk bytes,
-peak RSS and device memory), ``energy`` (RAPL and NVML), ``pytorch_backend`` and
-``llamacpp_backend`` (load and time one model; llama-cpp-python is optional, see
-``scripts/build-llamacpp.sh``).
+peak RSS and device memory), ``energy`` (RAPL and NVML). The backends that load and
+time one model are :mod:`harness.measure.backends` (``backend`` names one of them;
+``backend_options`` is its ``Config`` or a dict of its settings).
 
 Measuring order, per variant: weights bytes; the peak-memory run (batch 1, a prompt
 of ``context_length - new_tokens`` tokens, then ``new_tokens`` generated, so the KV
@@ -67,56 +65,14 @@ from harness.measure.efficiency.bandwidth import Bandwidth, bound_share, measure
 from harness.measure.efficiency.energy import EnergyMeter, joules_per_token
 from harness.measure.efficiency.memory import PeakMemory
 from harness.measure.efficiency.speed import RepeatRule, prompt_ids, rates, repeat, summarize
+from harness.measure.fit import DoesNotFit, check_fits, fits, gib, is_out_of_memory, out_of_memory, peak_needed
 from kompakt.profiles import Profile
-from kompakt.results import Energy, Memory, Status, Throughput
-
-BACKENDS = ("pytorch", "llama.cpp")
+from kompakt.results import Energy, Memory, Throughput
 
 __all__ = [
-    "BACKENDS", "DoesNotFit", "EfficiencyResult", "RepeatRule", "check_fits", "fits", "generation_samples",
-    "load_backend", "machine_bandwidth", "measure",
+    "DoesNotFit", "EfficiencyResult", "RepeatRule", "check_fits", "fits", "generation_samples",
+    "machine_bandwidth", "measure",
 ]
-
-
-class DoesNotFit(Exception):
-    """The variant needs more memory than the profile's budget."""
-
-    def __init__(self, needed_bytes: int, budget_bytes: int, reason: str, memory: Memory | None = None):
-        super().__init__(reason)
-        self.needed_bytes = int(needed_bytes)
-        self.budget_bytes = int(budget_bytes)
-        self.reason = reason
-        self.memory = memory
-
-    def status(self) -> Status:
-        return Status(code="does_not_fit", reason=self.reason, memory_needed_bytes=self.needed_bytes, memory_budget_bytes=self.budget_bytes)
-
-
-def fits(needed_bytes: int | None, profile: Profile) -> bool:
-    """Whether ``needed_bytes`` fit the profile's budget (unknown needs count as fitting)."""
-    return needed_bytes is None or needed_bytes <= profile.memory_budget_bytes
-
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB"
-
-
-def check_fits(weights_bytes: int, profile: Profile) -> None:
-    """Raise :class:`DoesNotFit` when the weights alone exceed the budget (nothing can run then)."""
-    if not fits(weights_bytes, profile):
-        raise DoesNotFit(
-            weights_bytes,
-            profile.memory_budget_bytes,
-            f"the weights alone take {_gib(weights_bytes)}, more than the {_gib(profile.memory_budget_bytes)} "
-            f"{'device' if profile.device == 'cuda' else 'host'} memory of profile {profile.name}",
-        )
-
-
-def peak_needed(memory: Memory, profile: Profile) -> int | None:
-    """The peak the budget is compared with: device reserved (else allocated) on cuda, host RSS on cpu."""
-    if profile.device == "cuda":
-        return memory.peak_device_reserved_bytes or memory.peak_device_allocated_bytes
-    return memory.peak_host_bytes
 
 
 @dataclass
@@ -171,26 +127,6 @@ def machine_bandwidth(device: str = "cpu") -> Bandwidth:
     return _BANDWIDTH[key]
 
 
-# --------------------------------------------------------------------------- loading
-
-
-def load_backend(model_or_path: Any, profile: Profile, backend: str = "pytorch", **kwargs: Any) -> Any:
-    """A backend object (``PytorchBackend`` or ``LlamaCppBackend``) for a model or a path."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-    if backend == "llama.cpp":
-        from harness.measure.backends.llamacpp import LlamaCppBackend
-
-        if not isinstance(model_or_path, (str, Path)) or Path(model_or_path).suffix != ".gguf":
-            raise ValueError("the llama.cpp backend runs GGUF files only: pass the path of a .gguf file")
-        return LlamaCppBackend.load(Path(model_or_path), device=profile.device, context_length=profile.context_length, **kwargs)
-    from harness.measure.backends.pytorch import PytorchBackend
-
-    if isinstance(model_or_path, (str, Path)):
-        return PytorchBackend.load(Path(model_or_path), device=profile.device, dtype=profile.dtype, **kwargs)
-    return PytorchBackend(model_or_path, **kwargs)
-
-
 # --------------------------------------------------------------------------- measuring
 
 
@@ -242,7 +178,7 @@ def measure(
     speed: bool = True,
     batch_sizes: list[int] | None = None,
     log: Callable[[str], None] | None = None,
-    backend_options: dict[str, Any] | None = None,
+    backend_options: Any = None,
 ) -> EfficiencyResult:
     """Memory, speed and energy of one model on one backend under ``profile`` (see the module docstring)."""
     if isinstance(model_or_path, (str, Path)):
@@ -255,10 +191,13 @@ def measure(
             check_fits(gguf_weights_bytes(path), profile)
         elif path.is_dir():
             check_fits(checkpoint_weights_bytes(path, profile.dtype), profile)
+    from harness.measure.backends import open_backend
+
     try:
-        be = load_backend(model_or_path, profile, backend, **(backend_options or {}))
+        be = open_backend(backend, model_or_path, profile, backend_options)
     except Exception as err:
-        _raise_if_oom(err, profile, None)
+        if is_out_of_memory(err):
+            raise out_of_memory(err, profile, "while loading") from err
         raise
     try:
         return _measure_loaded(be, profile, tokenizer=tokenizer, rule=rule, bandwidth=bandwidth, artifact_path=artifact_path,
@@ -266,17 +205,12 @@ def measure(
     except DoesNotFit:
         raise
     except Exception as err:
-        _raise_if_oom(err, profile, getattr(be, "_weights", None))
+        if is_out_of_memory(err):
+            raise out_of_memory(err, profile, "while measuring", getattr(be, "_weights", None)) from err
         raise
     finally:
         if isinstance(model_or_path, (str, Path)):
             be.close()
-
-
-def _raise_if_oom(err: Exception, profile: Profile, weights: int | None) -> None:
-    if type(err).__name__ in ("OutOfMemoryError",) or "out of memory" in str(err).lower():
-        needed = (weights or profile.memory_budget_bytes) + 1
-        raise DoesNotFit(needed, profile.memory_budget_bytes, f"ran out of memory on {profile.device}: {str(err)[:300]}") from err
 
 
 def _measure_loaded(be: Any, profile: Profile, *, tokenizer: Any, rule: RepeatRule, bandwidth: Bandwidth | None,
@@ -321,7 +255,7 @@ def _measure_loaded(be: Any, profile: Profile, *, tokenizer: Any, rule: RepeatRu
             raise DoesNotFit(
                 needed, profile.memory_budget_bytes,
                 f"peak {'device' if profile.device == 'cuda' else 'host'} memory while generating at context {mem.context_length} "
-                f"was {_gib(needed)}, more than the {_gib(profile.memory_budget_bytes)} of profile {profile.name}",
+                f"was {gib(needed)}, more than the {gib(profile.memory_budget_bytes)} of profile {profile.name}",
                 memory=mem,
             )
 
@@ -341,44 +275,50 @@ def _measure_loaded(be: Any, profile: Profile, *, tokenizer: Any, rule: RepeatRu
             prompt_len = max(1, int(be.max_context) - profile.new_tokens)
             notes.append(f"prompt shortened to {prompt_len} tokens: the model takes at most {be.max_context} positions")
         for b in sizes:
-            prompt = prompt_ids(prompt_len, be.vocab_size, avoid=avoid, batch_size=b)
-            _say(log, f"[{be.name}] batch {b}: prefill")
-            prefill_s = repeat(lambda: be.prefill(prompt), rule)
-            _say(log, f"[{be.name}] batch {b}: generate {profile.new_tokens} tokens")
-            for _ in range(rule.warmup):
-                be.generate(prompt, profile.new_tokens)
-            stamps: list[list[float]] = []
-
-            def one() -> float:
-                ts = be.generate(prompt, profile.new_tokens)
-                stamps.append(ts)
-                return ts[-1] - ts[0]
-
-            if meter.available:
-                meter.start()
-            repeat(one, dataclasses.replace(rule, warmup=0))
-            readings = meter.stop() if meter.available else []
-            gen = generation_samples(stamps, b)
-            decode = summarize(gen["decode_tps"])
-            share = bound_share(decode.value, bw.bytes_per_s, weights) if b == 1 else None
-            result.throughput.append(
-                Throughput(
-                    backend=be.name,
-                    batch_size=b,
-                    prompt_tokens=prompt_len,
-                    generated_tokens=profile.new_tokens,
-                    prefill_tokens_per_s=summarize(rates(b * prompt_len, prefill_s)),
-                    decode_tokens_per_s=decode,
-                    generate_tokens_per_s=summarize(gen["generate_tps"]),
-                    time_to_first_token_ms=summarize(gen["ttft_ms"]),
-                    ms_per_token=summarize(gen["ms_per_token"]),
-                    bandwidth_bound_share=share,
-                    notes=describe + (f"; bound: {bw.bytes_per_s / 1e9:.1f} GB/s / {weights} weight bytes" if share else ""),
-                )
-            )
-            tokens = b * profile.new_tokens * len(stamps)
-            for r in readings:
-                result.energy.append(Energy(joules_per_token=joules_per_token(r.joules, tokens), source=r.source, batch_size=b))  # type: ignore[arg-type]
-            result.raw[f"batch{b}"] = {"prefill_s": prefill_s, **gen}
+            _time_batch(be, profile, result, b, prompt_len, avoid, rule, meter, bw, weights, describe, log)
     result.notes = notes
     return result
+
+
+def _time_batch(be: Any, profile: Profile, result: EfficiencyResult, b: int, prompt_len: int, avoid: list[int], rule: RepeatRule,
+                meter: EnergyMeter, bw: Bandwidth, weights: int, describe: str, log: Callable[[str], None] | None) -> None:
+    """Prefill and generation repeats at batch size ``b``, energy read around the generation; adds to ``result``."""
+    prompt = prompt_ids(prompt_len, be.vocab_size, avoid=avoid, batch_size=b)
+    _say(log, f"[{be.name}] batch {b}: prefill")
+    prefill_s = repeat(lambda: be.prefill(prompt), rule)
+    _say(log, f"[{be.name}] batch {b}: generate {profile.new_tokens} tokens")
+    for _ in range(rule.warmup):
+        be.generate(prompt, profile.new_tokens)
+    stamps: list[list[float]] = []
+
+    def one() -> float:
+        ts = be.generate(prompt, profile.new_tokens)
+        stamps.append(ts)
+        return ts[-1] - ts[0]
+
+    if meter.available:
+        meter.start()
+    repeat(one, dataclasses.replace(rule, warmup=0))
+    readings = meter.stop() if meter.available else []
+    gen = generation_samples(stamps, b)
+    decode = summarize(gen["decode_tps"])
+    share = bound_share(decode.value, bw.bytes_per_s, weights) if b == 1 else None
+    result.throughput.append(
+        Throughput(
+            backend=be.name,
+            batch_size=b,
+            prompt_tokens=prompt_len,
+            generated_tokens=profile.new_tokens,
+            prefill_tokens_per_s=summarize(rates(b * prompt_len, prefill_s)),
+            decode_tokens_per_s=decode,
+            generate_tokens_per_s=summarize(gen["generate_tps"]),
+            time_to_first_token_ms=summarize(gen["ttft_ms"]),
+            ms_per_token=summarize(gen["ms_per_token"]),
+            bandwidth_bound_share=share,
+            notes=describe + (f"; bound: {bw.bytes_per_s / 1e9:.1f} GB/s / {weights} weight bytes" if share else ""),
+        )
+    )
+    tokens = b * profile.new_tokens * len(stamps)
+    for r in readings:
+        result.energy.append(Energy(joules_per_token=joules_per_token(r.joules, tokens), source=r.source, batch_size=b))  # type: ignore[arg-type]
+    result.raw[f"batch{b}"] = {"prefill_s": prefill_s, **gen}

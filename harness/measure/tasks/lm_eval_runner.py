@@ -18,7 +18,6 @@ from typing import Any
 
 from kompakt.results import Perplexity, TaskAccuracy
 
-from harness.measure.tasks import lm_eval_tasks as task_catalogue
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +80,14 @@ def run_task(
     """Evaluate ``name`` on ``lm`` (an lm-eval ``LM``); ``limit`` scores the first ``limit`` documents."""
     from lm_eval.evaluator import simple_evaluate
 
-    spec = task_catalogue.get_spec(name)
-    source = task_catalogue.data_source(spec, data_dir)
+    from harness.measure.tasks import get_task
+
+    spec = get_task(name)
+    source = spec.data_source(data_dir)
     if source.startswith("local:"):
         offline_datasets()
     task_manager = task_manager or shared_task_manager()
-    task = task_catalogue.build_task(name, data_dir=data_dir, num_fewshot=num_fewshot, task_manager=task_manager)
+    task = spec.build(data_dir=data_dir, num_fewshot=num_fewshot, task_manager=task_manager)
     if hasattr(lm, "progress_desc"):
         lm.progress_desc = getattr(lm, "progress_prefix", "") + name
     start = time.perf_counter()

@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kompakt.results import Perplexity
+
+from harness.measure.tasks.base import Task, TaskContext, TaskPayload
+
 TASK_NAME = "wikitext2_tokens"
 RAW_FILE = "wikitext2/wiki.test.raw"
 DEFAULT_CONTEXT = 2048
@@ -83,3 +87,39 @@ def token_perplexity(
     ppl = math.exp(nll_sum / n)
     lim = f" (the first {n} of {total}: --limit)" if n < total else ""
     return TokenPerplexity(ppl, context_length, n, total, int(ids.numel()), PROTOCOL_NOTE.format(ctx=context_length, n=n, lim=lim))
+
+
+class TokenPerplexityTask(Task):
+    """The token perplexity of WikiText-2 at ``--ppl-context`` tokens, as a task of ``kompakt bench``."""
+
+    name = TASK_NAME
+
+    def available(self, data_dir: Path | str | None = None) -> bool:
+        from harness.measure.tasks.lm_eval_tasks import data_root
+
+        return (data_root(data_dir) / RAW_FILE).is_file()
+
+    def fingerprint(self, data_dir: Path | str | None = None) -> str:
+        from harness.measure.tasks.lm_eval_tasks import data_root, file_sha256
+
+        raw = data_root(data_dir) / RAW_FILE
+        return file_sha256(raw)[:16] if raw.is_file() else "missing"
+
+    def cache_settings(self, config: Any) -> dict[str, Any]:
+        return {"ppl_context": config.ppl_context}
+
+    def run(self, ctx: TaskContext) -> TaskPayload:
+        config = ctx.config
+        res = token_perplexity(ctx.model, ctx.tokenizer, wikitext2_text(config.data_dir), context_length=config.ppl_context,
+                               limit=config.limit_for(TASK_NAME), progress_desc=f"{ctx.progress_prefix}{TASK_NAME}")
+        entry = Perplexity(
+            task=TASK_NAME,
+            token_perplexity=res.perplexity,
+            context_length=res.context_length,
+            limit=res.windows if res.windows < res.windows_total else None,
+            notes=res.note,
+        )
+        return TaskPayload(perplexity=[entry], extra={"n": res.windows})
+
+
+WIKITEXT2_TOKENS = TokenPerplexityTask()

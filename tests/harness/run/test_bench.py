@@ -129,7 +129,9 @@ def test_a_variant_over_the_budget_does_not_fit(env: dict[str, Any]) -> None:
 
 def test_load_4bit_fallback_is_recorded_in_the_lineage(env: dict[str, Any], tiny_model_dir: Path) -> None:
     pytest.importorskip("bitsandbytes")
-    needed = bench.weights_bytes_on_load(tiny_model_dir, "float32")
+    from harness.run.loading import weights_bytes_on_load
+
+    needed = weights_bytes_on_load(tiny_model_dir, "float32")
     # over the budget in float32, within it in 4 bit
     profile = _tiny_budget(memory_budget_bytes=needed // 2, on_does_not_fit="load_4bit")
     config = _config(env, tasks=["wikitext2_tokens"], profile=profile)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.measure.tasks import TaskPayload
 from harness.run.measurement_cache import read_measurement, store_measurement
 from kompakt.results import Perplexity
 
@@ -21,7 +22,7 @@ def test_a_cached_perplexity_without_its_window_is_measured_again(tmp_path: Path
     """Entries cached before perplexity windows were recorded are not trusted to have had any given window."""
     path = tmp_path / "wikitext.json"
     entry = Perplexity(task="wikitext", word_perplexity=30.0, context_length=8192)
-    store_measurement(path, {"task": "wikitext"}, {"perplexity": [entry]})
-    assert read_measurement(path)["perplexity"] == [entry]
-    store_measurement(path, {"task": "wikitext"}, {"perplexity": [entry.model_copy(update={"context_length": None})]})
+    store_measurement(path, {"task": "wikitext"}, TaskPayload(perplexity=[entry]))
+    assert read_measurement(path).perplexity == [entry]
+    store_measurement(path, {"task": "wikitext"}, TaskPayload(perplexity=[entry.model_copy(update={"context_length": None})]))
     assert read_measurement(path) is None

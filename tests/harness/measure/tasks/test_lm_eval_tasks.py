@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
+from harness.measure.tasks import default_tasks, get_task  # noqa: E402
 from harness.measure.tasks import lm_eval_tasks as tc  # noqa: E402
 from harness.measure.tasks.lm_eval_runner import shared_task_manager  # noqa: E402
 from kompakt import paths  # noqa: E402
@@ -36,30 +37,36 @@ def data_dir(fake_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     return fake_data_dir
 
 
+def tc_names() -> list[str]:
+    from harness.measure.tasks import known_tasks
+
+    return known_tasks()
+
+
 def test_catalogue_names_lm_eval_tasks():
-    assert {"winogrande", "arc_challenge", "truthfulqa_mc2", "hellaswag", "hellaswag_llamacpp", "wikitext"} <= set(tc.TASKS)
-    assert tc.TASKS["arc_challenge"].metrics == ("acc", "acc_norm")
-    assert tc.TASKS["hellaswag_llamacpp"].lm_eval_task is None
+    assert {"winogrande", "arc_challenge", "truthfulqa_mc2", "hellaswag", "hellaswag_llamacpp", "wikitext"} <= set(tc_names())
+    assert get_task("arc_challenge").metrics == ("acc", "acc_norm")
+    assert get_task("hellaswag_llamacpp").lm_eval_task is None
 
 
 def test_unknown_task_suggests():
     with pytest.raises(tc.TaskError, match="did you mean 'arc_challenge'"):
-        tc.get_spec("arc_challange")
+        get_task("arc_challange")
 
 
 def test_local_override_keeps_lm_eval_definition(data_dir: Path):
     tm = shared_task_manager()
-    cfg = tc.task_config("arc_challenge", data_dir, tm)
+    cfg = get_task("arc_challenge").config(data_dir, tm)
     assert cfg["dataset_path"] == "json" and cfg["dataset_name"] is None
     assert cfg["dataset_kwargs"] == {"data_files": {"test": str(data_dir / "arc_challenge/test.jsonl")}}
     assert cfg["training_split"] is None and cfg["validation_split"] is None and cfg["test_split"] == "test"
     # everything else is lm-eval's: prompt, target, metrics, version
     assert cfg["doc_to_text"] == "Question: {{question}}\nAnswer:"
     assert [m["metric"] for m in cfg["metric_list"]] == ["acc", "acc_norm"]
-    wiki = tc.task_config("wikitext", data_dir, tm)
+    wiki = get_task("wikitext").config(data_dir, tm)
     assert wiki["training_split"] is None and wiki["validation_split"] is None and wiki["test_split"] == "test"
     assert callable(wiki["process_results"])
-    wino = tc.task_config("winogrande", data_dir, tm)
+    wino = get_task("winogrande").config(data_dir, tm)
     assert wino["training_split"] is None and wino["validation_split"] == "validation"
 
 
@@ -67,30 +74,30 @@ def test_tasks_load_offline_from_local_files(data_dir: Path, monkeypatch: pytest
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tm = shared_task_manager()
-    arc = tc.build_task("arc_challenge", data_dir=data_dir, task_manager=tm)
+    arc = get_task("arc_challenge").build(data_dir=data_dir, task_manager=tm)
     docs = list(arc.eval_docs)
     assert len(docs) == 5 and docs[0]["id"] == "fake_0"
     assert arc.doc_to_text(docs[0]).startswith("Question: Which gas do plants")
-    tqa = tc.build_task("truthfulqa_mc2", data_dir=data_dir, task_manager=tm)
+    tqa = get_task("truthfulqa_mc2").build(data_dir=data_dir, task_manager=tm)
     assert tqa.doc_to_text(list(tqa.eval_docs)[0]).endswith("\nA:")
-    wiki = tc.build_task("wikitext", data_dir=data_dir, num_fewshot=0, task_manager=tm)
+    wiki = get_task("wikitext").build(data_dir=data_dir, num_fewshot=0, task_manager=tm)
     assert list(wiki.eval_docs)[0]["page"].startswith(" = Test Article = ")
     assert tc.task_version(arc) == "1.0"
 
 
 def test_missing_local_data_falls_back_to_the_hub(tmp_path: Path):
-    spec = tc.TASKS["hellaswag"]
-    assert tc.local_files(spec, tmp_path) is None
-    assert tc.data_source(spec, tmp_path) == "hub"
-    cfg = tc.task_config("hellaswag", tmp_path, shared_task_manager())
+    spec = get_task("hellaswag")
+    assert spec.local_paths(tmp_path) is None
+    assert spec.data_source(tmp_path) == "hub"
+    cfg = get_task("hellaswag").config(tmp_path, shared_task_manager())
     assert cfg["dataset_path"] == "Rowan/hellaswag"  # lm-eval's own, untouched
 
 
 def test_default_tasks_pick_the_hellaswag_that_exists(data_dir: Path, tmp_path: Path):
-    assert "hellaswag_llamacpp" in tc.default_tasks(data_dir)
+    assert "hellaswag_llamacpp" in default_tasks(data_dir)
     (data_dir / "hellaswag" / "validation.jsonl").write_text("{}\n")
-    assert "hellaswag" in tc.default_tasks(data_dir) and "hellaswag_llamacpp" not in tc.default_tasks(data_dir)
-    assert "hellaswag" in tc.default_tasks(tmp_path / "empty")  # nothing local: the hub task
+    assert "hellaswag" in default_tasks(data_dir) and "hellaswag_llamacpp" not in default_tasks(data_dir)
+    assert "hellaswag" in default_tasks(tmp_path / "empty")  # nothing local: the hub task
 
 
 def test_llamacpp_hellaswag_conversion(data_dir: Path):
@@ -112,27 +119,27 @@ def test_llamacpp_hellaswag_rejects_a_broken_file(tmp_path: Path, monkeypatch: p
 
 
 def test_hellaswag_llamacpp_task(data_dir: Path):
-    task = tc.build_task("hellaswag_llamacpp", data_dir=data_dir, task_manager=shared_task_manager())
+    task = get_task("hellaswag_llamacpp").build(data_dir=data_dir, task_manager=shared_task_manager())
     doc = list(task.eval_docs)[0]
     assert task.doc_to_text(doc) == "Roof shingle removal: A man is sitting on a roof. he"
     assert task.doc_to_target(doc) == 3
     assert task.doc_to_choice(doc)[3] == "starts pulling up roofing on a roof."
-    assert "llama.cpp" in tc.TASKS["hellaswag_llamacpp"].notes
+    assert "llama.cpp" in get_task("hellaswag_llamacpp").notes
 
 
 def test_hellaswag_llamacpp_needs_its_file(tmp_path: Path):
     with pytest.raises(tc.TaskError, match="hellaswag_llamacpp needs"):
-        tc.task_config("hellaswag_llamacpp", tmp_path)
+        get_task("hellaswag_llamacpp").config(tmp_path)
 
 
 def test_data_fingerprint_follows_the_content(data_dir: Path):
-    spec = tc.TASKS["winogrande"]
-    before = tc.data_fingerprint(spec, data_dir)
+    spec = get_task("winogrande")
+    before = spec.fingerprint(data_dir)
     f = data_dir / "winogrande" / "validation.jsonl"
     shutil.copy(f, f.with_suffix(".bak"))
     f.write_text(f.read_text() + "\n")
-    assert tc.data_fingerprint(spec, data_dir) != before
-    assert tc.data_fingerprint(tc.TASKS["hellaswag"], data_dir) == "hub"
+    assert spec.fingerprint(data_dir) != before
+    assert get_task("hellaswag").fingerprint(data_dir) == "hub"
 
 
 @needs_shared

@@ -1,0 +1,119 @@
+"""What every task is: the interface ``kompakt bench`` runs tasks through.
+
+A task is an object named in :data:`kompakt.tasks.TASKS` (``"module:attribute"``). It knows
+
+- its catalogue entry (name, label, kind, whether it is part of the mean: :class:`kompakt.tasks.TaskInfo`);
+- whether it runs on the variant loaded once for quality (``needs_model``: lm-eval tasks, the token
+  perplexity) or loads the artifact itself (efficiency, which times each backend on its own copy);
+- whether its data is here (:meth:`Task.available`), and a fingerprint of that data for the
+  measurement cache (:meth:`Task.fingerprint`), plus any run settings that change its figures
+  (:meth:`Task.cache_settings`);
+- how to run (:meth:`Task.run`), returning results-file entries in a :class:`TaskPayload`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from kompakt.results import Perplexity, TaskAccuracy
+from kompakt.tasks import TaskInfo
+from kompakt.tasks import get as catalogue_entry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from harness.run.bench import BenchConfig
+
+
+class TaskError(ValueError):
+    """A task is unknown or its data is missing; the message says what to do."""
+
+
+@dataclass
+class TaskContext:
+    """What a task gets to run on one variant."""
+
+    config: "BenchConfig"
+    """The run's settings (profile, limits, few-shot counts, data folder, ...)."""
+    artifact: Any
+    """The variant on disk (:class:`harness.build.artifacts.Artifact`)."""
+    model: Any = None
+    """The variant loaded for quality (tasks with ``needs_model``), else None."""
+    tokenizer: Any = None
+    lm: Any = None
+    """The lm-eval model wrapping ``model`` (:class:`harness.measure.lm_eval_model.KompaktLM`)."""
+    say: Callable[[str], None] = print
+    progress_prefix: str = ""
+
+
+@dataclass
+class TaskPayload:
+    """What a task measured, as results-file entries; cached as it is by the measurement cache."""
+
+    accuracy: list[TaskAccuracy] = field(default_factory=list)
+    perplexity: list[Perplexity] = field(default_factory=list)
+    efficiency: dict[str, Any] = field(default_factory=dict)
+    """``{"memory": ..., "throughput": [...], "energy": [...]}`` as JSON (the efficiency task only)."""
+    notes: list[str] = field(default_factory=list)
+    software: dict[str, str] = field(default_factory=dict)
+    """Libraries the task used beyond the run's own, for ``software.other``."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Bookkeeping kept in the cache entry (seconds, n, data source)."""
+
+    def to_cache(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "accuracy": [a.model_dump(mode="json") for a in self.accuracy],
+            "perplexity": [p.model_dump(mode="json") for p in self.perplexity],
+            "efficiency": self.efficiency,
+            "notes": list(self.notes),
+            "software": dict(self.software),
+        }
+
+    @classmethod
+    def from_cache(cls, data: dict[str, Any]) -> "TaskPayload":
+        known = {"accuracy", "perplexity", "efficiency", "notes", "software", "key", "finished"}
+        return cls(
+            accuracy=[TaskAccuracy.model_validate(a) for a in data.get("accuracy", [])],
+            perplexity=[Perplexity.model_validate(p) for p in data.get("perplexity", [])],
+            efficiency=data.get("efficiency") or {},
+            notes=list(data.get("notes", [])),
+            software=dict(data.get("software", {})),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+class Task:
+    """Base class of the task objects named in :data:`kompakt.tasks.TASKS`."""
+
+    name: str
+    needs_model: ClassVar[bool] = True
+    """True: runs on the variant loaded once for quality; False: loads what it needs itself."""
+
+    @property
+    def info(self) -> TaskInfo:
+        return catalogue_entry(self.name)
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    @property
+    def label(self) -> str:
+        return self.info.label
+
+    def available(self, data_dir: Path | str | None = None) -> bool:
+        """Whether the task can run here (its data is present or loadable)."""
+        return True
+
+    def fingerprint(self, data_dir: Path | str | None = None) -> str | None:
+        """A hash of the task's data, for the measurement cache (None: the task reads no data)."""
+        return None
+
+    def cache_settings(self, config: "BenchConfig") -> dict[str, Any]:
+        """Run settings besides limit and few-shot count that change the task's figures."""
+        return {}
+
+    def run(self, ctx: TaskContext) -> TaskPayload:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,41 @@
+"""Memory, speed and energy as a task of ``kompakt bench``: the artifact timed on the backend that runs its format.
+
+Unlike the quality tasks it does not use the model loaded for quality: each backend loads the
+artifact as stored (:mod:`harness.measure.efficiency`), after the quality model has been freed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.measure.tasks.base import Task, TaskContext, TaskPayload
+
+
+class EfficiencyTask(Task):
+    name = "efficiency"
+    needs_model = False
+
+    def cache_settings(self, config: Any) -> dict[str, Any]:
+        return {"threads": config.threads}
+
+    def run(self, ctx: TaskContext) -> TaskPayload:
+        from harness.measure.backends import backends_for
+        from harness.measure.efficiency import measure
+
+        artifact = ctx.artifact
+        names = backends_for(artifact.format)
+        if not names:
+            raise ValueError(f"no efficiency backend runs artifacts of format {artifact.format!r}")
+        eff = measure(artifact.model_path, ctx.config.profile, backend=names[0], artifact_path=artifact.path, log=ctx.say)
+        return TaskPayload(
+            efficiency={
+                "memory": eff.memory.model_dump(mode="json") if eff.memory else None,
+                "throughput": [t.model_dump(mode="json") for t in eff.throughput],
+                "energy": [e.model_dump(mode="json") for e in eff.energy],
+            },
+            notes=list(eff.notes),
+            software=dict(eff.software),
+        )
+
+
+EFFICIENCY = EfficiencyTask()

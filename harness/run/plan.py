@@ -1,0 +1,71 @@
+"""What ``kompakt bench`` will measure: the base model and one job per variant, from a recipe or a model alone.
+
+A job builds its variant only when it runs (:meth:`harness.run.bench.VariantJob.get`), so a
+variant that fails to build is recorded as failed without stopping the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.run.bench import VariantJob
+
+
+class PlanError(ValueError):
+    """The recipe, variants or model asked for cannot be planned; the message says what to name instead."""
+
+
+def _planned(base_info: Any, rv: Any) -> Any:
+    from kompakt.results import Step, Variant
+
+    try:
+        return base_info, Variant(id=rv.id, is_reference=False, steps=[Step(method=s.method, params=s.params()) for s in rv.steps], notes=rv.notes)
+    except Exception:  # parameters the results schema cannot hold: no planned lineage
+        return None
+
+
+def plan_jobs(model: str | None, recipe_name: str | None, variant_ids: list[str], recipes_dir: Path | None = None,
+              trust_remote_code: bool = False, say: Callable[[str], None] = print) -> tuple[Any, list]:
+    """The resolved base model and the variant jobs to run."""
+    from harness.build.base_model import BaseModelSpec, resolve
+
+    recipe = None
+    if recipe_name:
+        from harness.build.recipes import find_recipe, load_recipe
+
+        recipe = load_recipe(find_recipe(recipe_name, recipes_dir))
+    elif variant_ids and any(v != "reference" for v in variant_ids):
+        from harness.build.recipes import load_all
+
+        recipes, _ = load_all(recipes_dir)
+        holders = [r for r in recipes if all(v in r.variants or v == "reference" for v in variant_ids)]
+        if not holders:
+            raise PlanError(f"no recipe has the variant(s) {', '.join(variant_ids)}; name one with --recipe")
+        recipe = holders[0]
+        if len(holders) > 1:
+            say(f"note: variants found in recipes {', '.join(r.name for r in holders)}; using {recipe.name} (choose with --recipe)")
+    if model:
+        base = resolve(BaseModelSpec(source=model, trust_remote_code=trust_remote_code))
+    elif recipe is not None:
+        spec = recipe.base_model or BaseModelSpec()
+        base = resolve(spec.model_copy(update={"trust_remote_code": True}) if trust_remote_code else spec)
+    else:
+        base = resolve(BaseModelSpec(trust_remote_code=trust_remote_code))
+    from harness.build.artifacts import build, reference_artifact
+
+    if recipe is None:
+        return base, [VariantJob("reference", artifact=reference_artifact(base), is_reference=True)]
+    ids = variant_ids or list(recipe.variants)
+    jobs = []
+    for vid in ids:
+        if vid == "reference" and vid not in recipe.variants:
+            jobs.append(VariantJob("reference", artifact=reference_artifact(base), is_reference=True))
+            continue
+        rv = recipe.variant(vid)
+        if rv.is_reference:
+            jobs.append(VariantJob(vid, artifact=reference_artifact(base, vid, rv.notes), is_reference=True))
+        else:
+            jobs.append(VariantJob(vid, build=(lambda r=recipe, v=vid: build(r, v, base=base)), planned=_planned(base.info, rv)))
+    return base, jobs
