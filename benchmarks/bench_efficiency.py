@@ -41,7 +41,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -233,32 +232,15 @@ def table(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]]], 
     return "\n".join(lines)
 
 
-def hardware() -> Any:
-    from kompakt.results import Hardware
-
-    cpu = None
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    ram = None
-    try:
-        ram = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))) * 1024
-    except (OSError, StopIteration):
-        pass
-    return Hardware(cpu_model=cpu, cpu_cores=len(os.sched_getaffinity(0)), ram_bytes=ram, os=f"{platform.system()} {platform.release()}")
-
-
 def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]], base: Any, profile: str, command: str, bw: Any) -> list[Path]:
-    import importlib.metadata as md
-
-    import torch
-
-    from kompakt import __version__
-    from kompakt.atomic import write_text
-    from kompakt.results import Energy, Measured, Memory, Metrics, ResultsFile, Software, Status, Throughput, Variant
+    """One results file per (variant, backend), through the harness's own writer (validated, atomic)."""
+    from harness.measure.hardware import detect_hardware, detect_software
+    from harness.run.results_writer import write_results as write
+    from kompakt.results import Energy, Measured, Memory, Metrics, ResultsFile, Status, Throughput, Variant
 
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    hardware = detect_hardware(use_accelerator=False)
+    software = detect_software()
     written = []
     for s in specs:
         r = run.get((s.variant, s.backend))
@@ -276,29 +258,16 @@ def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]],
             # memory measured in the same process as that backend's speed figures.
             memory = Memory(**r["memory"]) if r.get("memory") else None
             metrics = Metrics(memory=memory, throughput=[Throughput(**t) for t in r["throughput"]], energy=[Energy(**e) for e in r["energy"]])
-        other = {k.replace("_", "-"): v for k, v in r.get("software", {}).items()}
-        software = Software(python=platform.python_version(), torch=torch.__version__, transformers=md.version("transformers"), kompakt=__version__,
-                            kompakt_git_sha=_git_sha(), other=other)
+        other = {**software.other, **{k.replace("-", "_"): v for k, v in r.get("software", {}).items()}}
         digest = hashlib.sha256(f"{s.variant}{s.backend}{now.isoformat()}".encode()).hexdigest()[:6]
         run_id = f"{now:%Y%m%dT%H%M%S}-efficiency-{s.backend}-{digest}"
         rf = ResultsFile(
             schema_version=1, run_id=run_id, status=status, base_model=base.info, variant=variant, profile=profile,
-            hardware=hardware(), software=software, provenance=Measured(kind="measured", command=command, date=now), metrics=metrics,
-            notes=notes[:50],
+            hardware=hardware, software=software.model_copy(update={"other": other}),
+            provenance=Measured(kind="measured", command=command, date=now), metrics=metrics, notes=notes[:50],
         )
-        target = paths.results_dir() / base.info.id / s.variant / profile / f"{run_id}.json"
-        write_text(target, rf.model_dump_json(indent=2, exclude_none=True) + "\n")
-        written.append(target)
+        written.append(write(rf))
     return written
-
-
-def _git_sha() -> str | None:
-    import subprocess
-
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=paths.REPO_ROOT).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def dump(path: Path, bws: list[Any], runs: list[dict[tuple[str, str], dict[str, Any]]]) -> None:

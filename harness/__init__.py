@@ -1,31 +1,65 @@
 """kompakt's harness: build compressed variants from recipes and measure them.
 
-Data flows one way: recipe (``data/recipes/``) -> variant (``harness.build.artifacts``,
-cached) -> measurements (``harness.evaluation``, ``harness.measure.efficiency``) -> results
-file (``harness.run.results_writer``) -> DuckDB and pages (``leaderboard``).
+Data flows one way, and the folders say where each part happens::
 
-Needs the ``[harness]`` extra (torch, transformers, lm-eval, peft, ...). Command
-modules import the ML stack only inside their commands and check it is there
-before any work starts (``harness.requirements``).
+    recipe (data/recipes/*.yaml)
+      -> variant        harness/build/    recipes, base models, calibration text, methods/, the artifact cache
+      -> measurements   harness/measure/  tasks/ (lm-eval, token perplexity, efficiency), efficiency/,
+                                          backends/ (PyTorch, llama.cpp), hardware detection, memory fit
+      -> results file   harness/run/      planning, ``kompakt bench``'s orchestration, measurement cache,
+                                          results writing, the end-of-run summary
+      -> DuckDB, pages  leaderboard/      (never imports the harness)
+
+The commands live in ``kompakt_cli`` above everything; ``kompakt`` (the results schema, the
+method and task catalogues, metrics, profiles) is the ground every package stands on. Imports
+point down that list only: ``build`` and ``measure`` do not import ``run``; ``measure`` does not
+import ``build`` except for its base-model loader.
+
+Needs the ``[harness]`` extra (torch, transformers, lm-eval, peft, ...). Modules import the ML
+stack inside functions, and each command checks it is installed before any work starts
+(:mod:`harness.requirements`).
+
+Every registry has one shape: a lazy ``"module:Class"`` entry per name with a did-you-mean on
+typos (:class:`kompakt.registry.Registry`).
 
 Adding a compression method:
 
 1. write ``harness/build/methods/<name>.py`` with a pydantic ``Config`` (unknown keys are
-   errors, every field has a ``description``) and a ``Method`` subclass whose
-   ``apply(model, config, ctx)`` returns the model and a ``record`` of what it found;
-2. add one entry to ``kompakt/methods.py`` (``MethodInfo(name, family, label, help,
-   "harness.build.methods.<name>:<Class>")``); recipes, ``kompakt methods``, validation
-   with did-you-mean and the site pick it up from there;
-3. add a test in ``tests/harness/build/methods/test_methods.py`` on the tiny random Llama.
+   errors, every field has a ``description``; methods that read calibration text extend
+   ``CalibrationConfig``) and a ``Method`` subclass whose ``apply(model, config, ctx)``
+   returns the model and a ``record`` of what it found;
+2. add one ``MethodInfo(name, family, label, summary, "harness.build.methods.<name>:<Class>")``
+   to ``kompakt/methods.py``; recipes, ``kompakt methods``, validation with did-you-mean and
+   the site pick it up from there;
+3. add a variant using it to ``data/recipes/all-methods.yaml`` (``tests/harness/build/test_recipes.py``
+   checks that every buildable method has one) and a test in ``tests/harness/build/methods/``.
 
-Adding an lm-eval task: one ``TaskSpec`` in ``harness/measure/tasks/lm_eval_tasks.py`` naming
-lm-eval's task and the local files that replace its hub data set.
+Adding a task:
 
-Adding a hardware profile: one YAML file in ``data/profiles/`` (validated by
-``kompakt.profiles.Profile``; ``kompakt profiles`` checks it).
+1. write its object: for an lm-eval task one ``LmEvalTask(name, lm_eval_task, local files,
+   null splits, metrics)`` in a module of ``harness/measure/tasks/`` (by language, like
+   ``english.py``); anything else a ``Task`` subclass (:mod:`harness.measure.tasks.base`) that
+   runs, fingerprints its data and returns results-file entries;
+2. add one ``TaskInfo(name, label, short, kind, "harness.measure.tasks.<module>:<OBJECT>", headline,
+   mean_slot, default)`` to ``kompakt/tasks.py``; ``--tasks``, its help text, the measurement
+   cache, the summary table and the site's labels follow from it;
+3. add a test in ``tests/harness/measure/tasks/`` on hand-written data.
 
-Adding an efficiency backend: a module in ``harness/measure/efficiency/`` with a class shaped
-like ``PytorchBackend`` (``load``, ``settings``, ``versions``, ``weights_bytes``,
-``prefill``, ``generate``, ``close``), its name in ``BACKENDS`` and its branch in
-``harness.measure.efficiency.measure``.
+Adding an efficiency backend:
+
+1. write ``harness/measure/backends/<name>.py`` with a ``Config``
+   (:class:`~harness.measure.backends.base.BackendConfig`) and a class with the members of
+   :class:`~harness.measure.backends.base.Backend` (``formats`` says which artifacts it runs);
+2. add one entry to ``BACKENDS`` in ``harness/measure/backends/__init__.py``; ``kompakt bench
+   --backend`` and the efficiency task find it there;
+3. add a test in ``tests/harness/measure/backends/``.
+
+Adding a hardware profile:
+
+1. write ``data/profiles/<name>.yaml`` (validated by :class:`kompakt.profiles.Profile`);
+2. run ``kompakt profiles``, which checks it. Nothing else lists profiles.
+
+``tests/harness/test_adding_things.py`` walks these steps: it registers a throwaway method,
+task and backend from one test module (``tests/harness/plugin_example.py``) and runs them
+through ``kompakt bench`` on a tiny model.
 """

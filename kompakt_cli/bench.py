@@ -104,6 +104,7 @@ def bench(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sequences per forward pass.")] = 8,
     ppl_context: Annotated[int, typer.Option("--ppl-context", min=16, help="Context length of the token perplexity, in tokens.")] = 2048,
     efficiency: Annotated[bool, typer.Option("--efficiency/--no-efficiency", help="Also measure memory, speed and energy (harness.measure.efficiency).")] = False,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="Efficiency backend: pytorch or llama.cpp (default: the first that runs the variant's format: pytorch for checkpoints, llama.cpp for GGUF files).")] = None,
     allow_other_hardware: Annotated[bool, typer.Option("--allow-other-hardware", help="Run a GPU profile on other hardware; the results are labelled with the real hardware.")] = False,
     results_dir: Annotated[Optional[Path], typer.Option("--results-dir", help="Results root (default: data/results/).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Measure again even where a finished measurement is cached.")] = False,
@@ -135,6 +136,14 @@ def bench(
     except ProfileError as err:
         raise typer.BadParameter(str(err), param_hint="--profile") from None
     task_list = _task_list(tasks, efficiency, data_dir)
+    if backend is not None:
+        from harness.measure.backends import BACKENDS
+
+        if backend not in BACKENDS:
+            from kompakt.registry import suggest
+
+            raise typer.BadParameter(f"unknown backend {backend!r}{suggest(backend, BACKENDS.names())}; known: {', '.join(BACKENDS.names())}",
+                                     param_hint="--backend")
     overall_limit, task_limits = parse_limits(limit)
     stray = [t for t in task_limits if t not in task_list]
     if stray:
@@ -159,6 +168,7 @@ def bench(
         use_cache=not no_cache,
         threads=threads,
         tokenizer_path=base.path,
+        backend=backend,
     )
     typer.echo(f"kompakt bench: {base.info.name} ({base.info.id}), {len(jobs)} variant(s), profile {prof.name}, "
                f"tasks {', '.join(task_list)}" + (f", limit {', '.join(_split(limit))}" if limit else ""))

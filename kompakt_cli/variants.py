@@ -220,7 +220,6 @@ def clean(
     Example: kompakt variants clean --orphans --dry-run
     """
     from harness.build import artifacts
-    from harness.build.base_model import resolve_cached
     from kompakt import paths
 
     targets: list[Path] = list(artifacts.stale_temporaries())
@@ -232,34 +231,13 @@ def clean(
     elif orphans or variant:
         everything = _load_recipes(None, recipes_dir)
         named = _load_recipes(recipes, recipes_dir) if recipes else []
-        named_paths = {r.path.resolve() for r in named}
-        loaded = everything + [r for r in named if r.path.resolve() not in {e.path.resolve() for e in everything}]
-        needed: set[str] = set()
-        doomed: set[str] = set()
-        for recipe in loaded:
-            base = resolve_cached(recipe.base_model)
-            if base is None:
-                continue
-            in_scope = not named or recipe.path.resolve() in named_paths
-            for v in recipe.variants.values():
-                if v.is_reference:
-                    continue
-                keys = artifacts.chain_keys(base, v.steps)
-                if variant and v.id in variant and in_scope:
-                    doomed.update(keys)
-                else:
-                    needed.update(keys)
-        for a in artifacts.all_entries():
-            if a.key in needed:
-                continue
-            if orphans or a.key in doomed:
-                targets.append(a.path)
+        targets += artifacts.unneeded_entries(everything, named, variant or [], orphans=orphans)
     if not targets:
         typer.echo("nothing to remove")
         return
     total = 0
     for t in targets:
-        size = artifacts._disk_bytes(t) if t.exists() else 0
+        size = artifacts.disk_bytes(t) if t.exists() else 0
         total += size
         typer.echo(f"{'would remove' if dry_run else 'remove'} {t}  ({_human(size)})")
     if not dry_run:

@@ -29,9 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,8 @@ from typing import Any, Callable
 
 from harness.build.base_model import ResolvedBase
 from harness.build.methods import GGUF_FILE, MODEL_DIR
+# the measuring side's memory probes (disk size, peak resident memory of a step): stdlib only
+from harness.measure.efficiency.memory import PeakMemory, disk_bytes
 from harness.build.recipes import PlannedStep, Recipe, RecipeVariant
 from kompakt import __version__, paths
 from kompakt.atomic import atomic_dir, write_text
@@ -141,51 +141,8 @@ def reference_artifact(base: ResolvedBase, variant_id: str = "reference", notes:
         variant=Variant(id=variant_id, is_reference=True, steps=[], notes=notes),
         format="hf",
         key=base.digest[:24],
-        info={"format": "hf", "disk_bytes": _disk_bytes(base.path)},
+        info={"format": "hf", "disk_bytes": disk_bytes(base.path)},
     )
-
-
-def _disk_bytes(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-class PeakRSS:
-    """Peak resident memory of this process while the block runs (sampled every 20 ms from /proc)."""
-
-    def __init__(self, interval: float = 0.02):
-        self.interval = interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @staticmethod
-    def current() -> int:
-        try:
-            with open("/proc/self/statm") as fh:
-                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError):  # not Linux: the lifetime maximum is the best there is
-            import resource
-
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.current())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> "PeakRSS":
-        self.peak = self.current()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.peak = max(self.peak, self.current())
 
 
 # --------------------------------------------------------------------------- lookup
@@ -309,7 +266,7 @@ def _build_step(recipe: Recipe, variant: RecipeVariant, i: int, model: Any, toke
         set_seed(getattr(step.config, "seed", 0))
         t0 = time.perf_counter()
         try:
-            with PeakRSS() as rss:
+            with PeakMemory(device="cpu") as rss:
                 outcome = method.apply(model, step.config, ctx)
         except Exception as err:
             raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({step.method}) failed: {err}") from err
@@ -337,8 +294,8 @@ def _build_step(recipe: Recipe, variant: RecipeVariant, i: int, model: Any, toke
             "format": fmt,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "build_seconds": round(seconds, 3),
-            "peak_rss_bytes": rss.peak,
-            "disk_bytes": _disk_bytes(tmp / (MODEL_DIR if fmt == "hf" else GGUF_FILE)),
+            "peak_rss_bytes": rss.peaks.host_bytes,
+            "disk_bytes": disk_bytes(tmp / (MODEL_DIR if fmt == "hf" else GGUF_FILE)),
             "kompakt_version": __version__,
             "used_by": [f"{recipe.name}/{variant.id}"] if last else [],
         }
@@ -382,6 +339,28 @@ def stale_temporaries() -> list[Path]:
     return sorted(p for p in root.glob("*/.*") if p.is_dir() and (p.name.endswith(".tmp") or p.name.endswith(".old")))
 
 
+def unneeded_entries(everything: list[Recipe], named: list[Recipe], variant_ids: list[str], *, orphans: bool) -> list[Path]:
+    """Cache entries to remove: those of ``variant_ids`` in the ``named`` recipes (all recipes when none are
+    named) that no other variant builds on, and with ``orphans`` every entry no variant of any recipe needs."""
+    from harness.build.base_model import resolve_cached
+
+    named_paths = {r.path.resolve() for r in named}
+    loaded = everything + [r for r in named if r.path.resolve() not in {e.path.resolve() for e in everything}]
+    needed: set[str] = set()
+    doomed: set[str] = set()
+    for recipe in loaded:
+        base = resolve_cached(recipe.base_model)
+        if base is None:
+            continue
+        in_scope = not named or recipe.path.resolve() in named_paths
+        for v in recipe.variants.values():
+            if v.is_reference:
+                continue
+            keys = chain_keys(base, v.steps)
+            (doomed if v.id in variant_ids and in_scope else needed).update(keys)
+    return [a.path for a in all_entries() if a.key not in needed and (orphans or a.key in doomed)]
+
+
 def remove(paths_to_remove: list[Path]) -> int:
     """Delete cache folders; returns bytes freed."""
     freed = 0
@@ -390,6 +369,6 @@ def remove(paths_to_remove: list[Path]) -> int:
         resolved = p.resolve()
         if root not in resolved.parents:  # never delete outside the cache
             raise BuildError(f"refusing to delete {p}: not inside the cache {root}")
-        freed += _disk_bytes(p) if p.exists() else 0
+        freed += disk_bytes(p) if p.exists() else 0
         shutil.rmtree(p, ignore_errors=True)
     return freed

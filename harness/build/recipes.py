@@ -177,6 +177,19 @@ def _order_problems(steps: list[PlannedStep], where: str) -> list[str]:
     return problems
 
 
+def _file_problems(err: ValidationError, data: dict[str, Any]) -> list[str]:
+    """The schema's problems with a recipe file, each variant named by id as well as position."""
+    raw_variants = data.get("variants")
+    problems = []
+    for p in _pydantic_problems(err, ""):
+        if p.startswith("variants[") and isinstance(raw_variants, list):
+            idx = int(p[len("variants[") : p.index("]")])
+            if idx < len(raw_variants) and isinstance(raw_variants[idx], dict) and "id" in raw_variants[idx]:
+                p = p.replace(f"variants[{idx}]", f"variants[{idx}] ({raw_variants[idx]['id']})", 1)
+        problems.append(p)
+    return problems
+
+
 def parse_recipe(path: Path, data: Any) -> Recipe:
     """Validate recipe ``data`` (as read from YAML) named after ``path``; raise :class:`RecipeError` listing every problem."""
     path = Path(path)
@@ -187,16 +200,7 @@ def parse_recipe(path: Path, data: Any) -> Recipe:
     try:
         spec = RecipeFile.model_validate(data)
     except ValidationError as err:
-        raw_variants = data.get("variants") if isinstance(data, dict) else None
-        problems = []
-        for p in _pydantic_problems(err, ""):
-            # name the variant by id as well as position
-            if p.startswith("variants[") and isinstance(raw_variants, list):
-                idx = int(p[len("variants[") : p.index("]")])
-                if idx < len(raw_variants) and isinstance(raw_variants[idx], dict) and "id" in raw_variants[idx]:
-                    p = p.replace(f"variants[{idx}]", f"variants[{idx}] ({raw_variants[idx]['id']})", 1)
-            problems.append(p)
-        raise RecipeError(path, problems) from None
+        raise RecipeError(path, _file_problems(err, data)) from None
 
     recipe = Recipe(name=path.stem, path=path, description=spec.description, base_model=spec.base_model)
     problems: list[str] = []

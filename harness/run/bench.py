@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from kompakt.profiles import Profile
-from kompakt.results import Hardware, Measured, Metrics, Perplexity, ResultsFile, Software, Status, TaskAccuracy
+from kompakt.results import Hardware, Measured, Metrics, ResultsFile, Software, Status
 
 from harness.measure.fit import DoesNotFit, is_out_of_memory, out_of_memory
 from harness.measure.tasks import TaskContext, TaskError, TaskPayload, default_tasks, get_task, known_tasks
@@ -92,6 +92,8 @@ class BenchConfig:
     command: str = ""
     tokenizer_path: Path | None = None
     """Tokenizer for formats without one (a GGUF export): the base model's reference folder."""
+    backend: str | None = None
+    """Efficiency backend (:data:`harness.measure.backends.BACKENDS`); None: the first that runs the artifact's format."""
 
     def limit_for(self, task: str) -> int | None:
         return self.task_limits.get(task, self.limit)
@@ -115,14 +117,9 @@ def command_line() -> str:
 
 
 @dataclass
-class _Collected:
-    """What the tasks of one variant measured so far, and the variant's status."""
+class _Collected(TaskPayload):
+    """What the tasks of one variant measured so far (their payloads merged), and the variant's status."""
 
-    accuracy: list[TaskAccuracy] = field(default_factory=list)
-    perplexity: list[Perplexity] = field(default_factory=list)
-    efficiency: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    software: dict[str, str] = field(default_factory=dict)
     cached_tasks: list[str] = field(default_factory=list)
     status: Status = field(default_factory=lambda: Status(code="ok"))
 

@@ -254,6 +254,15 @@ def capture_first_layer_inputs(model: Any, blocks: "torch.Tensor", batch_size: i
     return inputs, kwargs
 
 
+def calibrated_layers(model: Any, config: "CalibrationConfig", ctx: StepContext) -> tuple[Any, list["torch.Tensor"], list[dict[str, Any]], Any]:
+    """What a layer-by-layer quantizer starts from: the decoder layers, the hidden states entering the
+    first layer on the step's calibration text (per batch, with that layer's other arguments), and the
+    text's source."""
+    blocks, source = config.calibration_blocks(ctx.tokenizer)
+    inputs, kwargs = capture_first_layer_inputs(model, blocks, config.batch_size)
+    return decoder_layers(model), inputs, kwargs, source
+
+
 def run_layer(layer: Any, hidden: "torch.Tensor", kwargs: dict[str, Any]) -> "torch.Tensor":
     """Output hidden states of one decoder layer (whatever tuple or tensor it returns)."""
     out = layer(hidden, **kwargs)

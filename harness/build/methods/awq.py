@@ -46,8 +46,7 @@ from harness.build.methods import (
     Method,
     StepContext,
     StepOutcome,
-    capture_first_layer_inputs,
-    decoder_layers,
+    calibrated_layers,
     layer_linears,
     round_float,
     run_layer,
@@ -187,9 +186,7 @@ class AWQ(Method):
         from tqdm.auto import tqdm
 
         check_group_size(model, config.group_size)
-        blocks, source = config.calibration_blocks(ctx.tokenizer)
-        layers = decoder_layers(model)
-        inps, kwargs = capture_first_layer_inputs(model, blocks, config.batch_size)
+        layers, inps, kwargs, source = calibrated_layers(model, config, ctx)
         alphas: list[float] = []
         scale_err: list[float] = []
         with torch.no_grad():

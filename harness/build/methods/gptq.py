@@ -48,8 +48,7 @@ from harness.build.methods import (
     MethodError,
     StepContext,
     StepOutcome,
-    capture_first_layer_inputs,
-    decoder_layers,
+    calibrated_layers,
     layer_linears,
     round_float,
     run_layer,
@@ -179,9 +178,7 @@ class GPTQ(Method):
         from tqdm.auto import tqdm
 
         check_group_size(model, config.group_size)
-        blocks, source = config.calibration_blocks(ctx.tokenizer)
-        layers = decoder_layers(model)
-        inps, kwargs = capture_first_layer_inputs(model, blocks, config.batch_size)
+        layers, inps, kwargs, source = calibrated_layers(model, config, ctx)
         groups = SEQUENTIAL_GROUPS if config.true_sequential else [sum(SEQUENTIAL_GROUPS, [])]
         total_loss = 0.0
         with torch.no_grad():

@@ -241,23 +241,9 @@ def _measure_loaded(be: Any, profile: Profile, *, tokenizer: Any, rule: RepeatRu
         backend=be.name,
         settings=settings,
     )
-    if be.name == "llama.cpp":
-        result.software["llama-cpp-python"] = settings.get("llama_cpp_python", "?")
-
     if memory:
         _say(log, f"[{be.name}] peak memory at context {profile.context_length}")
-        mem, mem_notes, peaks = measure_memory(be, profile, weights=weights, disk=disk, avoid=avoid)
-        result.memory = mem
-        notes += mem_notes
-        result.raw["peaks"] = dataclasses.asdict(peaks)
-        needed = peak_needed(mem, profile)
-        if not fits(needed, profile):
-            raise DoesNotFit(
-                needed, profile.memory_budget_bytes,
-                f"peak {'device' if profile.device == 'cuda' else 'host'} memory while generating at context {mem.context_length} "
-                f"was {gib(needed)}, more than the {gib(profile.memory_budget_bytes)} of profile {profile.name}",
-                memory=mem,
-            )
+        notes += _measure_peak(be, profile, result, weights, disk, avoid)
 
     if speed:
         bw = bandwidth or machine_bandwidth("cpu" if be.device == "cpu" else be.device)
@@ -278,6 +264,22 @@ def _measure_loaded(be: Any, profile: Profile, *, tokenizer: Any, rule: RepeatRu
             _time_batch(be, profile, result, b, prompt_len, avoid, rule, meter, bw, weights, describe, log)
     result.notes = notes
     return result
+
+
+def _measure_peak(be: Any, profile: Profile, result: EfficiencyResult, weights: int, disk: int | None, avoid: list[int]) -> list[str]:
+    """The peak-memory run into ``result``; raises :class:`DoesNotFit` when the peak exceeds the profile's budget."""
+    mem, notes, peaks = measure_memory(be, profile, weights=weights, disk=disk, avoid=avoid)
+    result.memory = mem
+    result.raw["peaks"] = dataclasses.asdict(peaks)
+    needed = peak_needed(mem, profile)
+    if not fits(needed, profile):
+        raise DoesNotFit(
+            needed, profile.memory_budget_bytes,
+            f"peak {'device' if profile.device == 'cuda' else 'host'} memory while generating at context {mem.context_length} "
+            f"was {gib(needed)}, more than the {gib(profile.memory_budget_bytes)} of profile {profile.name}",
+            memory=mem,
+        )
+    return notes
 
 
 def _time_batch(be: Any, profile: Profile, result: EfficiencyResult, b: int, prompt_len: int, avoid: list[int], rule: RepeatRule,

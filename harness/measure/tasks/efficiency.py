@@ -16,17 +16,23 @@ class EfficiencyTask(Task):
     needs_model = False
 
     def cache_settings(self, config: Any) -> dict[str, Any]:
-        return {"threads": config.threads}
+        return {"threads": config.threads, "backend": config.backend}
 
     def run(self, ctx: TaskContext) -> TaskPayload:
-        from harness.measure.backends import backends_for
+        from harness.measure.backends import BackendError, backend_class, backends_for
         from harness.measure.efficiency import measure
 
         artifact = ctx.artifact
-        names = backends_for(artifact.format)
-        if not names:
-            raise ValueError(f"no efficiency backend runs artifacts of format {artifact.format!r}")
-        eff = measure(artifact.model_path, ctx.config.profile, backend=names[0], artifact_path=artifact.path, log=ctx.say)
+        name = ctx.config.backend
+        if name is None:
+            names = backends_for(artifact.format)
+            if not names:
+                raise BackendError(f"no efficiency backend runs artifacts of format {artifact.format!r}")
+            name = names[0]
+        elif artifact.format not in backend_class(name).formats:
+            raise BackendError(f"the {name} backend runs {', '.join(backend_class(name).formats)} artifacts, "
+                               f"not this variant's {artifact.format!r} (leave --backend out to use one that does)")
+        eff = measure(artifact.model_path, ctx.config.profile, backend=name, artifact_path=artifact.path, log=ctx.say)
         return TaskPayload(
             efficiency={
                 "memory": eff.memory.model_dump(mode="json") if eff.memory else None,

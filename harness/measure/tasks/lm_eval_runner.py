@@ -116,7 +116,13 @@ def run_task(
         notes.append(f"lm-eval task on a local copy of its data ({source.removeprefix('local:')}).")
         if shots and not task.has_training_docs():
             notes.append("Few-shot examples drawn from the evaluated split (no training split locally), as lm-eval does then.")
-    note = " ".join(notes) or None
+    _add_entries(run, spec, res, lm, " ".join(notes) or None, record_limit, version)
+    return run
+
+
+def _add_entries(run: TaskRun, spec: Any, res: dict[str, Any], lm: Any, note: str | None, record_limit: int | None,
+                 version: str | None) -> None:
+    """lm-eval's figures for one task as results-file entries: one per accuracy metric, or the perplexities."""
     if spec.kind == "accuracy":
         for metric in spec.metrics:
             value = _clean(res.get(f"{metric},none"))
@@ -124,30 +130,29 @@ def run_task(
                 continue
             run.accuracy.append(
                 TaskAccuracy(
-                    task=name,
+                    task=run.task,
                     metric=metric,
                     value=value,
                     stderr=_clean(res.get(f"{metric}_stderr,none")),
-                    n=n or None,
-                    num_fewshot=shots,
+                    n=run.n or None,
+                    num_fewshot=run.num_fewshot,
                     limit=record_limit,
                     task_version=version,
                     notes=note,
                 )
             )
-    else:
-        run.perplexity.append(
-            Perplexity(
-                task=name,
-                word_perplexity=_clean(res.get("word_perplexity,none")),
-                byte_perplexity=_clean(res.get("byte_perplexity,none")),
-                bits_per_byte=_clean(res.get("bits_per_byte,none")),
-                # lm-eval scores each document in disjoint windows of the model's max_length
-                # (8192 for SmolLM2): another window gives another perplexity, so it is recorded
-                context_length=rolling_window(lm),
-                limit=record_limit,
-                task_version=version,
-                notes=note,
-            )
+        return
+    run.perplexity.append(
+        Perplexity(
+            task=run.task,
+            word_perplexity=_clean(res.get("word_perplexity,none")),
+            byte_perplexity=_clean(res.get("byte_perplexity,none")),
+            bits_per_byte=_clean(res.get("bits_per_byte,none")),
+            # lm-eval scores each document in disjoint windows of the model's max_length
+            # (8192 for SmolLM2): another window gives another perplexity, so it is recorded
+            context_length=rolling_window(lm),
+            limit=record_limit,
+            task_version=version,
+            notes=note,
         )
-    return run
+    )

@@ -1,0 +1,40 @@
+"""The check that the ML stack is installed before any work starts, with the right install hint."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import requirements as req
+
+
+def test_nothing_missing_passes() -> None:
+    assert req.missing("json", "pathlib") == []
+    req.require(purpose="a test")  # the core of this install is present
+
+
+def test_a_missing_package_names_itself_and_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = req.missing
+    monkeypatch.setattr(req, "missing", lambda *mods: [m for m in mods if m in ("peft", "llama_cpp")] + real(*mods))
+    with pytest.raises(req.MissingPackageError) as err:
+        req.require("lora", "gguf_quant", purpose="building prune-8-lora")
+    text = str(err.value)
+    assert text.startswith("building prune-8-lora needs peft, llama-cpp-python")
+    assert "pip install -e '.[harness]'" in text and "pip install llama-cpp-python" in text
+
+
+def test_every_group_names_known_packages() -> None:
+    for group, modules in req.GROUPS.items():
+        for m in modules:
+            assert m in req.PACKAGES, f"group {group} names {m}, which has no install hint"
+
+
+def test_the_bench_command_stops_before_work_when_lm_eval_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from kompakt_cli import app
+
+    real = req.missing
+    monkeypatch.setattr(req, "missing", lambda *mods: [m for m in mods if m == "lm_eval"] + real(*mods))
+    res = CliRunner().invoke(app, ["bench", "--tasks", "winogrande"])
+    assert res.exit_code == 2
+    assert "kompakt bench needs lm_eval" in res.output and "pip install -e '.[harness]'" in res.output
