@@ -24,6 +24,7 @@ unless the caller passes it (``--trust-remote-code``).
 from __future__ import annotations
 
 import hashlib
+import logging
 import importlib.metadata
 import importlib.util
 import json
@@ -329,6 +330,34 @@ def strip_quantization(model: Any) -> None:
 
 
 # --------------------------------------------------------------------------- loading
+
+
+# bitsandbytes' int8 matmul logs "inputs will be cast from torch.float32 to float16" on every call
+# when it runs on float32 inputs (the CPU profile): over 100,000 identical lines for one variant's
+# quality run, which bury the progress bars. The message says something true, so it is kept, once.
+BNB_CAST_LOGGER = "bitsandbytes.autograd._functions"
+
+
+class _OncePerMessage(logging.Filter):
+    """Lets each distinct log message through the first time only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+def log_repeated_warnings_once(logger_name: str = BNB_CAST_LOGGER) -> None:
+    """Make ``logger_name`` say each message once (idempotent; needs no bitsandbytes import)."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, _OncePerMessage) for f in logger.filters):
+        logger.addFilter(_OncePerMessage())
 
 
 def load_model(folder: Path, *, trust_remote_code: bool = False, dtype: str = "float32") -> "PreTrainedModel":

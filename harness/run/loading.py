@@ -107,7 +107,7 @@ def load_for_eval(artifact: Any, config: "BenchConfig", fallback_step: Any = Non
             f"format {artifact.format!r} cannot be run by the PyTorch quality backend (transformers); "
             "its accuracy and perplexity are not measured here"
         )
-    from harness.build.methods.bnb import log_repeated_warnings_once
+    from harness.build.base_model import log_repeated_warnings_once
 
     log_repeated_warnings_once()  # bitsandbytes' per-matmul cast warning, once
     path = Path(artifact.model_path)

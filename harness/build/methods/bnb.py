@@ -21,42 +21,14 @@ reloads as garbage. So the quantized model is saved before it ever runs.
 from __future__ import annotations
 
 import gc
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
+from harness.build.base_model import BNB_CAST_LOGGER, log_repeated_warnings_once  # noqa: F401 (the loaders' filter, re-exported)
 from harness.build.methods import Method, MethodConfig, StepContext, StepOutcome
-
-
-# bitsandbytes' int8 matmul logs "inputs will be cast from torch.float32 to float16" on every call
-# when it runs on float32 inputs (the CPU profile): over 100,000 identical lines for one variant's
-# quality run, which bury the progress bars. The message says something true, so it is kept, once.
-BNB_CAST_LOGGER = "bitsandbytes.autograd._functions"
-
-
-class _OncePerMessage(logging.Filter):
-    """Lets each distinct log message through the first time only."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message in self.seen:
-            return False
-        self.seen.add(message)
-        return True
-
-
-def log_repeated_warnings_once(logger_name: str = BNB_CAST_LOGGER) -> None:
-    """Make ``logger_name`` say each message once (idempotent; needs no bitsandbytes import)."""
-    logger = logging.getLogger(logger_name)
-    if not any(isinstance(f, _OncePerMessage) for f in logger.filters):
-        logger.addFilter(_OncePerMessage())
 
 
 class BnbInt8Config(MethodConfig):

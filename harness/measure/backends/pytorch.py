@@ -144,7 +144,7 @@ class PytorchBackend:
             note = f"the GGUF file {path.name} is dequantized to {dtype} by transformers on load: PyTorch runs float weights"
         else:
             from harness.build.base_model import saved_quantization_config
-            from harness.build.methods.bnb import log_repeated_warnings_once
+            from harness.build.base_model import log_repeated_warnings_once
 
             log_repeated_warnings_once()  # bitsandbytes' per-matmul cast warning, once
             config_q = saved_quantization_config(path)

@@ -16,14 +16,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
+from kompakt.profiles import Profile
 from kompakt.results import Perplexity, TaskAccuracy
 from kompakt.tasks import TaskInfo
 from kompakt.tasks import get as catalogue_entry
 
-if TYPE_CHECKING:  # pragma: no cover
-    from harness.run.bench import BenchConfig
+
+class RunSettings(Protocol):
+    """The settings of a run that tasks read (``kompakt bench``'s :class:`harness.run.bench.BenchConfig` has them)."""
+
+    profile: Profile
+    data_dir: Path | None
+    """Local copies of the evaluation data (None: ``$KOMPAKT_DATA_DIR`` or ``shared/benchmarks``)."""
+    num_fewshot: dict[str, int]
+    batch_size: int
+    ppl_context: int
+    threads: int | None
+    backend: str | None
+
+    def limit_for(self, task: str) -> int | None:
+        """Documents (windows) of ``task`` to score; None: all."""
+        ...
 
 
 class TaskError(ValueError):
@@ -34,7 +49,7 @@ class TaskError(ValueError):
 class TaskContext:
     """What a task gets to run on one variant."""
 
-    config: "BenchConfig"
+    config: RunSettings
     """The run's settings (profile, limits, few-shot counts, data folder, ...)."""
     artifact: Any
     """The variant on disk (:class:`harness.build.artifacts.Artifact`)."""
@@ -111,7 +126,7 @@ class Task:
         """A hash of the task's data, for the measurement cache (None: the task reads no data)."""
         return None
 
-    def cache_settings(self, config: "BenchConfig") -> dict[str, Any]:
+    def cache_settings(self, config: RunSettings) -> dict[str, Any]:
         """Run settings besides limit and few-shot count that change the task's figures."""
         return {}
 
