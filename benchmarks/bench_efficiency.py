@@ -1,36 +1,42 @@
-"""On-demand benchmark: memory, speed and energy of the embedded model's variants on both backends.
+"""On-demand benchmark: memory, speed and paired speed-ups of the embedded model's variants on both backends.
 
-Issue 5: every variant on PyTorch and llama.cpp, each figure repeated (warm-up, then
-at least 10 runs and 10 s), the whole benchmark run twice back to back; decode
-tokens/s must agree within 5 % between the two runs. Each decode figure at batch 1 is
-printed as a share of the memory-bandwidth bound, from the bandwidth measured at the
-start of each run.
+Every (variant, backend) is timed paired with the reference on the same backend (issue 18): the
+reference and the variant in alternating blocks within one process (reference, variant, reference,
+...; each block a warm-up and a few timed runs; at least 10 blocks each and 10 s), the speed-up the
+ratio of the medians of the block figures with a 95 % bootstrap interval over the paired blocks
+(:mod:`kompakt.paired`, :mod:`harness.measure.efficiency.pairing`). The reference itself is timed
+against a separately loaded copy of itself (its own load, never the same model object twice): an
+A/A check that must read 1.00x within its interval. The whole benchmark runs twice back to back
+(``--runs 2``) and prints both runs' batch-1 decode speed-ups, their intervals, whether the two
+intervals overlap and how far the two speed-ups lie apart.
 
-    python benchmarks/bench_efficiency.py                       # both runs, all variants, profile cpu
-    python benchmarks/bench_efficiency.py --runs 1 --quick      # a smoke run (3 repeats, no time minimum)
+    python benchmarks/bench_efficiency.py                        # both runs, all variants, profile cpu
+    python benchmarks/bench_efficiency.py --runs 1 --quick       # a smoke run (few short blocks), not figures to keep
     python benchmarks/bench_efficiency.py --only reference,gguf-q8_0
-    python benchmarks/bench_efficiency.py --json /tmp/eff.json  # also keep every figure
-    python benchmarks/bench_efficiency.py --write-results       # results files under data/results/ (first run)
+    python benchmarks/bench_efficiency.py --json /tmp/eff.json   # also keep every figure
+    python benchmarks/bench_efficiency.py --write-results        # results files of the first run under data/results/
+    python benchmarks/bench_efficiency.py --runs 1 --quick --write-results --results-dir /tmp/results
 
-Variants: those of a recipe (``--recipe``, default ``all-methods``), built (or taken from
-the artifact cache) exactly as ``kompakt bench`` builds them, each on every backend that can
-run the artifact as it is:
+Variants: those of a recipe (``--recipe``, default ``all-methods``), built (or taken from the
+artifact cache) exactly as ``kompakt bench`` builds them, each on every backend that can run the
+artifact as it is:
 
 - safetensors checkpoints on PyTorch (float variants, and bitsandbytes' packed int8/NF4);
 - GGUF exports on llama.cpp;
-- float safetensors variants (the reference, RTN/AWQ/GPTQ's float32 weights, pruned,
-  healed, distilled) on llama.cpp too, written unchanged as an F32 GGUF (the same values in
-  another container). The reference's F32 GGUF is written by llama.cpp's own quantizer
-  from the shipped Q4_1 file (Q4_1 -> F32 is exact dequantization, as the PyTorch
-  reference is), the others by kompakt's GGUF writer (``harness/build/methods/gguf_export.py``).
+- float safetensors variants (the reference, RTN/AWQ/GPTQ's float32 weights, pruned, healed,
+  distilled) on llama.cpp too, written unchanged as an F32 GGUF (the same values in another
+  container; :mod:`harness.build.as_gguf`). The reference's F32 GGUF is written by llama.cpp's own
+  quantizer from the shipped Q4_1 file (Q4_1 -> F32 is exact dequantization, as the PyTorch
+  reference is), the others by kompakt's GGUF writer.
 
-Not run, and said so: bitsandbytes' packed int8/NF4 on llama.cpp (GGUF has no such types),
-and GGUF variants on PyTorch (transformers dequantizes them to float32, which is no longer
-the artifact's memory or speed; their accuracy is measured that way by ``kompakt bench``).
+Not run, and said so: bitsandbytes' packed int8/NF4 on llama.cpp (GGUF has no such types), and
+GGUF variants on PyTorch (transformers dequantizes them to float32, which is no longer the
+artifact's memory or speed; their accuracy is measured that way by ``kompakt bench``).
 
-Each (variant, backend) is measured in a fresh process (multiprocessing, spawn), so the
-peak resident memory of one is not inflated by what an earlier one left in the
-allocator. Built artifacts are cached under ``<KOMPAKT_CACHE>/bench-efficiency/``.
+Each (variant, backend) is measured in a fresh process (multiprocessing, spawn): the variant is
+loaded, its peak memory measured while generating (first run only), then the reference is loaded
+beside it for the paired timing, so the peak resident memory of one is not inflated by what an
+earlier one left in the allocator, nor by the reference.
 """
 
 from __future__ import annotations
@@ -49,11 +55,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.measure.efficiency.pairing import PairedRule  # noqa: E402
 from harness.measure.efficiency.speed import RepeatRule, relative_difference  # noqa: E402
-from kompakt import paths  # noqa: E402
+from kompakt.paired import contains_one, intervals_overlap  # noqa: E402
 
-#: The agreement issue 5 asks for between two back-to-back runs.
+#: The agreement issue 18 asks for between two back-to-back runs: batch-1 decode speed-ups within 5 % ...
 AGREEMENT = 0.05
+#: ... for at least this share of the (variant, backend) pairs, and intervals that overlap for all of them.
+AGREEING_SHARE = 0.9
 
 
 @dataclass
@@ -61,54 +70,16 @@ class Spec:
     variant: str
     backend: str
     path: Path
+    reference: Path
+    """The reference as this backend runs it (for the reference's own spec: the same file, loaded a second time)."""
+    reference_label: str
     lineage: Any = None
     """The lineage (kompakt.results.Variant) as the artifact records it."""
     notes: str | None = None
 
-
-def cache() -> Path:
-    d = paths.cache_dir() / "bench-efficiency"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def _requantize(src: Path, dst: Path, ftype_name: str) -> Path:
-    """Write ``src`` in another GGUF type with llama.cpp's own quantizer (once)."""
-    if dst.is_file():
-        return dst
-    import llama_cpp
-    from llama_cpp import _logger
-
-    _logger.set_verbose(False)  # llama.cpp logs every tensor it converts otherwise
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, ftype_name)
-    params.allow_requantize = True
-    params.nthread = os.cpu_count() or 1
-    tmp = dst.with_suffix(".tmp.gguf")
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
-    if rc != 0:
-        raise RuntimeError(f"llama_model_quantize {ftype_name} failed ({rc})")
-    os.replace(tmp, dst)
-    return dst
-
-
-def _f32_gguf(variant_id: str, art: Any, base: Any) -> Path:
-    """The float variant's weights, unchanged, as an F32 GGUF for llama.cpp (written once, atomically)."""
-    dst = cache() / f"{variant_id}-{art.key[:16]}-f32.gguf"
-    if dst.is_file():
-        return dst
-    from harness.build.base_model import load_model, load_tokenizer
-    from harness.build.methods.gguf_export import write_gguf
-
-    model = load_model(art.model_path)
-    tmp = dst.with_suffix(".tmp.gguf")
-    write_gguf(model, load_tokenizer(base.path), tmp, "F32", name=variant_id, gguf_source=base.gguf_path)
-    os.replace(tmp, dst)
-    return dst
-
-
-F32_NOTE = ("the variant's float32 weights written unchanged as an F32 GGUF by kompakt's GGUF writer, so llama.cpp runs "
-            "the same values")
+    @property
+    def aa(self) -> bool:
+        return self.variant == "reference"
 
 
 def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-methods") -> tuple[list[Spec], list[str], Any]:
@@ -116,9 +87,10 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
     Variants are built (or taken from the artifact cache) exactly as ``kompakt bench`` builds them,
     so the lineage is the same."""
     from harness.build import artifacts
-    from harness.build.base_model import embedded_gguf_path, resolve, saved_quantization_config
-    from harness.measure.backends.llamacpp import available
+    from harness.build.as_gguf import f32_gguf, why_not
+    from harness.build.base_model import resolve
     from harness.build.recipes import find_recipe, load_recipe
+    from harness.measure.backends.llamacpp import available
 
     notes = []
     base = resolve(show_progress=False)
@@ -126,39 +98,48 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
     llama_ok, why = available()
     if "llama.cpp" in backends and not llama_ok:
         notes.append(f"llama.cpp rows skipped: {why}")
+    use_llama = "llama.cpp" in backends and llama_ok
+    ref_rv = next(rv for rv in recipe.variants.values() if rv.is_reference)
+    ref_art = artifacts.reference_artifact(base, "reference", ref_rv.notes)
+    refs: dict[str, tuple[Path, str]] = {"pytorch": (ref_art.model_path, "")}
+    if use_llama:
+        refs["llama.cpp"] = f32_gguf(ref_art, base)
+    label = {b: f"reference (artifact {ref_art.key[:12]}, {path.name})" for b, (path, _) in refs.items()}
     specs: list[Spec] = []
     for vid, rv in recipe.variants.items():
         if only and vid not in only:
             continue
         if rv.is_reference:
-            art = artifacts.reference_artifact(base)
-        else:
-            art = artifacts.build(recipe, vid, base=base, show_progress=False)
+            for backend in ("pytorch", "llama.cpp"):
+                if backend in backends and backend in refs:
+                    path, note = refs[backend]
+                    lineage = ref_art.variant.model_copy(update={"notes": note or ref_rv.notes})
+                    specs.append(Spec("reference", backend, path, path, label[backend], lineage=lineage))
+            continue
+        art = artifacts.build(recipe, vid, base=base, show_progress=False)
         lineage = art.variant.model_copy(update={"id": vid})
         if art.format == "gguf":
-            if "llama.cpp" in backends and llama_ok:
-                specs.append(Spec(vid, "llama.cpp", art.model_path, lineage=lineage))
+            if use_llama:
+                specs.append(Spec(vid, "llama.cpp", art.model_path, refs["llama.cpp"][0], label["llama.cpp"], lineage=lineage))
             continue
         if "pytorch" in backends:
-            specs.append(Spec(vid, "pytorch", art.model_path, lineage=lineage))
-        if "llama.cpp" in backends and llama_ok and not rv.is_reference:
-            if saved_quantization_config(art.model_path) is not None:  # bitsandbytes' packed weights
-                notes.append(f"{vid} not run on llama.cpp: bitsandbytes' packed weights have no GGUF type")
+            specs.append(Spec(vid, "pytorch", art.model_path, refs["pytorch"][0], label["pytorch"], lineage=lineage))
+        if use_llama:
+            reason = why_not(art)
+            if reason:
+                notes.append(f"{vid} not run on llama.cpp: {reason}")
             else:
-                specs.append(Spec(vid, "llama.cpp", _f32_gguf(vid, art, base), lineage=lineage, notes=F32_NOTE))
-    if "llama.cpp" in backends and llama_ok and (not only or "reference" in only):
-        f32 = _requantize(embedded_gguf_path(), cache() / "smollm2-135m-f32.gguf", "LLAMA_FTYPE_ALL_F32")
-        specs.append(Spec("reference", "llama.cpp", f32, notes="the reference's weights as an F32 GGUF, written by llama.cpp's "
-                          "quantizer from the shipped Q4_1 file (exact dequantization, as the PyTorch reference is)"))
-    # The reference on both backends first, bitsandbytes (slow CPU kernels) last.
-    specs.sort(key=lambda s: (s.variant != "reference", s.variant.startswith("bnb"), s.backend != "pytorch"))
+                path, note = f32_gguf(art, base)
+                specs.append(Spec(vid, "llama.cpp", path, refs["llama.cpp"][0], label["llama.cpp"], lineage=lineage, notes=note))
+    # The reference (A/A) on both backends first, bitsandbytes (slow CPU kernels) last.
+    specs.sort(key=lambda s: (not s.aa, s.variant.startswith("bnb"), s.backend != "pytorch"))
     return specs, notes, base
 
 
-def _worker(spec: Spec, profile_name: str, rule: RepeatRule, bw: Any, queue: Any, batch_sizes: list[int] | None, memory: bool,
-            threads: int | None) -> None:
+def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, queue: Any, batch_sizes: list[int] | None,
+            memory: bool, threads: int | None) -> None:
     try:
-        from harness.measure.efficiency import DoesNotFit, measure
+        from harness.measure.efficiency import DoesNotFit, PairedReference, measure
 
         options = None
         if threads:
@@ -168,8 +149,10 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, bw: Any, queue: Any
             options = {"threads": threads} if spec.backend == "llama.cpp" else None
         from kompakt.profiles import get_profile
 
+        reference = PairedReference(spec.reference, spec.reference_label, aa_check=spec.aa, rule=paired_rule)
         try:
-            r = measure(spec.path, get_profile(profile_name), spec.backend, rule=rule, bandwidth=bw, batch_sizes=batch_sizes, memory=memory, backend_options=options,
+            r = measure(spec.path, get_profile(profile_name), spec.backend, rule=rule, bandwidth=bw, batch_sizes=batch_sizes, memory=memory,
+                        backend_options=options, reference=reference,
                         log=lambda m: print(f"    {spec.variant} {m}", file=sys.stderr, flush=True))
         except DoesNotFit as err:
             queue.put({"does_not_fit": err.status().model_dump()})
@@ -185,55 +168,112 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, bw: Any, queue: Any
         queue.put({"error": f"{type(err).__name__}: {err}\n{traceback.format_exc()[-2000:]}"})
 
 
-def run_one(spec: Spec, profile: str, rule: RepeatRule, bw: Any, batch_sizes: list[int] | None = None, memory: bool = True,
-            threads: int | None = None) -> dict[str, Any]:
+def run_one(spec: Spec, profile: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, batch_sizes: list[int] | None = None,
+            memory: bool = True, threads: int | None = None) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_worker, args=(spec, profile, rule, bw, q, batch_sizes, memory, threads))
+    p = ctx.Process(target=_worker, args=(spec, profile, rule, paired_rule, bw, q, batch_sizes, memory, threads))
     p.start()
     out = q.get()
     p.join()
     return out
 
 
+# --------------------------------------------------------------------------- reporting
+
+
 def fmt_mb(n: float | None) -> str:
     return "–" if n is None else f"{n / 1e6:,.1f}"
 
 
+def fmt_speedup(fig: dict[str, Any] | None) -> str:
+    """``1.32x [1.28–1.36]``, or ``≈ 1 [0.98–1.03]`` when the interval contains 1.0 (no measurable difference)."""
+    if not fig:
+        return "–"
+    interval = f"[{fig['ci_low']:.2f}–{fig['ci_high']:.2f}]"
+    if contains_one(fig["ci_low"], fig["ci_high"]):
+        return f"≈ 1 ({fig['speedup']:.2f}x) {interval}"
+    return f"{fig['speedup']:.2f}x {interval}"
+
+
+def _throughput(run: dict[tuple[str, str], dict[str, Any]], s: Spec, batch: int) -> dict[str, Any] | None:
+    r = run.get((s.variant, s.backend), {})
+    return next((t for t in r.get("throughput", []) if t["batch_size"] == batch), None)
+
+
 def table(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]]], bws: list[Any]) -> str:
-    head = ("| variant | backend | batch | weights MB | disk MB | peak RSS MB | prefill tok/s | TTFT ms | decode tok/s (min–max) "
-            "| ms/token | bound tok/s | share of bound | decode run 2 | Δ runs |")
+    head = ("| variant | backend | batch | weights MB | peak RSS MB | prefill tok/s | TTFT ms | decode tok/s (min–max) | share of bound "
+            "| decode speed-up [95 % CI] | prefill speed-up | TTFT speed-up | blocks | decode speed-up, run 2 | Δ runs |")
     lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
     for s in specs:
         first = runs[0].get((s.variant, s.backend), {})
         if "throughput" not in first:
             reason = first.get("error") or json.dumps(first.get("does_not_fit"))
-            lines.append(f"| {s.variant} | {s.backend} | – | | | | | | {str(reason)[:80]} | | | | | |")
+            lines.append(f"| {s.variant} | {s.backend} | – | | | | | {str(reason)[:80]} | | | | | | | |")
             continue
         m = first["memory"]
         for i, t in enumerate(first["throughput"]):
             d = t["decode_tokens_per_s"]
-            bound = bws[0].bytes_per_s / first["weights_bytes"] if t["batch_size"] == 1 else None
-            second = runs[1].get((s.variant, s.backend), {}) if len(runs) > 1 else {}
             share = t["bandwidth_bound_share"]
-            d2 = None
-            if "throughput" in second:
-                d2 = next((x["decode_tokens_per_s"]["value"] for x in second["throughput"] if x["batch_size"] == t["batch_size"]), None)
-            diff = f"{relative_difference(d['value'], d2) * 100:.1f} %" if d2 else "–"
+            p = t.get("paired") or {}
+            dec = p.get("decode_tokens_per_s")
+            t2 = _throughput(runs[1], s, t["batch_size"]) if len(runs) > 1 else None
+            dec2 = ((t2 or {}).get("paired") or {}).get("decode_tokens_per_s")
+            diff = f"{relative_difference(dec['speedup'], dec2['speedup']) * 100:.1f} %" if dec and dec2 else "–"
             lines.append(
                 f"| {s.variant} | {s.backend} | {t['batch_size']} | {fmt_mb(m['weights_bytes']) if i == 0 else ''} | "
-                f"{fmt_mb(m['disk_bytes']) if i == 0 else ''} | {fmt_mb(m['peak_host_bytes']) if i == 0 else ''} | "
+                f"{fmt_mb(m['peak_host_bytes']) if i == 0 else ''} | "
                 f"{t['prefill_tokens_per_s']['value']:,.0f} | {t['time_to_first_token_ms']['value']:.0f} | "
-                f"{d['value']:.1f} ({d['min']:.1f}–{d['max']:.1f}) | {t['ms_per_token']['value']:.1f} | "
-                f"{'' if bound is None else f'{bound:.1f}'} | "
-                f"{'' if share is None else f'{share * 100:.1f} %'} | "
-                f"{'–' if d2 is None else f'{d2:.1f}'} | {diff} |"
+                f"{d['value']:.1f} ({d['min']:.1f}–{d['max']:.1f}) | {'' if share is None else f'{share * 100:.1f} %'} | "
+                f"{fmt_speedup(dec)}{' (A/A)' if p.get('aa_check') else ''} | {fmt_speedup(p.get('prefill_tokens_per_s'))} | "
+                f"{fmt_speedup(p.get('time_to_first_token_ms'))} | {dec['blocks'] if dec else '–'} | {fmt_speedup(dec2)} | {diff} |"
             )
     return "\n".join(lines)
 
 
-def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]], base: Any, profile: str, command: str, bw: Any) -> list[Path]:
-    """One results file per (variant, backend), through the harness's own writer (validated, atomic)."""
+def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]]], batch: int = 1) -> tuple[list[str], bool]:
+    """The batch-``batch`` decode speed-ups of the first two runs side by side: overlap, difference, A/A checks.
+    Returns the report's lines and whether issue 18's acceptance holds."""
+    rows = []
+    for s in specs:
+        figs = []
+        for run in runs[:2]:
+            t = _throughput(run, s, batch)
+            figs.append(((t or {}).get("paired") or {}).get("decode_tokens_per_s"))
+        if all(figs):
+            rows.append((s, figs))
+    lines = [f"| variant | backend | run 1 decode speed-up [95 % CI] | run 2 | intervals overlap | Δ |", "|---|---|---|---|---|---|"]
+    diffs, overlaps, aa_ok = [], [], []
+    for s, (a, b) in rows:
+        ov = intervals_overlap((a["ci_low"], a["ci_high"]), (b["ci_low"], b["ci_high"]))
+        d = relative_difference(a["speedup"], b["speedup"])
+        diffs.append((d, s))
+        overlaps.append(ov)
+        if s.aa:
+            aa_ok += [contains_one(a["ci_low"], a["ci_high"]), contains_one(b["ci_low"], b["ci_high"])]
+        lines.append(f"| {s.variant}{' (A/A)' if s.aa else ''} | {s.backend} | {fmt_speedup(a)} | {fmt_speedup(b)} | "
+                     f"{'yes' if ov else 'NO'} | {d * 100:.1f} % |")
+    if not rows:
+        return ["(no pair of runs to compare)"], False
+    within = sum(d <= AGREEMENT for d, _ in diffs)
+    worst = max(diffs, key=lambda x: x[0])
+    ok = all(overlaps) and within >= AGREEING_SHARE * len(diffs) and bool(aa_ok) and all(aa_ok)
+    lines += [
+        "",
+        f"Batch-{batch} decode speed-ups of the two runs: intervals overlap for {sum(overlaps)} of {len(rows)}; "
+        f"{within} of {len(rows)} ({within / len(rows):.0%}) agree within {AGREEMENT:.0%}; the worst disagreement is "
+        f"{worst[0]:.1%} ({worst[1].variant} on {worst[1].backend}). A/A checks reading 1.00 within their interval: "
+        f"{sum(aa_ok)} of {len(aa_ok)}. Acceptance (all overlap, ≥ {AGREEING_SHARE:.0%} within {AGREEMENT:.0%}, every A/A "
+        f"within): {'met' if ok else 'NOT met'}.",
+    ]
+    return lines, ok
+
+
+def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]], base: Any, profile: str, command: str,
+                  root: Path | None) -> list[Path]:
+    """One results file per (variant, backend), through the harness's own writer (validated, atomic). Each throughput
+    figure carries its paired record; the peak-memory ratio against the reference on the same backend is added to it
+    (both peaks measured in this run, each in its own process)."""
     from harness.measure.hardware import detect_hardware, detect_software
     from harness.run.results_writer import write_results as write
     from kompakt.results import Energy, Measured, Memory, Metrics, ResultsFile, Status, Throughput, Variant
@@ -241,14 +281,15 @@ def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]],
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     hardware = detect_hardware(use_accelerator=False)
     software = detect_software()
+    ref_peak = {s.backend: (run.get((s.variant, s.backend), {}).get("memory") or {}).get("peak_host_bytes") for s in specs if s.aa}
     written = []
     for s in specs:
         r = run.get((s.variant, s.backend))
         if not r or "error" in r:
             continue
-        variant = s.lineage or Variant(id=s.variant, is_reference=s.variant == "reference", steps=[], notes=s.notes)
+        variant = s.lineage or Variant(id=s.variant, is_reference=s.aa, steps=[], notes=s.notes)
         notes = list(r.get("notes", []))
-        if s.notes and s.lineage is not None:
+        if s.notes and not s.aa:
             notes.insert(0, s.notes)  # how this backend got the artifact (the reference's goes in its variant notes)
         if "does_not_fit" in r:
             status, metrics = Status(**r["does_not_fit"]), Metrics()
@@ -257,7 +298,14 @@ def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]],
             # One file per (variant, backend): the leaderboard gives each backend its own row, with the
             # memory measured in the same process as that backend's speed figures.
             memory = Memory(**r["memory"]) if r.get("memory") else None
-            metrics = Metrics(memory=memory, throughput=[Throughput(**t) for t in r["throughput"]], energy=[Energy(**e) for e in r["energy"]])
+            peak, peak_ref = (memory.peak_host_bytes if memory else None), ref_peak.get(s.backend)
+            throughput = []
+            for t in r["throughput"]:
+                t = Throughput(**t)
+                if t.paired is not None and peak and peak_ref:
+                    t = t.model_copy(update={"paired": t.paired.model_copy(update={"peak_memory_ratio": peak / peak_ref})})
+                throughput.append(t)
+            metrics = Metrics(memory=memory, throughput=throughput, energy=[Energy(**e) for e in r["energy"]])
         other = {**software.other, **{k.replace("-", "_"): v for k, v in r.get("software", {}).items()}}
         digest = hashlib.sha256(f"{s.variant}{s.backend}{now.isoformat()}".encode()).hexdigest()[:6]
         run_id = f"{now:%Y%m%dT%H%M%S}-efficiency-{s.backend}-{digest}"
@@ -266,12 +314,13 @@ def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]],
             hardware=hardware, software=software.model_copy(update={"other": other}),
             provenance=Measured(kind="measured", command=command, date=now), metrics=metrics, notes=notes[:50],
         )
-        written.append(write(rf))
+        written.append(write(rf, root))
     return written
 
 
-def dump(path: Path, bws: list[Any], runs: list[dict[tuple[str, str], dict[str, Any]]]) -> None:
-    data = {"bandwidth": [b.__dict__ for b in bws], "runs": [{f"{k[0]}|{k[1]}": v for k, v in r.items()} for r in runs]}
+def dump(path: Path, bws: list[Any], runs: list[dict[tuple[str, str], dict[str, Any]]], loads: list[float]) -> None:
+    data = {"bandwidth": [b.__dict__ for b in bws], "load_averages": loads,
+            "runs": [{f"{k[0]}|{k[1]}": v for k, v in r.items()} for r in runs]}
     path.write_text(json.dumps(data, indent=1, default=str))
 
 
@@ -280,16 +329,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--runs", type=int, default=2, help="back-to-back runs of the whole benchmark (2 to check agreement)")
     ap.add_argument("--recipe", default="all-methods", help="recipe whose variants to measure (built or taken from the cache)")
-    ap.add_argument("--only", help="comma-separated variant ids")
+    ap.add_argument("--only", help="comma-separated variant ids (the reference's A/A check is one of them: 'reference')")
     ap.add_argument("--backends", default="pytorch,llama.cpp")
     ap.add_argument("--batch-sizes", help="comma-separated batch sizes instead of the profile's")
     ap.add_argument("--repeat-batch-sizes", help="comma-separated batch sizes of the runs after the first (default: the same as the first); "
                     "e.g. 1 to check the agreement of batch-1 decode, the ranked figure, in less time")
-    ap.add_argument("--threads", type=int, help="threads for both backends and the bandwidth copy (default: PyTorch's, the physical cores); "
-                    "on a machine shared with other work, 1 thread avoids spinning thread barriers waiting for a descheduled peer")
-    ap.add_argument("--quick", action="store_true", help="3 repeats and no time minimum: a smoke run, not figures to keep")
+    ap.add_argument("--threads", type=int, help="threads for both backends and the bandwidth copy (default: PyTorch's, the physical cores)")
+    ap.add_argument("--min-blocks", type=int, default=10, help="pairs of blocks at least (default 10)")
+    ap.add_argument("--repeats-per-block", type=int, default=3, help="timed runs in each block after its warm-up (default 3)")
+    ap.add_argument("--quick", action="store_true", help="3 short blocks and no time minimum: a smoke run, not figures to keep")
     ap.add_argument("--json", type=Path, help="write every figure of every run to this file")
-    ap.add_argument("--write-results", action="store_true", help="write results files of the first run (which also measures memory) under data/results/")
+    ap.add_argument("--write-results", action="store_true", help="write results files of the first run (which also measures memory)")
+    ap.add_argument("--results-dir", type=Path, help="where --write-results writes (default: data/results/)")
     args = ap.parse_args(argv)
 
     from harness.measure.efficiency.bandwidth import measure_bandwidth
@@ -299,13 +350,19 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)  # the bandwidth copy runs on the threads the backends get
 
-    rule = RepeatRule(warmup=1, min_runs=3, min_seconds=0.0) if args.quick else RepeatRule()
+    if args.quick:
+        rule = RepeatRule(warmup=1, min_runs=3, min_seconds=0.0)
+        paired_rule = PairedRule(RepeatRule(warmup=1, min_runs=3, min_seconds=0.0), repeats=1)
+    else:
+        rule = RepeatRule()
+        paired_rule = PairedRule(RepeatRule(warmup=1, min_runs=args.min_blocks, min_seconds=10.0, max_runs=200, max_seconds=600.0),
+                                 repeats=args.repeats_per_block)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None
     repeat_sizes = [int(b) for b in args.repeat_batch_sizes.split(",")] if args.repeat_batch_sizes else None
     specs, notes, base = plan(set(args.only.split(",")) if args.only else None, set(args.backends.split(",")), args.recipe)
     runs: list[dict[tuple[str, str], dict[str, Any]]] = []
     bws = []
-    loads: list[float] = []
+    loads: list[float] = [os.getloadavg()[0]]
     t_all = time.perf_counter()
     for i in range(args.runs):
         bw = measure_bandwidth("cpu")
@@ -316,21 +373,21 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             # Peak memory is measured in the first run only (the agreement check is on speed).
             sizes = repeat_sizes if i > 0 and repeat_sizes else batch_sizes
-            results[(s.variant, s.backend)] = run_one(s, args.profile, rule, bw, sizes, memory=i == 0, threads=args.threads)
+            results[(s.variant, s.backend)] = run_one(s, args.profile, rule, paired_rule, bw, sizes, memory=i == 0, threads=args.threads)
             r = results[(s.variant, s.backend)]
             status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else "ok")
             load = os.getloadavg()[0]
             loads.append(load)
             print(f"  {s.variant} on {s.backend}: {status} ({time.perf_counter() - t0:.0f} s, load average {load:.1f})", file=sys.stderr)
             if args.json:  # after every measurement, so a long benchmark that is stopped keeps what it measured
-                dump(args.json, bws, runs + [results])
+                dump(args.json, bws, runs + [results], loads)
         runs.append(results)
     print(f"\nProfile `{args.profile}`, {len(runs)} run(s) back to back, {time.perf_counter() - t_all:.0f} s in all.")
     for i, bw in enumerate(bws):
         print(f"- run {i + 1}: {bw.note()}")
-    # Other work on the machine shows up as spread: the 1-minute load average after each
+    # Other work on the machine shows up as spread: the 1-minute load average before the benchmark and after each
     # measurement, against the number of cores, says how quiet the machine was.
-    print(f"- load average after each measurement: {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores")
+    print(f"- load average before and after each measurement: {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores")
     for n in notes:
         print(f"- {n}")
     first = next((r for r in runs[0].values() if "notes" in r), None)
@@ -341,21 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(specs, runs, bws))
     if len(runs) > 1:
-        diffs = []
-        for key, r1 in runs[0].items():
-            r2 = runs[1].get(key, {})
-            for t1 in r1.get("throughput", []):
-                t2 = next((t for t in r2.get("throughput", []) if t["batch_size"] == t1["batch_size"]), None)
-                if t2:
-                    diffs.append((relative_difference(t1["decode_tokens_per_s"]["value"], t2["decode_tokens_per_s"]["value"]), key, t1["batch_size"]))
-        if diffs:
-            worst = max(diffs)
-            within = sum(d <= AGREEMENT for d, *_ in diffs)
-            print(f"\nDecode tokens/s between the two runs: {within} of {len(diffs)} figures within {AGREEMENT:.0%}; "
-                  f"largest difference {worst[0]:.1%} ({worst[1][0]} on {worst[1][1]}, batch {worst[2]}).")
+        lines, _ = agreement(specs, runs)
+        print()
+        print("\n".join(lines))
     if args.write_results:
         command = "python benchmarks/bench_efficiency.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        for p in write_results(specs, runs[0], base, args.profile, command, bws[0]):
+        for p in write_results(specs, runs[0], base, args.profile, command, args.results_dir):
             print(f"wrote {p}", file=sys.stderr)
     return 0
 

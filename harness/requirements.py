@@ -26,6 +26,7 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "bitsandbytes": ("bitsandbytes", HARNESS_HINT),
     "datasets": ("datasets", HARNESS_HINT),
     "lm_eval": ("lm_eval", HARNESS_HINT),
+    "scipy": ("scipy", HARNESS_HINT),
     "llama_cpp": (
         "llama-cpp-python",
         "pip install llama-cpp-python  (compiles llama.cpp from source, about five minutes on two cores)",
@@ -37,7 +38,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "lora": ("peft",),
     "bnb": ("bitsandbytes",),
     "hub_data": ("datasets",),
-    "bench": ("lm_eval", "datasets"),
+    "bench": ("lm_eval", "datasets", "scipy"),
     "gguf_quant": ("llama_cpp",),
 }
 

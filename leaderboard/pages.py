@@ -121,6 +121,26 @@ def _speed_cell(r: Row) -> str:
     return out + f"<br><small>{', '.join(details)}</small>"
 
 
+def _speedup_cell(r: Row) -> str:
+    """``1.32× [1.28–1.36]`` for a paired speed-up, ``≈ 1 (no measurable difference)`` when its interval contains 1,
+    ``1.10×`` for a ratio of two separate runs (older results files)."""
+    value = r.get("speedup")
+    if value is None or not r.get("speedup_paired"):
+        return fmt_ratio(value)
+    interval = f'<span class="kompakt-se">[{fmt_num(r["speedup_low"], 2)}–{fmt_num(r["speedup_high"], 2)}]</span>'
+    if not r.get("speedup_measurable"):
+        return (f'<span title="measured {fmt_ratio(value)}; the 95 % interval contains 1">≈ 1</span> {interval}'
+                "<br><small>no measurable difference</small>")
+    return f"{fmt_ratio(value)} {interval}<br><small>paired, {r['speedup_blocks']} blocks</small>"
+
+
+def _speedup_sort(r: Row) -> float | None:
+    """A speed-up whose interval contains 1 sorts as 1: it is not a number to rank."""
+    if r.get("speedup_paired") and not r.get("speedup_measurable"):
+        return 1.0
+    return r.get("speedup")
+
+
 def _memory_value(r: Row) -> float | None:
     return r.get("peak_device_bytes") or r.get("peak_host_bytes")
 
@@ -153,7 +173,9 @@ def leaderboard_columns(with_model: bool = True, with_hardware: bool = True, roo
         Column("Word PPL", _word_ppl_cell, lambda r: r["word_perplexity"], METRICS["word_perplexity"].description, numeric=True),
         Column("Memory", _memory_cell, _memory_value, "weights as stored and peak memory while generating; badges: common budgets the measured peak fits", numeric=True),
         Column("tok/s", _speed_cell, lambda r: _speed_value(r)[0], "decode tokens/s (median, [min–max]) or, where only that is known, whole-generate tokens/s", numeric=True),
-        Column("Speed-up", lambda r: fmt_ratio(r["speedup"]), lambda r: r["speedup"], "tokens/s against the reference on the same hardware, backend and batch size", numeric=True),
+        Column("Speed-up", _speedup_cell, _speedup_sort, "decode tokens/s against the reference on the same hardware, backend and batch size; "
+               "[low–high]: the 95 % interval where the two were timed side by side in one run (paired); ≈ 1: that interval "
+               "contains 1, no measurable difference (sorted as 1)", numeric=True),
         _acc_cell("winogrande", "acc"),
         _acc_cell("arc_challenge", "acc_norm"),
         _acc_cell("truthfulqa_mc2", "acc"),

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.run.bench import VariantJob
+from harness.run.bench import PairingReference, VariantJob
 
 
 class PlanError(ValueError):
@@ -58,6 +58,9 @@ def plan_jobs(model: str | None, recipe_name: str | None, variant_ids: list[str]
     if recipe is None:
         return base, [VariantJob("reference", artifact=reference_artifact(base), is_reference=True)]
     ids = variant_ids or list(recipe.variants)
+    # Every other variant's speed is timed against the recipe's reference (its own id and notes), on the same backend.
+    ref_rv = next((rv for rv in recipe.variants.values() if rv.is_reference), None)
+    pairing = PairingReference(reference_artifact(base, ref_rv.id, ref_rv.notes) if ref_rv else reference_artifact(base), base)
     jobs = []
     for vid in ids:
         if vid == "reference" and vid not in recipe.variants:
@@ -67,5 +70,6 @@ def plan_jobs(model: str | None, recipe_name: str | None, variant_ids: list[str]
         if rv.is_reference:
             jobs.append(VariantJob(vid, artifact=reference_artifact(base, vid, rv.notes), is_reference=True))
         else:
-            jobs.append(VariantJob(vid, build=(lambda r=recipe, v=vid: build(r, v, base=base)), planned=_planned(base.info, rv)))
+            jobs.append(VariantJob(vid, build=(lambda r=recipe, v=vid: build(r, v, base=base)), planned=_planned(base.info, rv),
+                                   reference=pairing))
     return base, jobs

@@ -120,3 +120,19 @@ def test_a_variant_on_two_backends_is_two_rows_on_the_pages(results_root, write,
     board = (site / "leaderboard" / "index.html").read_text()
     assert 'data-filter="backend"' in board
     assert board.count('data-filter-backend="pytorch"') == 1 and board.count('data-filter-backend="llama.cpp"') == 1
+
+
+def test_the_speedup_cell_shows_the_interval_and_no_rank_when_it_contains_one():
+    from leaderboard.pages import _speedup_cell, _speedup_sort
+
+    paired = {"speedup": 1.32, "speedup_low": 1.28, "speedup_high": 1.36, "speedup_blocks": 12, "speedup_paired": True, "speedup_measurable": True}
+    assert _speedup_cell(paired).startswith("1.32× ") and "[1.28–1.36]" in _speedup_cell(paired) and "12 blocks" in _speedup_cell(paired)
+    assert _speedup_sort(paired) == 1.32
+    same = {**paired, "speedup": 0.97, "speedup_low": 0.93, "speedup_high": 1.02, "speedup_measurable": False}
+    cell = _speedup_cell(same)
+    visible = re.sub(r"<[^>]+>", " ", cell)
+    assert "≈ 1" in visible and "no measurable difference" in visible and "[0.93–1.02]" in visible and "0.97" not in visible
+    assert _speedup_sort(same) == 1.0  # not a number to rank
+    old = {"speedup": 1.1, "speedup_paired": False}
+    assert _speedup_cell(old) == "1.10×" and _speedup_sort(old) == 1.1
+    assert _speedup_cell({"speedup": None}) == ""
