@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -10,11 +9,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("scipy")
 
+from efficiency_sections import validate_in_a_results_file  # noqa: E402
 from harness.measure.efficiency import PairedReference, PairedRule, RepeatRule, measure  # noqa: E402
 from harness.measure.efficiency.bandwidth import Bandwidth  # noqa: E402
 from harness.measure.efficiency.pairing import Block, ProcessSide, block_figures, choose_loading, paired_record, time_blocks  # noqa: E402
 from kompakt.profiles import Profile  # noqa: E402
-from kompakt.results import BaseModelInfo, Hardware, Measured, Metrics, ResultsFile, Status, Variant  # noqa: E402
 
 BW = Bandwidth(bytes_per_s=10e9, median_bytes_per_s=9e9, device="test", method="fixed for tests", repeats=1)
 #: Three pairs of blocks, one timed run each after one warm-up: enough for an interval, quick on the tiny model.
@@ -86,17 +85,6 @@ def test_loading_is_decided_by_the_budget() -> None:
     assert choose_loading(forced, 1, 1, profile())[0] == "process_per_block"
 
 
-def _in_a_results_file(result) -> None:
-    rf = ResultsFile(
-        schema_version=1, run_id="t-1", status=Status(code="ok"),
-        base_model=BaseModelInfo(id="tiny", name="tiny", source="local"), variant=Variant(id="v", is_reference=False),
-        profile="cpu", hardware=Hardware(cpu_cores=2),
-        provenance=Measured(kind="measured", command="pytest", date=dt.datetime.now(dt.timezone.utc)),
-        metrics=Metrics(memory=result.memory, throughput=result.throughput, energy=result.energy), notes=result.notes,
-    )
-    ResultsFile.model_validate_json(rf.model_dump_json())
-
-
 def test_an_aa_check_on_the_tiny_model_in_one_process(tiny_model_dir: Path) -> None:
     ref = PairedReference(tiny_model_dir, "reference (tiny)", aa_check=True, rule=SHORT)
     result = measure(tiny_model_dir, profile(batch_sizes=[1, 2]), rule=RepeatRule(warmup=1, min_runs=2, min_seconds=0.0), bandwidth=BW,
@@ -113,7 +101,7 @@ def test_an_aa_check_on_the_tiny_model_in_one_process(tiny_model_dir: Path) -> N
         assert t.decode_tokens_per_s.repeats == 3
         assert "paired with a separately loaded copy of itself" in t.notes
     assert result.raw["batch1"]["blocks"] == 3 and len(result.raw["batch1"]["reference"]["decode_tps"]) == 3
-    _in_a_results_file(result)
+    validate_in_a_results_file(result)
 
 
 def test_a_block_in_a_process_of_its_own(tiny_model_dir: Path) -> None:
@@ -136,4 +124,4 @@ def test_measure_with_each_block_in_its_own_process(tiny_model_dir: Path) -> Non
     (t,) = result.throughput
     assert t.paired.loading == "process_per_block" and t.paired.decode_tokens_per_s.blocks == 2
     assert "process per block as asked" in t.notes
-    _in_a_results_file(result)
+    validate_in_a_results_file(result)
