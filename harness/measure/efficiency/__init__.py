@@ -292,20 +292,26 @@ def _measure_loaded(be: Any, profile: Profile, *, tokenizer: Any, rule: RepeatRu
             # A model with a short maximum context (a test model) gets the longest prompt it can take.
             prompt_len = max(1, int(be.max_context) - profile.new_tokens)
             notes.append(f"prompt shortened to {prompt_len} tokens: the model takes at most {be.max_context} positions")
-        if pair is not None:
-            notes += _open_pair(be, pair, profile, result, weights, meter, log)
-        try:
-            for b in sizes:
-                if pair is not None and pair.sides is not None:
-                    _time_batch_paired(be, pair, profile, result, b, prompt_len, avoid, bw, weights, describe, log)
-                else:
-                    _time_batch(be, profile, result, b, prompt_len, avoid, rule, meter, bw, weights, describe, log)
-        finally:
-            if pair is not None:
-                for opened in pair.opened:
-                    opened.close()
+        notes += _time_sizes(be, pair, profile, result, sizes, prompt_len, avoid, rule, meter, bw, weights, describe, log)
     result.notes = notes
     return result
+
+
+def _time_sizes(be: Any, pair: _Pair | None, profile: Profile, result: EfficiencyResult, sizes: list[int], prompt_len: int,
+                avoid: list[int], rule: RepeatRule, meter: EnergyMeter, bw: Bandwidth, weights: int, describe: str,
+                log: Callable[[str], None] | None) -> list[str]:
+    """Time every batch size, paired with the reference when ``pair`` is given; notes for the results file."""
+    notes = _open_pair(be, pair, profile, result, weights, meter, log) if pair is not None else []
+    try:
+        for b in sizes:
+            if pair is not None and pair.sides is not None:
+                _time_batch_paired(be, pair, profile, result, b, prompt_len, avoid, bw, weights, describe, log)
+            else:
+                _time_batch(be, profile, result, b, prompt_len, avoid, rule, meter, bw, weights, describe, log)
+    finally:
+        for opened in pair.opened if pair is not None else []:
+            opened.close()
+    return notes
 
 
 def _open_pair(be: Any, pair: _Pair, profile: Profile, result: EfficiencyResult, weights: int, meter: EnergyMeter,
