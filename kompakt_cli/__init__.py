@@ -38,8 +38,12 @@ def validate(
 ) -> None:
     """Check results files against the schema and the meaning rules.
 
-    Prints each problem as file, JSON path, what is wrong and what was expected;
-    exits 1 on any error (warnings alone exit 0).
+    The cross-file rules (unique run ids, duplicate_of targets, one lineage per
+    variant id, one name per base model, a reference per base model and profile)
+    are judged against every file under the results root, also when only some
+    files are named; problems are reported for the named files (and those they
+    clash with). Prints each problem as file, JSON path, what is wrong and what
+    was expected; exits 1 on any error (warnings alone exit 0).
 
     Example: kompakt validate data/results/smollm2-135m-instruct
     """
@@ -106,8 +110,11 @@ def diff(
     """Check a submission and summarise what it changes on the leaderboard.
 
     Refuses a run id that comes back with different content and any change to a
-    reported (cited) result; removing a file is allowed. Prints new and removed
-    rows, changed figures and rank moves as Markdown; exits 1 when refused.
+    reported (cited) result; removing a file is allowed. Prints as Markdown: new
+    rows with their headline figures beside their reference's, removed rows,
+    figures that changed by more than their standard error, the rank moves
+    (only where the order of rows on both sides changed; a row entering or
+    leaving is one line) and every changed figure; exits 1 when refused.
 
     Example: kompakt diff ../base/data/results data/results --summary summary.md
     """
