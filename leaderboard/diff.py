@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kompakt.metrics import MEAN_TASKS, TASK_LABELS
+from kompakt.metrics import TASK_LABELS, accuracy_key
 from leaderboard.html import fmt_bytes, fmt_fraction
 from leaderboard.problems import Problem, Report
-from leaderboard.store import populate
-from leaderboard.summary import SHOWN_ACCURACY, RowKey, row_key
+from leaderboard.summary import SHOWN_ACCURACY, Figure, RowKey, build_rows, row_key
 from leaderboard.flatten import metric_rows, run_row
 from leaderboard.validate import validate_paths
 
@@ -49,17 +48,16 @@ class Compared:
     """How the summary names it."""
     kind: str
     """How its values are shown: fraction, bytes or number."""
-    stderr: str | None = None
-    """Column holding its standard error, where the figure has one."""
-    limit: str | None = None
-    """Column holding the documents it was measured on (None: all), where the figure has one."""
+    metric: str | None = None
+    """Its key in the long-form metrics (``acc:winogrande:acc``) where it is one task's figure with a
+    standard error; None for the mean (its standard error is computed) and for figures without one."""
 
 
 #: Figures compared between the two leaderboards, with how they are shown.
 COMPARED: list[Compared] = [
     Compared("mean_accuracy", "mean accuracy", "fraction"),
     *[
-        Compared(f"acc_{task}_{metric}", f"{TASK_LABELS.get(task, task)} {metric}", "fraction", f"acc_{task}_{metric}_stderr", f"acc_{task}_{metric}_limit")
+        Compared(f"acc_{task}_{metric}", f"{TASK_LABELS.get(task, task)} {metric}", "fraction", accuracy_key(task, metric))
         for task, metric in SHOWN_ACCURACY
     ],
     Compared("word_perplexity", "word perplexity", "number"),
@@ -83,9 +81,10 @@ def mean_stderr(stderrs: list[float | None]) -> float | None:
     The mean accuracy averages tasks scored on different data sets, so their errors are
     independent. None when any standard error is unknown (or there is none).
     """
-    if not stderrs or any(s is None for s in stderrs):
+    known = [s for s in stderrs if s is not None]
+    if not stderrs or len(known) != len(stderrs):
         return None
-    return math.sqrt(sum(s * s for s in stderrs)) / len(stderrs)  # type: ignore[operator]
+    return math.sqrt(sum(s * s for s in known)) / len(known)
 
 
 def exceeds_standard_error(before: float, after: float, stderr: float | None) -> float | None:
@@ -223,23 +222,12 @@ def _runs(root: Path) -> tuple[dict[str, tuple[str, dict[str, Any]]], Any]:
 
 
 def _rows(validation) -> dict[RowKey, dict[str, Any]]:
-    import duckdb
-
+    """The leaderboard's rows (as ``kompakt ingest`` builds them) of every valid file, by key."""
     runs, metrics = [], []
     for loaded in validation.valid if validation is not None else []:
         runs.append(run_row(loaded.result, loaded.name))
         metrics.extend(metric_rows(loaded.result))
-    con = duckdb.connect(":memory:")
-    try:
-        populate(con, runs, metrics)
-        if not runs:
-            return {}
-        cursor = con.execute("SELECT * FROM leaderboard")
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, r)) for r in cursor.fetchall()]
-    finally:
-        con.close()
-    return {row_key(r): r for r in rows}
+    return {row_key(r): r for r in build_rows(runs, metrics)}
 
 
 Group = tuple[str, str, str]  # base model, profile, hardware
@@ -254,32 +242,36 @@ def _rankings(rows: dict[RowKey, dict[str, Any]]) -> dict[Group, list[RowKey]]:
     return {g: sorted(keys, key=lambda k: (-rows[k]["mean_accuracy"], k[1], k[4] or "")) for g, keys in groups.items()}
 
 
-def _mean_tasks(row: dict[str, Any]) -> list[tuple[str, str]]:
-    """(task, metric) of each task the row's mean accuracy is taken over."""
-    metric_of = {task: metric for options in MEAN_TASKS.values() for task, metric in options}
-    return [(t, metric_of[t]) for t in (row.get("mean_basis") or "").split("+") if t in metric_of]
+def _shown_figure(row: dict[str, Any], figure: Compared) -> Figure | None:
+    """The measured figure behind the value ``row`` shows in ``figure``'s column (with what it was measured on)."""
+    figures = row.get("_quality_figures") or row.get("_figures") or {}
+    return next((f for ident, f in figures.items() if ident[0] == figure.metric and f.value == row.get(figure.column)), None)
 
 
-def _stderr_and_basis(row: dict[str, Any], figure: Compared) -> tuple[float | None, tuple]:
-    """The figure's standard error in ``row`` and what it was measured on (documents, tasks)."""
+def _stderr_and_comparable(old: dict[str, Any], new: dict[str, Any], figure: Compared) -> tuple[float | None, bool]:
+    """The base's standard error of the figure (the head's where the base has none), and whether the two
+    values were measured alike (the leaderboard's own test: documents, shots, task and lm-eval versions)."""
     if figure.column == "mean_accuracy":
-        tasks = _mean_tasks(row)
-        stderr = mean_stderr([row.get(f"acc_{t}_{m}_stderr") for t, m in tasks])
-        return stderr, (row.get("mean_basis"), tuple(row.get(f"acc_{t}_{m}_limit") for t, m in tasks))
-    if figure.stderr is None:
-        return None, ()
-    return row.get(figure.stderr), (row.get(figure.limit),)
+        a, b = old.get("_mean_figures") or [], new.get("_mean_figures") or []
+        alike = old.get("mean_basis") == new.get("mean_basis") and len(a) == len(b) and all(x.comparable(y) for x, y in zip(a, b))
+        se = mean_stderr([f.stderr for f in a]) if a else None
+        return (se if se is not None else mean_stderr([f.stderr for f in b]) if b else None), alike
+    if figure.metric is None:
+        return None, True
+    fa, fb = _shown_figure(old, figure), _shown_figure(new, figure)
+    if fa is None or fb is None:
+        return None, True
+    return (fa.stderr if fa.stderr is not None else fb.stderr), fa.comparable(fb)
 
 
 def _change(key: RowKey, figure: Compared, old: dict[str, Any], new: dict[str, Any]) -> Change:
     a, b = old.get(figure.column), new.get(figure.column)
     if a is None or b is None:
         return Change(key, figure, a, b)
-    se_a, basis_a = _stderr_and_basis(old, figure)
-    se_b, basis_b = _stderr_and_basis(new, figure)
-    if basis_a != basis_b:
+    stderr, alike = _stderr_and_comparable(old, new, figure)
+    if not alike:
         return Change(key, figure, a, b, comparable=False)
-    return Change(key, figure, a, b, exceeds_standard_error(a, b, se_a if se_a is not None else se_b))
+    return Change(key, figure, a, b, exceeds_standard_error(a, b, stderr))
 
 
 def _label(key: RowKey) -> str:
@@ -309,7 +301,7 @@ def _compare_rankings(result: Diff, old_rows: dict[RowKey, dict[str, Any]], new_
             continue
         shifts = shift_phrase([pos_a[k] - pos_b[k] for k in after if k in pos_b and k not in moves])
         where = f"`{_md(group[0])}` on {_md(group[2])} ({_md(group[1])})"
-        result.ranking.append(f"{where}: {'; '.join(events)}" + (f"; {shifts}." if shifts else "; no other row moves."))
+        result.ranking.append(f"{where}: {'; '.join(events)}" + (f"; {shifts}." if shifts else "."))
 
 
 def diff(base: Path, head: Path) -> Diff:
@@ -384,6 +376,14 @@ def _value(kind: str, value: Any) -> str:
     return f"{value:,.4g}" if isinstance(value, float) else str(value)
 
 
+def _values(kind: str, before: Any, after: Any) -> tuple[str, str]:
+    """Both values, with as many digits as it takes to tell them apart."""
+    a, b = _value(kind, before), _value(kind, after)
+    if a == b and isinstance(before, float) and isinstance(after, float):
+        return f"{before:.8g}", f"{after:.8g}"
+    return a, b
+
+
 def _names(keys: tuple[RowKey, ...], most: int = 3) -> str:
     shown = ", ".join(_label(k) for k in keys[:most])
     return shown + (f" and {len(keys) - most} more" if len(keys) > most else "") if keys else "–"
@@ -445,7 +445,8 @@ def markdown(d: Diff) -> str:
             ref_key = _reference_row(d.headline, key) if key in d.headline else None
             ref = d.headline.get(ref_key) if ref_key else None
             cells = _headline_cells(row, ref)
-            against = f" vs {_label(ref_key)}" if ref_key else " (no reference)"
+            # the reference's own backend only where memory and speed are compared with it too
+            against = (f" vs {_label(ref_key)}" if ref_key[4] == key[4] else f" vs `{_md(ref_key[1])}`") if ref_key else " (no reference)"
             lines.append(f"| {_key(key)}{against} | " + " | ".join(cells) + " |")
         lines.append("")
     if d.removed_rows:
@@ -467,7 +468,7 @@ def markdown(d: Diff) -> str:
     if d.changed:
         lines += ["### Changed figures", "",
                   "| Row | Figure | Before | After | Change in standard errors |", "|---|---|---|---|---|"]
-        lines += [f"| {_key(c.key)} | {c.figure.label} | {_value(c.figure.kind, c.before)} | {_value(c.figure.kind, c.after)} | {_se_cell(c)} |"
+        lines += [f"| {_key(c.key)} | {c.figure.label} | {' | '.join(_values(c.figure.kind, c.before, c.after))} | {_se_cell(c)} |"
                   for c in d.changed] + [""]
     if not (d.new_rows or d.removed_rows or d.changed or d.rank_moves or d.ranking):
         lines.append("No change to the leaderboard.")

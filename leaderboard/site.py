@@ -32,6 +32,7 @@ from kompakt import paths
 from kompakt.atomic import atomic_dir
 from kompakt.profiles import all_profiles
 from kompakt.results import json_schema
+from leaderboard import contributing
 from leaderboard import pages as gen
 from leaderboard.mkdocs_hooks import fragments_dir
 from leaderboard.store import IngestError, ingest
@@ -184,7 +185,13 @@ def generate_docs(docs: Path, database: Path, source: Path | None = None, fragme
     generated.update(gen.hardware_pages(rows, profiles))
     generated["schema.md"] = gen.schema_page(json_schema())
     generated["downloads.md"] = _downloads(docs, database)
-    blocks = {"summary": _summary_block(rows, runs), "metrics": gen.metrics_table()}
+    blocks = {
+        "summary": _summary_block(rows, runs),
+        "metrics": gen.metrics_table(),
+        # the contributing page's example pull-request summary and refusals, from the real checks
+        "pr-summary": contributing.pr_summary_block(),
+        "refusals": contributing.refusals_table(),
+    }
     for name in ("index.md", "methodology.md", "contributing.md"):
         generated[name] = _substitute((source / name).read_text(encoding="utf-8"), blocks)
     gen.write_pages(docs, generated, fragments or fragments_dir(docs))

@@ -132,8 +132,8 @@ def cross_checks(files: list[Loaded]) -> list[Problem]:
 
 
 def _same_file(path: Path) -> str:
-    """A key that is equal for two spellings of one path (a symbolic link stays itself)."""
-    return os.path.normpath(os.path.abspath(path))
+    """A key that is equal for two spellings of one path, through linked folders too (a linked file stays itself)."""
+    return os.path.join(os.path.realpath(path.parent), path.name)
 
 
 def validate_paths(paths: list[Path], results_root: Path | None = None) -> Validation:

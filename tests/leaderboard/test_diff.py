@@ -133,6 +133,16 @@ def test_a_change_measured_on_other_documents_is_not_compared_in_standard_errors
     assert "not comparable" in markdown(d)
 
 
+def test_a_change_in_shots_is_not_compared_in_standard_errors(tmp_path):
+    base = tree(tmp_path / "base", ranked_set())
+    five_shot = with_accuracy(make_result("m", "prune-8", "cpu", run_id="m-prune-8-cpu-1", seed=1), [0.45] * 4)
+    for a in five_shot["metrics"]["accuracy"]:
+        a["num_fewshot"] = 5
+    head = tree(tmp_path / "head", [*ranked_set(), five_shot])
+    changed = {c.figure.column: c for c in diff(base, head).changed}
+    assert not changed["acc_winogrande_acc"].comparable and not changed["mean_accuracy"].comparable
+
+
 def test_new_row_headline_beside_its_reference(tmp_path):
     base = tree(tmp_path / "base", ranked_set())
     head = tree(tmp_path / "head", [*ranked_set(), with_accuracy(make_result("m", "gptq-4bit", "cpu"), [0.45] * 4)])

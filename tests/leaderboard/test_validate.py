@@ -361,3 +361,12 @@ def test_a_base_model_name_clash_is_reported_once_on_the_named_file(results_root
     path = write(other)
     warnings = named(path, results_root).warnings
     assert [(w.file, w.path) for w in warnings] == [("m/awq-4bit/cpu/m-awq-4bit-cpu-0.json", "$.base_model.name")]
+
+
+def test_a_file_named_through_a_linked_folder_is_not_read_twice(results_root, write, tmp_path):
+    write(make_result("m", "reference", "cpu"))
+    write(make_result("m", "awq-4bit", "cpu"))
+    link = tmp_path / "link"
+    link.symlink_to(results_root, target_is_directory=True)
+    report = named(link / "m" / "awq-4bit" / "cpu" / "m-awq-4bit-cpu-0.json", results_root)
+    assert report.problems == [] and report.context_files == 1
