@@ -292,7 +292,9 @@ def _compare_rankings(result: Diff, old_rows: dict[RowKey, dict[str, Any]], new_
         for key in after:
             if key not in pos_b:
                 what = "the new row" if key not in old_rows else "the row (it now has a mean accuracy)"
-                events.append(f"{what} {_label(key)} enters at rank {pos_a[key]}")
+                limit = new_rows[key].get("limit")
+                partial = f" (on a quick run, --limit {limit}: its rank is only indicative)" if limit is not None else ""
+                events.append(f"{what} {_label(key)} enters at rank {pos_a[key]}{partial}")
         for key in before:
             if key not in pos_a:
                 what = "the removed row" if key not in new_rows else "the row (it no longer has a mean accuracy)"

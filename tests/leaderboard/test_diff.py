@@ -81,6 +81,15 @@ def test_removal_lets_the_rows_below_up(tmp_path):
     assert d.ranking[0].endswith("the removed row `awq-4bit` on pytorch leaves rank 1; 2 rows shift up by one.")
 
 
+def test_a_quick_run_entering_the_ranking_says_so(tmp_path):
+    base = tree(tmp_path / "base", ranked_set())
+    quick = with_accuracy(make_result("m", "gptq-4bit", "cpu"), [0.55] * 4)
+    for a in quick["metrics"]["accuracy"]:
+        a["limit"], a["n"] = 40, 40
+    head = tree(tmp_path / "head", [*ranked_set(), quick])
+    assert "enters at rank 2 (on a quick run, --limit 40: its rank is only indicative); 2 rows shift down by one." in diff(base, head).ranking[0]
+
+
 def test_a_swap_gives_two_rank_moves(tmp_path):
     base = tree(tmp_path / "base", ranked_set())
     swapped = ranked_set()
