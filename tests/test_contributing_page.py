@@ -32,7 +32,7 @@ import pytest
 import typer.main
 
 from kompakt import paths
-from kompakt.cli import app
+from kompakt_cli import app
 
 PAGE = paths.REPO_ROOT / "site" / "contributing.md"
 PLACEHOLDER = re.compile(r"<[^<>]+>")
@@ -65,6 +65,16 @@ def test_the_page_has_the_walk_through():
     assert any("--model" in c for c in commands), "the page no longer shows how to measure one's own model"
 
 
+def test_commands_named_in_the_text_exist():
+    root = typer.main.get_command(app)
+    for span in re.findall(r"`(kompakt [^`]+)`", PAGE.read_text(encoding="utf-8")):
+        words, command = span.split()[1:], root
+        assert words[0] in command.commands, f"the page names `{span}`, but there is no command {words[0]!r}"
+        command = command.commands[words[0]]
+        if getattr(command, "commands", None) and len(words) > 1:
+            assert words[1] in command.commands, f"the page names `{span}`, but there is no command {' '.join(words[:2])!r}"
+
+
 # ----------------------------------------------------------------------------- parsing with the real CLI
 
 
@@ -87,8 +97,8 @@ def parse(command: str) -> tuple[list[str], dict]:
 
 def check_bench_arguments(params: dict) -> None:
     """What ``kompakt bench`` checks before it starts: the profile, the recipe and its variants, the limits."""
-    from harness.bench_cli import parse_limits
-    from harness.recipes import find_recipe, load_recipe
+    from kompakt_cli.bench import parse_limits
+    from harness.build.recipes import find_recipe, load_recipe
     from kompakt.profiles import get_profile
 
     get_profile(params["profile"])
@@ -157,8 +167,8 @@ def stand_in_bench(command: str, results: Path) -> list[Path]:
     """Write the results files ``kompakt bench`` would write for ``command`` without measuring: copies of
     committed files of the embedded model (the reference's, else ``prune-8``'s), relabelled with the
     variant's lineage from its recipe and the command's limits, and marked as stand-ins."""
-    from harness.bench_cli import parse_limits
-    from harness.recipes import find_recipe, load_recipe
+    from kompakt_cli.bench import parse_limits
+    from harness.build.recipes import find_recipe, load_recipe
 
     _, params = parse(command)
     recipe = load_recipe(find_recipe(params["recipe"]))
@@ -251,8 +261,8 @@ BENCH_EXAMPLE = {
 
 
 def test_the_bench_summary_example_is_what_bench_prints():
-    from harness.bench import VariantOutcome
-    from harness.bench_summary import summary_table
+    from harness.run.bench import VariantOutcome
+    from harness.run.summary import summary_table
     from kompakt.results import ResultsFile
 
     outcomes = []
