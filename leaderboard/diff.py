@@ -292,9 +292,11 @@ def _compare_rankings(result: Diff, old_rows: dict[RowKey, dict[str, Any]], new_
         for key in after:
             if key not in pos_b:
                 what = "the new row" if key not in old_rows else "the row (it now has a mean accuracy)"
-                limit = new_rows[key].get("limit")
-                partial = f" (on a quick run, --limit {limit}: its rank is only indicative)" if limit is not None else ""
-                events.append(f"{what} {_label(key)} enters at rank {pos_a[key]}{partial}")
+                row = new_rows[key]
+                # a mean the leaderboard cannot compare with the reference's (other documents, shots, versions)
+                alike = row.get("delta_mean_accuracy") is not None or row.get("is_reference") or row.get("reference_variant") is None
+                caveat = "" if alike else " (its mean is not comparable with the reference's, e.g. a quick run: the rank is only indicative)"
+                events.append(f"{what} {_label(key)} enters at rank {pos_a[key]}{caveat}")
         for key in before:
             if key not in pos_a:
                 what = "the removed row" if key not in new_rows else "the row (it no longer has a mean accuracy)"
