@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup-env.sh
+scripts/setup-frontend.sh
 BIN=.venv/bin
 OUT=build/demo
 VARIANTS="${DEMO_VARIANTS:-reference,rtn4,prune-8}"
