@@ -26,6 +26,15 @@ def lineage_label(r: ResultsFile) -> str:
     return " → ".join(step_label(s) for s in r.variant.steps)
 
 
+def lineage_short(r: ResultsFile) -> str:
+    """The lineage in a few words per step, ``prune 8 layers → LoRA r16 → AWQ 4-bit g64`` (``MethodInfo.short``);
+    ``lineage_label`` has every parameter."""
+    if r.variant.is_reference:
+        return "reference"
+    catalogue = method_catalogue.METHODS
+    return " → ".join(catalogue[s.method].short_label(s.params) if s.method in catalogue else s.method for s in r.variant.steps)
+
+
 def hardware_label(r: ResultsFile) -> str:
     """The hardware a row is ranked under: the accelerator, else the CPU, else the profile."""
     h = r.hardware
@@ -69,6 +78,7 @@ def run_row(r: ResultsFile, file: str) -> dict[str, Any]:
         "variant_id": r.variant.id,
         "is_reference": r.variant.is_reference,
         "lineage": lineage_label(r),
+        "lineage_short": lineage_short(r),
         "lineage_json": json.dumps([s.model_dump(mode="json", exclude_none=True) for s in r.variant.steps], ensure_ascii=False),
         "methods": ",".join(dict.fromkeys(s.method for s in r.variant.steps)) or "reference",
         "method_families": ",".join(families),

@@ -20,6 +20,7 @@ mean accuracy needs all four tasks; otherwise it is absent, never mixed.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -149,6 +150,14 @@ def mean_accuracy(figures: dict[tuple, Figure], basis_of: str | None = None) -> 
     return statistics.fmean(f.value for f in chosen), "+".join(basis), chosen
 
 
+def stderr_of_mean(stderrs: list[float | None]) -> float | None:
+    """Standard error of the mean of k estimates with standard errors ``stderrs``, treating them as
+    independent: sqrt(sum of squares) / k. None when there are none or any is unknown."""
+    if not stderrs or any(s is None for s in stderrs):
+        return None
+    return math.sqrt(math.fsum(s * s for s in stderrs)) / len(stderrs)
+
+
 def build_rows(runs: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Leaderboard rows from run rows and metric rows (as produced by ``leaderboard.flatten``)."""
     metrics_by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -167,6 +176,8 @@ def build_rows(runs: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]]
             rows.append(_row((*key, backend), group, latest, figures))
     _borrow_quality(rows)
     _add_deltas(rows)
+    for r in rows:  # after the deltas, which may rebase the mean on the reference's tasks
+        r["mean_accuracy_stderr"] = stderr_of_mean([f.stderr for f in r["_mean_figures"] or []])
     rows.sort(key=lambda r: (r["base_model_id"], r["profile"], r["hardware_label"], not r["is_reference"], r["variant_id"], r["backend"] or ""))
     return rows
 
@@ -190,6 +201,7 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
         "variant_id": variant_id,
         "is_reference": latest["is_reference"],
         "lineage": latest["lineage"],
+        "lineage_short": latest.get("lineage_short") or latest["lineage"],
         "methods": latest["methods"],
         "method_families": latest["method_families"],
         "profile": profile,

@@ -96,3 +96,17 @@ def generate(root: Path, count: int, seed: int = 0) -> int:
         model += 1
     assert written <= per_model * model
     return written
+
+
+def leaderboard_rows(*results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The leaderboard rows that ingesting ``results`` (results dicts) gives, without a database."""
+    from kompakt.results import ResultsFile
+    from leaderboard.flatten import metric_rows, run_row
+    from leaderboard.summary import build_rows
+
+    runs, metrics = [], []
+    for r in results:
+        parsed = ResultsFile.model_validate(r)
+        runs.append(run_row(parsed, "f"))
+        metrics.extend(metric_rows(parsed))
+    return build_rows(runs, metrics)
