@@ -86,6 +86,9 @@ def build(
     results_dir: Annotated[Optional[Path], typer.Option(help="Results root to load.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for the built site (default: build/site).")] = None,
     strict: Annotated[bool, typer.Option(help="Run mkdocs with --strict (warnings are errors).")] = True,
+    grid: Annotated[
+        bool, typer.Option(help="Ship the Tabulator grid (installed by scripts/setup-frontend.sh); --no-grid: plain HTML tables, no npm needed.")
+    ] = True,
 ) -> None:
     """Ingest, generate pages and figures, and build the static site with MkDocs.
 
@@ -94,7 +97,7 @@ def build(
     from leaderboard.site import SiteError, build_site
 
     try:
-        result = build_site(results_dir or paths.results_dir(), out or paths.build_dir() / "site", strict=strict)
+        result = build_site(results_dir or paths.results_dir(), out or paths.build_dir() / "site", strict=strict, grid=grid)
     except SiteError as err:
         typer.echo(f"build failed: {err}", err=True)
         raise typer.Exit(1) from None

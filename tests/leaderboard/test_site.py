@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from kompakt import paths
-from leaderboard.site import SiteError, build_site
+from leaderboard import site as site_module
+from leaderboard.site import GRID_ASSETS, SiteError, build_site, grid_library
 from leaderboard.synthetic import make_result
 
 HOSTILE = "<script>alert(1)</script>"
@@ -45,7 +46,8 @@ def test_numbers_reach_the_pages(built, small_set):
         value = result["metrics"]["accuracy"][0]["value"]
         assert f"{value:.4f}" in page
     board = (built.site_dir / "leaderboard" / "index.html").read_text()
-    assert board.count("<tr data-filter-model") == 4
+    body = board.split('id="kt-leaderboard"', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert body.count("<tr>") == 4
 
 
 def test_hostile_strings_are_escaped_everywhere(built):
@@ -74,7 +76,7 @@ def test_plotly_bundled_once_and_never_from_a_cdn(built):
     assert len(figures) == 3
     for _, body in figures:
         figure = json.loads(body)
-        points = sum(len(trace["x"]) for trace in figure["data"])
+        points = sum(1 for trace in figure["data"] if trace["mode"] == "markers" for x in trace["x"] if x is not None)
         assert points == 3
 
 
@@ -107,6 +109,56 @@ def test_real_data_builds(tmp_path):
     assert (result.site_dir / "leaderboard" / "index.html").is_file()
 
 
+def test_the_grid_library_is_shipped_once_with_its_licence(built):
+    site = built.site_dir
+    info, files = grid_library()
+    shipped = sorted(p.relative_to(site).as_posix() for p in site.rglob("tabulator*") if p.is_file())
+    assert shipped == [f"{GRID_ASSETS}/tabulator.min.css", f"{GRID_ASSETS}/tabulator.min.js"]
+    assert (site / GRID_ASSETS / "tabulator.min.js").read_bytes() == files["tabulator.min.js"].read_bytes()
+    licence = (site / GRID_ASSETS / "LICENSE.txt").read_text()
+    assert "MIT License" in licence and "Permission is hereby granted" in licence
+    lock = json.loads((paths.REPO_ROOT / "frontend" / "package-lock.json").read_text())
+    assert info.version == lock["packages"]["node_modules/tabulator-tables"]["version"]
+    board = (site / "leaderboard" / "index.html").read_text()
+    assert f'src="../{GRID_ASSETS}/tabulator.min.js"' in board and f'href="../{GRID_ASSETS}/tabulator.min.css"' in board
+    downloads = (site / "downloads" / "index.html").read_text()
+    assert f"tabulator-tables {info.version}, MIT licence" in downloads and "plotly.js" in downloads
+    for name, content in html_files(site).items():
+        assert len(content) < (site / GRID_ASSETS / "tabulator.min.js").stat().st_size / 2, f"{name} seems to inline the grid"
+        assert b"unpkg.com" not in content and b"cdn.jsdelivr" not in content, name
+
+
+def test_pages_show_byte_perplexity_lineage_in_one_line_and_the_overview(built):
+    page = (built.site_dir / "models" / "tiny" / "index.html").read_text()
+    assert 'data-key="byte_ppl"' in page and ">1.8000<" in page
+    assert ">AWQ 4-bit g128</small>" in page  # the lineage in one line ...
+    assert "<code>awq(bits=4, group_size=128)</code>" in page  # ... and in full under the table
+    home = (built.site_dir / "index.html").read_text()
+    figure = json.loads(re.search(r'<script type="application/json" id="overview">(.*?)</script>', home, re.S).group(1))
+    points = sum(1 for trace in figure["data"] if trace["mode"] == "markers" for x in trace["x"] if x is not None)
+    assert points == 2 == figure["layout"]["meta"]["points"]  # tiny's awq-4bit and prune-8; the references are the dashed lines
+    assert 'id="kt-newest"' in home
+
+
+def test_without_the_grid_library_the_build_stops_and_says_how_to_get_it(results_root, small_set, tmp_path, monkeypatch):
+    frontend = tmp_path / "frontend"
+    frontend.mkdir()
+    (frontend / "package-lock.json").write_text(json.dumps({"packages": {"node_modules/tabulator-tables": {"version": "6.5.3"}}}))
+    monkeypatch.setattr(site_module, "FRONTEND", frontend)
+    with pytest.raises(SiteError, match=r"tabulator-tables 6.5.3 is not installed .*setup-frontend.sh.*--no-grid"):
+        build_site(results_root, tmp_path / "build" / "site")
+    assert not (tmp_path / "build").exists()  # stopped before writing anything
+    installed = frontend / "node_modules" / "tabulator-tables"
+    installed.mkdir(parents=True)
+    (installed / "package.json").write_text(json.dumps({"version": "6.4.0"}))
+    with pytest.raises(SiteError, match=r"is tabulator-tables 6.4.0, but .*package-lock.json pins 6.5.3"):
+        build_site(results_root, tmp_path / "build" / "site")
+    plain = build_site(results_root, tmp_path / "plain" / "site", grid=False).site_dir
+    board = (plain / "leaderboard" / "index.html").read_text()
+    assert "tabulator" not in board and 'id="kt-leaderboard"' in board
+    assert not (plain / GRID_ASSETS).exists()
+
+
 def test_a_variant_on_two_backends_is_two_rows_on_the_pages(results_root, write, tmp_path):
     for backend, decode in (("pytorch", 20.0), ("llama.cpp", 70.0)):
         r = make_result("twob", "reference", "cpu", run_id=f"twob-{backend.replace('.', '')}")
@@ -114,9 +166,9 @@ def test_a_variant_on_two_backends_is_two_rows_on_the_pages(results_root, write,
         write(r)
     site = build_site(results_root, tmp_path / "build" / "site").site_dir
     page = (site / "models" / "twob" / "index.html").read_text()
-    assert page.count('kompakt-backend" title="inference backend of the memory and speed figures">llama.cpp</span>') == 1
-    assert page.count('kompakt-backend" title="inference backend of the memory and speed figures">pytorch</span>') == 1
+    assert page.count('kompakt-backend">llama.cpp</span>') == 1
+    assert page.count('kompakt-backend">pytorch</span>') == 1
     assert "70.0" in page and "20.0" in page
     board = (site / "leaderboard" / "index.html").read_text()
-    assert 'data-filter="backend"' in board
-    assert board.count('data-filter-backend="pytorch"') == 1 and board.count('data-filter-backend="llama.cpp"') == 1
+    assert 'data-key="backend" data-group="provenance" data-kind="choice"' in board
+    assert board.count("<td>pytorch</td>") == 1 and board.count("<td>llama.cpp</td>") == 1
