@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import Field, field_validator
 
@@ -148,8 +148,24 @@ def _add_tokenizer(writer: Any, tokenizer: Any, gguf_source: Path | None) -> str
     return "converted from tokenizer.json (pre-tokenizer: default)"
 
 
-def write_gguf(model: Any, tokenizer: Any, path: Path, out_type: str, *, name: str, gguf_source: Path | None = None) -> str:
-    """Write a Llama-family ``model`` as GGUF of ``out_type`` (one of DIRECT_TYPES); returns the tokenizer provenance."""
+def write_gguf(
+    model: Any,
+    tokenizer: Any,
+    path: Path,
+    out_type: str,
+    *,
+    name: str,
+    gguf_source: Path | None = None,
+    blocks: "Mapping[str, tuple[Any, Any]] | None" = None,
+    file_type: Any = None,
+) -> str:
+    """Write a Llama-family ``model`` as GGUF of ``out_type`` (one of DIRECT_TYPES); returns the tokenizer provenance.
+
+    ``blocks`` maps a linear's transformers name (``model.layers.0.mlp.up_proj``) to pre-packed
+    ``(uint8 blocks [rows, bytes], GGMLQuantizationType)`` written as they are (already in
+    llama.cpp's row order: q and k rows permuted by the caller); every other 2-D tensor is
+    written in ``out_type``. ``file_type`` overrides the ``general.file_type`` key.
+    """
     import gguf
     import numpy as np
     import torch
@@ -173,7 +189,7 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, out_type: str, *, name: s
     writer.add_rope_freq_base(float(rope.get("rope_theta", getattr(cfg, "rope_theta", 10000.0))))
     writer.add_rope_dimension_count(head_dim)
     writer.add_vocab_size(cfg.vocab_size)
-    writer.add_file_type({"F32": gguf.LlamaFileType.ALL_F32, "F16": gguf.LlamaFileType.MOSTLY_F16,
+    writer.add_file_type(file_type if file_type is not None else {"F32": gguf.LlamaFileType.ALL_F32, "F16": gguf.LlamaFileType.MOSTLY_F16,
                           "BF16": gguf.LlamaFileType.MOSTLY_BF16, "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[out_type])  # fmt: skip
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     how = _add_tokenizer(writer, tokenizer, gguf_source)
@@ -194,15 +210,19 @@ def write_gguf(model: Any, tokenizer: Any, path: Path, out_type: str, *, name: s
     add("token_embd.weight", inner.embed_tokens.weight)
     for i, layer in enumerate(inner.layers):
         for hf, ll in TENSOR_NAMES.items():
+            packed = (blocks or {}).get(f"model.layers.{i}.{hf}")
+            if getattr(layer.get_submodule(hf), "bias", None) is not None:
+                raise MethodError(f"{hf} has a bias; GGUF export supports bias-free Llama layers only")
+            if packed is not None:
+                data, raw_type = packed
+                writer.add_tensor(f"blk.{i}.{ll}.weight", data, raw_dtype=raw_type)
+                continue
             w = layer.get_submodule(hf).weight
             if hf == "self_attn.q_proj":
                 w = _permute(w, cfg.num_attention_heads)
             elif hf == "self_attn.k_proj":
                 w = _permute(w, cfg.num_key_value_heads)
             add(f"blk.{i}.{ll}.weight", w)
-            bias = getattr(layer.get_submodule(hf), "bias", None)
-            if bias is not None:
-                raise MethodError(f"{hf} has a bias; GGUF export supports bias-free Llama layers only")
     add("output_norm.weight", inner.norm.weight)
     if not getattr(cfg, "tie_word_embeddings", False):
         add("output.weight", model.lm_head.weight)
