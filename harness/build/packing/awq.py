@@ -13,9 +13,9 @@ points go in unchanged. The bit packing is gptqmodel's own
 (``gptqmodel.quantization.awq.utils.packing_utils.pack_awq``), not written here. The only
 change on the way is the scale's rounding to float16, which the format prescribes.
 
-gptqmodel's ``pack()`` methods on its layer classes are not used: they recompute the codes
-by rounding float weights against the (float16-rounded) scales, which can move a code by one
-where the scale rounding crosses a half step. ``pack_awq`` takes the integers as they are.
+gptqmodel's ``pack()`` methods on its layer classes are not used: they re-derive the codes by
+rounding float weights, ``round((w + z s) / s)``, an inverse that happens to be exact on this
+grid; ``pack_awq`` takes the integers as they are.
 """
 
 from __future__ import annotations

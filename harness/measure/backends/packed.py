@@ -19,9 +19,6 @@ from typing import Any
 class PackedCheckpointError(ValueError):
     """A packed checkpoint is incomplete, damaged or needs a package that is missing; the message names the file."""
 
-
-PackingError = PackedCheckpointError  # one name inside this module
-
 #: The quantization methods a packed checkpoint may declare, and the packages loading them needs.
 NEEDS = {"awq": ("gptqmodel",), "gptq": ("gptqmodel", "optimum")}
 
@@ -32,10 +29,10 @@ def quantization_config(folder: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise PackingError(f"{path}: not readable JSON: {err}") from None
+        raise PackedCheckpointError(f"{path}: not readable JSON: {err}") from None
     qc = config.get("quantization_config") if isinstance(config, dict) else None
     if not isinstance(qc, dict) or qc.get("quant_method") not in NEEDS:
-        raise PackingError(f"{path}: field quantization_config.quant_method must be one of {sorted(NEEDS)} for a packed checkpoint")
+        raise PackedCheckpointError(f"{path}: field quantization_config.quant_method must be one of {sorted(NEEDS)} for a packed checkpoint")
     return qc
 
 
@@ -45,7 +42,7 @@ def check_stack(method: str) -> None:
 
     missing = [p for p in NEEDS[method] if importlib.util.find_spec(p) is None]
     if missing:
-        raise PackingError(
+        raise PackedCheckpointError(
             f"loading a packed {method.upper()} checkpoint needs {', '.join(missing)}: pip install 'kompakt[harness]' "
             "(gptqmodel==7.6.0 optimum==2.3.0 with torch 2.13)"
         )
@@ -61,11 +58,11 @@ def load_packed(folder: Path) -> Any:
     try:
         model, info = AutoModelForCausalLM.from_pretrained(folder, device_map="cpu", output_loading_info=True)
     except Exception as err:  # safetensors' SafetensorError, transformers' size-mismatch RuntimeError
-        raise PackingError(f"{folder}: cannot load the packed checkpoint: {type(err).__name__}: {err}") from err
+        raise PackedCheckpointError(f"{folder}: cannot load the packed checkpoint: {type(err).__name__}: {err}") from err
     problems = {k: sorted(v) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
     if problems:
         detail = "; ".join(f"{k.replace('_', ' ')}: {', '.join(map(str, v[:4]))}{' ...' if len(v) > 4 else ''}" for k, v in problems.items())
-        raise PackingError(f"{folder}: the checkpoint does not match its config ({detail}); rebuild the variant")
+        raise PackedCheckpointError(f"{folder}: the checkpoint does not match its config ({detail}); rebuild the variant")
     model.eval()
     return model
 
