@@ -153,4 +153,31 @@ def save_awq_checkpoint(
     }
 
 
-__all__ = ["AWQ_FORMAT", "awq_gemm_tensors", "awq_quantization_config", "packed_state_dict", "save_awq_checkpoint"]
+def read_awq_codes(folder: Path, tensors: Mapping[str, "torch.Tensor"], qc: Mapping[str, Any]) -> dict[str, LinearCodes]:
+    """The integers of every linear of an AWQ GEMM checkpoint, unpacked by gptqmodel's ``unpack_awq`` and ``reverse_awq_order``.
+
+    ``tensors`` is the checkpoint's state (safetensors), ``qc`` its ``quantization_config``.
+    Scales come back as stored (float16, here widened to float32 exactly).
+    """
+    import torch
+    from gptqmodel.quantization.awq.utils.packing_utils import reverse_awq_order, unpack_awq
+
+    bits, group_size = int(qc["bits"]), int(qc["group_size"])
+    out: dict[str, LinearCodes] = {}
+    for key in sorted(k for k in tensors if k.endswith(".qweight")):
+        name = key.removesuffix(".qweight")
+        try:
+            qweight, qzeros, scales = tensors[key], tensors[f"{name}.qzeros"], tensors[f"{name}.scales"]
+        except KeyError as err:
+            raise PackingError(f"{folder}: {name} has no {err.args[0].rsplit('.', 1)[-1]} tensor") from None
+        iw, iz = reverse_awq_order(*unpack_awq(qweight, qzeros, bits), bits)
+        codes = LinearCodes(iw.t().contiguous().to(torch.uint8), scales.t().float().contiguous(), iz.t().contiguous().to(torch.uint8),
+                            bits, group_size)
+        codes.validate(f"{folder}: {name}")
+        out[name] = codes
+    if not out:
+        raise PackingError(f"{folder}: no packed linear (no *.qweight tensor) in the checkpoint")
+    return out
+
+
+__all__ = ["AWQ_FORMAT", "awq_gemm_tensors", "awq_quantization_config", "packed_state_dict", "read_awq_codes", "save_awq_checkpoint"]

@@ -77,33 +77,14 @@ class LinearCodes:
 
 
 def rtn_codes(weight: "torch.Tensor", bits: int, group_size: int, symmetric: bool = False) -> LinearCodes:
-    """Round-to-nearest codes of ``weight`` on kompakt's grid (:func:`harness.build.methods.rtn.grid_params`).
+    """Round-to-nearest codes of ``weight`` on kompakt's grid (:func:`harness.build.methods.rtn.quantize_to_codes`).
 
     ``LinearCodes(...).dequantize()`` equals :func:`harness.build.methods.rtn.fake_quantize` of the same
-    weight bit for bit (tested), so this is the integer form of what RTN saves today.
+    weight bit for bit (tested), so this is the integer form of RTN's result.
     """
-    import torch
+    from harness.build.methods.rtn import quantize_to_codes
 
-    from harness.build.methods.rtn import grid_params, grouped
-
-    out_f, in_f = weight.shape
-    gs = in_f if group_size == -1 else group_size
-    rows = grouped(weight.detach().float(), gs)
-    scale, zero = grid_params(rows, bits, symmetric)
-    if symmetric:
-        offset = 2 ** (bits - 1)
-        q = torch.clamp(torch.round(rows / scale), -offset, offset - 1) + offset
-        zero = torch.full_like(zero, offset)
-    else:
-        q = torch.clamp(torch.round(rows / scale) + zero, 0, 2**bits - 1)
-    groups = in_f // gs
-    return LinearCodes(
-        codes=q.to(torch.uint8 if bits <= 8 else torch.int32).reshape(out_f, in_f),
-        scales=scale.reshape(out_f, groups),
-        zeros=zero.to(torch.uint8).reshape(out_f, groups),
-        bits=bits,
-        group_size=gs,
-    )
+    return quantize_to_codes(weight.detach(), bits, group_size, symmetric)[1]
 
 
 def round_scales_fp16(codes: LinearCodes) -> LinearCodes:

@@ -199,4 +199,54 @@ def write_gguf_from_codes(
     }
 
 
-__all__ = ["BLOCK", "PackedBlocks", "blocks_for", "model_blocks", "permute_rows", "q4_0_blocks", "q4_1_blocks", "q8_0_blocks", "write_gguf_from_codes"]
+#: Bytes per block of 32 values, and where ``m`` sits (None: the type has none), of the types written here.
+_LAYOUT = {"Q4_1": (20, True), "Q4_0": (18, False), "Q8_0": (34, False)}
+#: The unsigned offset of each type's stored integers: ``Q4_0`` stores ``q - 8`` implicitly, ``Q8_0`` ``q - 128``.
+_OFFSET = {"Q4_1": 0, "Q4_0": 8, "Q8_0": 128}
+
+
+def check_file_codes(path: Any, model_config: Any, linears: Mapping[str, LinearCodes]) -> dict[str, Any]:
+    """Read a GGUF file written from ``linears`` back with ``gguf``'s reader and count what differs.
+
+    Per quantized tensor: its values through ``gguf``'s own dequantization, turned back into
+    integers with the block's stored ``d`` and ``m`` (``rint((w - m) / d)``), against the codes;
+    the stored ``d`` against the float16 scale; and the largest float16 rounding of ``m``
+    against ``-z * d``, in grid steps. Returns ``integer_mismatches``, ``scale_mismatches``,
+    ``max_m_rounding_steps`` and ``tensors_checked``.
+    """
+    import gguf
+    import numpy as np
+
+    from harness.build.methods.gguf_export import TENSOR_NAMES
+
+    tensors = {t.name: t for t in gguf.GGUFReader(str(path)).tensors}
+    heads = {"self_attn.q_proj": model_config.num_attention_heads, "self_attn.k_proj": model_config.num_key_value_heads}
+    mismatches = d_bad = checked = 0
+    m_steps = 0.0
+    for name, c in linears.items():
+        layer, hf = int(name.split(".")[2]), name.split(".", 3)[3]
+        t = tensors.get(f"blk.{layer}.{TENSOR_NAMES[hf]}.weight")
+        qtype = t.tensor_type.name if t is not None else None
+        if qtype not in _LAYOUT:
+            raise PackingError(f"{path}: {name} is {qtype or 'missing'} in the file, not one of {', '.join(_LAYOUT)}")
+        if hf in heads:
+            c = permute_rows(c, heads[hf])
+        out_f, in_f = c.shape
+        size, has_m = _LAYOUT[qtype]
+        raw = np.asarray(t.data).reshape(out_f, in_f // BLOCK, size)
+        d = raw[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float64)
+        m = raw[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float64) if has_m else np.zeros_like(d)
+        values = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).reshape(out_f, in_f).astype(np.float64)
+        back = np.rint((values - np.repeat(m, BLOCK, axis=1)) / np.repeat(d, BLOCK, axis=1)) + _OFFSET[qtype]
+        mismatches += int((back != c.codes.numpy()).sum())
+        per_block = c.group_size // BLOCK
+        s16 = np.repeat(c.scales.numpy().astype(np.float16).astype(np.float64), per_block, axis=1)
+        d_bad += int((d != s16).sum())
+        if has_m:
+            z = np.repeat(c.zeros.numpy().astype(np.float64), per_block, axis=1)
+            m_steps = max(m_steps, float((np.abs(m + z * d) / d).max()))
+        checked += 1
+    return {"integer_mismatches": mismatches, "scale_mismatches": d_bad, "max_m_rounding_steps": m_steps, "tensors_checked": checked}
+
+
+__all__ = ["BLOCK", "check_file_codes", "PackedBlocks", "blocks_for", "model_blocks", "permute_rows", "q4_0_blocks", "q4_1_blocks", "q8_0_blocks", "write_gguf_from_codes"]

@@ -76,11 +76,14 @@ def save_gptq_checkpoint(
     *,
     tokenizer: Any = None,
     float_dtype: str = "bfloat16",
+    backend: str | None = None,
 ) -> dict[str, Any]:
     """Pack ``model`` in place with ``linears``' integers through optimum and save it as a GPTQ checkpoint.
 
     The model is consumed (its linears become gptqmodel layers). Symmetric grids are written as
     v1 (``format: gptq``, what every GPTQ loader reads), asymmetric ones as ``gptq_v2``.
+    ``backend`` is written into the ``quantization_config`` (transformers then loads the
+    checkpoint on that gptqmodel kernel, e.g. ``gptq_torch_int8``).
     """
     import torch
     from optimum.gptq import GPTQQuantizer
@@ -121,6 +124,8 @@ def save_gptq_checkpoint(
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["quantization_config"] = quantizer.to_dict()
+    if backend is not None:
+        config["quantization_config"]["backend"] = backend
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
@@ -135,4 +140,37 @@ def save_gptq_checkpoint(
     }
 
 
-__all__ = ["check_packed", "is_symmetric", "optimum_quantizers", "save_gptq_checkpoint"]
+def read_gptq_codes(folder: Path, tensors: Mapping[str, "torch.Tensor"], qc: Mapping[str, Any]) -> dict[str, LinearCodes]:
+    """The integers of every linear of a GPTQ checkpoint (4 or 8 bit, groups in order), unpacked by gptqmodel's
+    ``unpack_rows`` / ``unpack_cols`` (``gptqmodel.utils.model_dequant``); v1 zero points (stored ``z - 1``) get their 1 back."""
+    import torch
+    from gptqmodel.utils.model_dequant import unpack_cols, unpack_rows
+
+    bits = int(qc["bits"])
+    if bits not in (4, 8):
+        raise PackingError(f"{folder}: reading {bits}-bit GPTQ codes is not supported (4 and 8 are)")
+    v1 = qc.get("format", qc.get("checkpoint_format", "gptq")) == "gptq"
+    out: dict[str, LinearCodes] = {}
+    for key in sorted(k for k in tensors if k.endswith(".qweight")):
+        name = key.removesuffix(".qweight")
+        try:
+            qweight, qzeros, scales, g_idx = (tensors[f"{name}.{t}"] for t in ("qweight", "qzeros", "scales", "g_idx"))
+        except KeyError as err:
+            raise PackingError(f"{folder}: {name} lacks a tensor: {err.args[0]}") from None
+        iw = unpack_rows(qweight, bits).t().contiguous()  # [out, in]
+        iz = unpack_cols(qzeros, bits).t().contiguous()  # [out, groups]
+        if v1:
+            iz = iz + 1
+        in_f, groups = iw.shape[1], scales.shape[0]
+        group_size = in_f // groups
+        if not torch.equal(g_idx.long(), torch.arange(in_f) // group_size):
+            raise PackingError(f"{folder}: {name}.g_idx is not the contiguous grouping (act-order checkpoints are not read here)")
+        codes = LinearCodes(iw.to(torch.uint8), scales.t().float().contiguous(), iz.to(torch.uint8), bits, group_size)
+        codes.validate(f"{folder}: {name}")
+        out[name] = codes
+    if not out:
+        raise PackingError(f"{folder}: no packed linear (no *.qweight tensor) in the checkpoint")
+    return out
+
+
+__all__ = ["check_packed", "is_symmetric", "optimum_quantizers", "read_gptq_codes", "save_gptq_checkpoint"]

@@ -130,5 +130,9 @@ class Task:
         """Run settings besides limit and few-shot count that change the task's figures."""
         return {}
 
+    def artifact_settings(self, artifact: Any) -> dict[str, Any]:
+        """What about the artifact, besides its key and format, changes how the task measures it (e.g. whose logits)."""
+        return {}
+
     def run(self, ctx: TaskContext) -> TaskPayload:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -17,7 +17,8 @@ from packing_helpers import grid_steps, kernel_weight, logits, tiny_with_codes  
 
 from harness.build.packing.awq import awq_gemm_tensors, save_awq_checkpoint  # noqa: E402
 from harness.build.packing.codes import LinearCodes, PackingError  # noqa: E402
-from harness.measure.backends.packed import load_packed, loaded_weights_bytes  # noqa: E402
+from harness.build.packing.loading import load_packed  # noqa: E402
+from harness.measure.efficiency.memory import weights_bytes  # noqa: E402
 
 
 def _gptqmodel_integers(qweight: torch.Tensor, qzeros: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,6 +115,6 @@ def test_weights_bytes_after_the_first_forward(awq_checkpoint) -> None:
     model = load_packed(folder)
     logits(model, tok)
     float32 = sum(c.codes.numel() * 4 for c in codes.values())
-    linear_bytes = sum(loaded_weights_bytes(model.get_submodule(n)) for n in codes)
+    linear_bytes = sum(weights_bytes(model.get_submodule(n)) for n in codes)
     # int4 codes (0.5 byte) plus, per group of 64, bf16 scale, offset and their packed copy (8 bytes)
     assert linear_bytes == pytest.approx(float32 * (0.5 + 8 / 64) / 4, rel=0.01)

@@ -16,7 +16,8 @@ from packing_helpers import grid_steps, kernel_weight, logits, tiny_with_codes  
 
 from harness.build.packing.codes import PackingError  # noqa: E402
 from harness.build.packing.gptq import save_gptq_checkpoint  # noqa: E402
-from harness.measure.backends.packed import PackedCheckpointError, load_packed, loaded_weights_bytes  # noqa: E402
+from harness.build.packing.loading import PackedCheckpointError, load_packed  # noqa: E402
+from harness.measure.efficiency.memory import weights_bytes  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +48,7 @@ def test_asymmetric_4bit_is_written_as_v2_and_runs_on_the_aten_kernel(tmp_path: 
     for name, c in codes.items():
         assert grid_steps(kernel_weight(model.get_submodule(name), c.shape[1]), c) < 0.15, name
     float32 = sum(c.codes.numel() * 4 for c in codes.values())
-    assert sum(loaded_weights_bytes(model.get_submodule(n)) for n in codes) < 0.2 * float32
+    assert sum(weights_bytes(model.get_submodule(n)) for n in codes) < 0.2 * float32
 
 
 def test_symmetric_8bit_per_channel_is_written_as_v1(tmp_path: Path) -> None:
