@@ -48,6 +48,7 @@ def write_packed(model: Any, codes: Mapping[str, LinearCodes], config: Any, ctx:
     packing replaces its linears).
     """
     import torch
+    from tqdm.auto import tqdm
 
     fmt = format_for(config.bits, config.group_size, config.symmetric)
     if fmt is None:  # pragma: no cover - the config refuses these grids
@@ -57,6 +58,7 @@ def write_packed(model: Any, codes: Mapping[str, LinearCodes], config: Any, ctx:
     with torch.no_grad():
         fake_logits = model(input_ids=probe).logits[0].float()
     parts = float_parts(model, set(codes))
+    progress = tqdm(total=2, desc=f"packing as {fmt.name}", disable=not ctx.show_progress, leave=False)
     try:
         if fmt is AWQ_GEMM:
             from harness.build.packing.awq import save_awq_checkpoint
@@ -69,7 +71,11 @@ def write_packed(model: Any, codes: Mapping[str, LinearCodes], config: Any, ctx:
     except PackingError as err:
         raise MethodError(f"packing as {fmt.name} failed: {err}") from err
     stored = stored_bytes(folder, set(codes))
+    progress.update()
+    progress.set_description(f"checking the {fmt.name} checkpoint")
     checked = check_loaded(folder, codes, fmt, probe, fake_logits)
+    progress.update()
+    progress.close()
 
     n_linear = sum(c.codes.numel() for c in codes.values())
     n_all = parts["total_parameters"]
