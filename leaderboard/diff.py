@@ -22,15 +22,16 @@ from typing import Any
 
 from leaderboard.html import fmt_fraction
 from leaderboard.problems import Problem, Report
-from leaderboard.store import populate
+from leaderboard.store import populate, tables_from
 from leaderboard.summary import RowKey, row_key
-from leaderboard.flatten import metric_rows, run_row
 from leaderboard.validate import validate_paths
 
 #: Figures compared between the two leaderboards, with how they are shown.
 COMPARED = [
     ("mean_accuracy", "mean accuracy"),
     ("word_perplexity", "word perplexity"),
+    ("kl_divergence", "KL divergence"),
+    ("flips", "flips"),
     ("decode_tokens_per_s", "decode tok/s"),
     ("generate_tokens_per_s", "generate tok/s"),
     ("weights_bytes", "weights bytes"),
@@ -71,14 +72,13 @@ def _runs(root: Path) -> tuple[dict[str, tuple[str, dict[str, Any]]], Any]:
 def _rows(validation) -> dict[RowKey, dict[str, Any]]:
     import duckdb
 
-    runs, metrics = [], []
-    for loaded in validation.valid if validation is not None else []:
-        runs.append(run_row(loaded.result, loaded.name))
-        metrics.extend(metric_rows(loaded.result))
+    if validation is None:
+        return {}
+    t = tables_from(validation)
     con = duckdb.connect(":memory:")
     try:
-        populate(con, runs, metrics)
-        if not runs:
+        populate(con, t.runs, t.metrics, t.samples, t.paired)
+        if not t.runs:
             return {}
         cursor = con.execute("SELECT * FROM leaderboard")
         names = [d[0] for d in cursor.description]

@@ -46,10 +46,54 @@ def _acc_cell(task: str, metric: str) -> Column:
             out += f' <span class="kompakt-se">± {fmt_fraction(r[f"{col}_stderr"])}</span>'
         if r.get(f"{col}_limit") is not None:
             out += f' <span class="kompakt-badge kompakt-limit" title="only the first {r[f"{col}_limit"]} samples">limit {r[f"{col}_limit"]}</span>'
-        return out
+        return out + _paired_line(r, col)
 
     label = TASK_LABELS.get(task, task)
     return Column(f"{label} {metric}", cell, lambda r: r.get(col), f"lm-eval {task}, metric {metric}, ± standard error", numeric=True)
+
+
+def _paired_line(r: Row, col: str) -> str:
+    """Under an accuracy: the paired change against the reference, significant only by the rule (Holm-adjusted p < 0.05)."""
+    diff = r.get(f"{col}_diff")
+    if diff is None:
+        return ""
+    ci = f"[{100 * r[f'{col}_ci_low']:+.1f}, {100 * r[f'{col}_ci_high']:+.1f}]"
+    flips = r.get(f"{col}_flips")
+    details = f"change {100 * diff:+.1f} points, 95 % CI {ci}" + (f", flips {fmt_percent(flips)}" if flips is not None else "")
+    details += f", Holm-adjusted p = {r[f'{col}_p_holm']:.3g}"
+    if r.get(f"{col}_significant"):
+        verdict = f'<strong class="kompakt-significant">{100 * diff:+.1f} pts, significant</strong>'
+    else:
+        verdict = '<span class="kompakt-no-change">no measurable change</span>'
+    return f'<br><small title="{esc(details)}">{verdict}</small>'
+
+
+def _flips_cell(r: Row) -> str:
+    if r.get("flips") is None:
+        return ""
+    return f'<span title="answers that changed right/wrong against the reference, mean over {esc(r["flips_tasks"])}">{fmt_percent(r["flips"])}</span>'
+
+
+def _changes_cell(r: Row) -> str:
+    if not r.get("paired_tests"):
+        return ""
+    changes = r.get("significant_changes") or []
+    if not changes:
+        return f'<span class="kompakt-no-change" title="{r["paired_tests"]} paired tests, none significant after Holm\'s correction">no measurable change</span>'
+    return "<br>".join(f'<strong class="kompakt-significant">{esc(c)}</strong>' for c in changes)
+
+
+def _kl_cell(r: Row) -> str:
+    if r.get("kl_divergence") is None:
+        return ""
+    out = fmt_num(r["kl_divergence"], 4)
+    if r.get("kl_divergence_stderr") is not None:
+        out += f' <span class="kompakt-se">± {fmt_num(r["kl_divergence_stderr"], 4)}</span>'
+    if r.get("kl_divergence_limit") is not None:
+        out += f' <span class="kompakt-badge kompakt-limit" title="only the first {r["kl_divergence_limit"]} windows">limit {r["kl_divergence_limit"]}</span>'
+    if r.get("top1_agreement") is not None:
+        out += f'<br><small>same top token {fmt_percent(r["top1_agreement"])}</small>'
+    return out
 
 
 def _variant_cell(r: Row) -> str:
@@ -151,6 +195,9 @@ def leaderboard_columns(with_model: bool = True, with_hardware: bool = True, roo
         Column("Mean acc.", _mean_cell, lambda r: r["mean_accuracy"], METRICS["mean_accuracy"].description, numeric=True),
         Column("Δ vs ref.", _delta_cell, lambda r: r["delta_mean_accuracy"], "change of mean accuracy against the reference variant on the same hardware, both averaged on the same tasks (HellaSwag's text included), and the share of the reference's accuracy kept", numeric=True),
         Column("Word PPL", _word_ppl_cell, lambda r: r["word_perplexity"], METRICS["word_perplexity"].description, numeric=True),
+        Column("KL", _kl_cell, lambda r: r.get("kl_divergence"), METRICS["kl_divergence"].description + " ± standard error over windows; share of tokens with the same top token", numeric=True),
+        Column("Flips", _flips_cell, lambda r: r.get("flips"), "share of answers that changed between right and wrong against the reference (mean over the mean accuracy's right/wrong tasks)", numeric=True),
+        Column("Changes", _changes_cell, lambda r: len(r.get("significant_changes") or []), "changes against the reference that are significant by the rule (paired test, Holm-adjusted p < 0.05 over the variant's tasks); otherwise no measurable change", numeric=True),
         Column("Memory", _memory_cell, _memory_value, "weights as stored and peak memory while generating; badges: common budgets the measured peak fits", numeric=True),
         Column("tok/s", _speed_cell, lambda r: _speed_value(r)[0], "decode tokens/s (median, [min–max]) or, where only that is known, whole-generate tokens/s", numeric=True),
         Column("Speed-up", lambda r: fmt_ratio(r["speedup"]), lambda r: r["speedup"], "tokens/s against the reference on the same hardware, backend and batch size", numeric=True),
@@ -205,7 +252,9 @@ NOTES_ON_READING = (
     "scored on their first N documents only (hover it for which). **†** marks accuracy taken from another profile, "
     "or from a publication, for the same artifact (hover it for which). "
     "Deltas are shown only against a reference measured on the same hardware with the same task versions, few-shot "
-    "counts and limits."
+    "counts and limits. Under an accuracy, a change against the reference is called **significant** only when its "
+    "paired test, Holm-adjusted over the variant's tasks, gives p < 0.05; otherwise it reads **no measurable change** "
+    "(see the methodology)."
 )
 
 
@@ -274,7 +323,8 @@ def _model_page(model_id: str, model_rows: list[Row], front_by_group: dict, runs
         if by_plot:
             out.append('\n<div class="kompakt-plots">')
             for plot in sorted(by_plot):
-                title = {"accuracy-memory": "Mean accuracy vs memory", "accuracy-speed": "Mean accuracy vs tokens/s", "perplexity-size": "Word perplexity vs size"}[plot]
+                title = {"accuracy-memory": "Mean accuracy vs memory", "accuracy-speed": "Mean accuracy vs tokens/s", "perplexity-size": "Word perplexity vs size",
+                         "kl-memory": "KL divergence from the reference vs weights memory"}[plot]
                 out.append(embed(pareto_figure(by_plot[plot], rows_by_key, title), _stable_id(f"fig-{profile}-{hardware}-{plot}")))
             out.append("</div>\n")
         else:

@@ -2,7 +2,9 @@
 
 Checks across files: run ids unique, ``duplicate_of`` pointing at a real run,
 one lineage per variant id, one name per base model, and (as a warning) a
-reference variant for every base model and profile.
+reference variant for every base model and profile. A results file that names a
+per-sample file gets that file checked too (:mod:`leaderboard.samples`); a
+per-sample file that no results file names is a warning.
 """
 
 from __future__ import annotations
@@ -15,18 +17,37 @@ from kompakt.profiles import ProfileError, all_profiles
 from leaderboard.loading import Loaded, load_file
 from leaderboard.problems import Problem, Report, display_name
 from leaderboard.rules import Context, check
+from leaderboard.samples import CheckedSamples, check_samples
 
 
 @dataclass
 class Validation:
     report: Report
     loaded: list[Loaded] = field(default_factory=list)
+    samples: dict[str, CheckedSamples] = field(default_factory=dict)
+    """Per-sample files, by the name of the results file that names them."""
 
     @property
     def valid(self) -> list[Loaded]:
-        """Files that parsed and passed every per-file rule."""
+        """Files that parsed and passed every per-file rule (their per-sample file included)."""
         bad = {p.file for p in self.report.errors}
+        bad |= {name for name, s in self.samples.items() if s.problems and any(p.severity == "error" for p in s.problems)}
         return [f for f in self.loaded if f.result is not None and f.name not in bad]
+
+
+def _orphan_samples(paths: list[Path], named: set[Path], root: Path | None) -> list[Problem]:
+    """Per-sample files under the folders validated that no results file names."""
+    from kompakt.samples import SUFFIX
+
+    out = []
+    for p in paths:
+        if not p.is_dir():
+            continue
+        for f in sorted(p.rglob(f"*{SUFFIX}")):
+            if not f.name.startswith(".") and f.resolve() not in named:
+                out.append(Problem(display_name(f, root), "$", "no results file names this per-sample file",
+                                   "a per-sample file named in its results file's per_sample", "warning"))
+    return out
 
 
 def discover(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
@@ -114,6 +135,12 @@ def validate_paths(paths: list[Path], results_root: Path | None = None) -> Valid
                 except ValueError:
                     rel = None
             report.extend(check(loaded.result, name, Context(profiles, rel)))
+            checked = check_samples(loaded.result, path, name)
+            if checked is not None:
+                validation.samples[name] = checked
+                report.extend(checked.problems)
+    named = {(f.path.parent / f.result.per_sample.path).resolve() for f in validation.loaded if f.result is not None and f.result.per_sample}
+    report.extend(_orphan_samples(paths, named, root))
     report.files = len(files)
     report.extend(cross_checks(validation.loaded))
     return validation
