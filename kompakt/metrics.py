@@ -23,7 +23,7 @@ class MetricInfo:
     lower_is_better: bool
     """Direction: True for perplexity, memory, latency and energy."""
     family: str
-    """accuracy, perplexity, memory, speed or energy."""
+    """accuracy, perplexity, distance, memory, speed or energy."""
     description: str
     """One sentence for the methodology page."""
 
@@ -79,6 +79,10 @@ _ALL = [
     MetricInfo("byte_perplexity", "Byte PPL", "", True, "perplexity", "lm-eval wikitext: exp(total negative log-likelihood / UTF-8 bytes)."),
     MetricInfo("bits_per_byte", "Bits/byte", "", True, "perplexity", "lm-eval wikitext: total negative log-likelihood in bits / UTF-8 bytes; tokenizer-independent."),
     MetricInfo("token_perplexity", "Token PPL", "", True, "perplexity", "exp(mean token negative log-likelihood) over fixed-length windows, as quantization papers quote it; only comparable within one tokenizer and context length."),
+    MetricInfo("kl_divergence", "KL", "nats", True, "distance", "Mean over a fixed WikiText-2 slice's tokens of KL(reference || variant) of the next-token distribution, from the reference's top-k log-probabilities plus its remaining mass; 0 for the reference."),
+    MetricInfo("kl_median", "KL median", "nats", True, "distance", "Median over tokens of the per-token KL divergence from the reference."),
+    MetricInfo("kl_p99", "KL p99", "nats", True, "distance", "99th percentile over tokens of the per-token KL divergence from the reference: how far the worst tokens move."),
+    MetricInfo("top1_agreement", "Same top token", "", False, "distance", "Share of tokens of the slice where the variant and the reference put the same token first."),
     MetricInfo("weights_bytes", "Weights", "B", True, "memory", "Bytes of the weights as stored in memory, packed low-bit weights with their scales counted as such."),
     MetricInfo("disk_bytes", "Disk", "B", True, "memory", "Size of the artifact on disk."),
     MetricInfo("peak_device_bytes", "Peak GPU mem.", "B", True, "memory", "Peak accelerator memory allocated while generating at the profile's context length."),

@@ -15,7 +15,7 @@ from typing import Literal
 
 from kompakt.registry import Registry
 
-TaskKind = Literal["accuracy", "perplexity", "efficiency"]
+TaskKind = Literal["accuracy", "perplexity", "distance", "efficiency"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class TaskInfo:
     short: str
     """Short heading for the table ``kompakt bench`` prints."""
     kind: TaskKind
-    """``accuracy`` (multiple choice), ``perplexity`` or ``efficiency`` (memory, speed, energy)."""
+    """``accuracy`` (multiple choice), ``perplexity``, ``distance`` (from the reference's next-token distribution) or
+    ``efficiency`` (memory, speed, energy)."""
     implementation: str
     """``"module:attribute"`` of the harness's task object."""
     headline: str | None = None
@@ -36,18 +37,25 @@ class TaskInfo:
     """Which slot of the four-task mean accuracy this task can fill (None: not part of the mean)."""
     default: bool = False
     """Run by ``kompakt bench`` when no tasks are named."""
+    documents: int | None = None
+    """Documents in the split an accuracy task evaluates (lm-eval's ``n-samples`` original); per-sample files are
+    checked against it (every document id below it). None: not known here."""
+    scores: tuple[str, ...] = ()
+    """Metrics whose per-document value is a score in [0, 1] rather than right or wrong (TruthfulQA's mc2): no flips,
+    and a paired test on the scores instead of McNemar's."""
 
 
 _ALL = [
-    TaskInfo("winogrande", "WinoGrande", "Wino acc", "accuracy", "harness.measure.tasks.english:WINOGRANDE", "acc", "winogrande", True),
-    TaskInfo("arc_challenge", "ARC-Challenge", "ARC-C acc_n", "accuracy", "harness.measure.tasks.english:ARC_CHALLENGE", "acc_norm", "arc_challenge", True),
-    TaskInfo("truthfulqa_mc2", "TruthfulQA MC2", "TQA mc2", "accuracy", "harness.measure.tasks.english:TRUTHFULQA_MC2", "acc", "truthfulqa_mc2", True),
+    TaskInfo("winogrande", "WinoGrande", "Wino acc", "accuracy", "harness.measure.tasks.english:WINOGRANDE", "acc", "winogrande", True, documents=1267),
+    TaskInfo("arc_challenge", "ARC-Challenge", "ARC-C acc_n", "accuracy", "harness.measure.tasks.english:ARC_CHALLENGE", "acc_norm", "arc_challenge", True, documents=1172),
+    TaskInfo("truthfulqa_mc2", "TruthfulQA MC2", "TQA mc2", "accuracy", "harness.measure.tasks.english:TRUTHFULQA_MC2", "acc", "truthfulqa_mc2", True, documents=817, scores=("acc",)),
     # HellaSwag's slot takes lm-eval's hellaswag, else llama.cpp's text of the same questions
     # (a task of its own, never reported as hellaswag); a mean records which one it holds.
-    TaskInfo("hellaswag", "HellaSwag", "HS acc_n", "accuracy", "harness.measure.tasks.english:HELLASWAG", "acc_norm", "hellaswag", True),
-    TaskInfo("hellaswag_llamacpp", "HellaSwag (llama.cpp text)", "HS(l.cpp) acc_n", "accuracy", "harness.measure.tasks.english:HELLASWAG_LLAMACPP", "acc_norm", "hellaswag"),
+    TaskInfo("hellaswag", "HellaSwag", "HS acc_n", "accuracy", "harness.measure.tasks.english:HELLASWAG", "acc_norm", "hellaswag", True, documents=10042),
+    TaskInfo("hellaswag_llamacpp", "HellaSwag (llama.cpp text)", "HS(l.cpp) acc_n", "accuracy", "harness.measure.tasks.english:HELLASWAG_LLAMACPP", "acc_norm", "hellaswag", documents=10042),
     TaskInfo("wikitext", "WikiText-2 (lm-eval, document level)", "wiki word PPL", "perplexity", "harness.measure.tasks.english:WIKITEXT", "word_perplexity", None, True),
     TaskInfo("wikitext2_tokens", "WikiText-2 token perplexity", "token PPL", "perplexity", "harness.measure.tasks.token_perplexity:WIKITEXT2_TOKENS", "token_perplexity", None, True),
+    TaskInfo("wikitext2_kl", "KL divergence from the reference (WikiText-2 slice)", "KL", "distance", "harness.measure.tasks.kl_divergence:WIKITEXT2_KL", "kl_divergence", None, True),
     TaskInfo("efficiency", "Memory, speed and energy", "efficiency", "efficiency", "harness.measure.tasks.efficiency:EFFICIENCY"),
 ]
 

@@ -168,6 +168,7 @@ def bench(
         use_cache=not no_cache,
         threads=threads,
         tokenizer_path=base.path,
+        reference_path=base.path,
         backend=backend,
     )
     typer.echo(f"kompakt bench: {base.info.name} ({base.info.id}), {len(jobs)} variant(s), profile {prof.name}, "

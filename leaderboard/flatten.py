@@ -100,6 +100,8 @@ def run_row(r: ResultsFile, file: str) -> dict[str, Any]:
         "software_json": r.software.model_dump_json(exclude_none=True),
         "reported_mean_accuracy": r.metrics.reported_mean_accuracy,
         "notes": json.dumps(list(r.notes), ensure_ascii=False),
+        "per_sample_file": r.per_sample.path if r.per_sample else None,
+        "per_sample_sha256": r.per_sample.sha256 if r.per_sample else None,
     }
 
 
@@ -147,6 +149,11 @@ def metric_rows(r: ResultsFile) -> list[dict[str, Any]]:
             value = getattr(p, field)
             if value is not None:
                 rows.append(_row(r.run_id, field, "perplexity", value, task=p.task, metric=field, limit=p.limit, task_version=p.task_version, context_length=p.context_length, notes=p.notes))
+    for d in m.distribution_distance or []:
+        basis = {"task": d.task, "limit": d.limit, "task_version": d.task_version, "context_length": d.context_length, "n": d.tokens}
+        rows.append(_row(r.run_id, "kl_divergence", "distance", d.kl_mean, metric="kl_mean", stderr=d.kl_stderr, notes=d.notes, **basis))
+        for key, value in (("kl_median", d.kl_median), ("kl_p99", d.kl_p99), ("top1_agreement", d.top1_agreement)):
+            rows.append(_row(r.run_id, key, "distance", value, metric=key, **basis))
     if m.memory is not None:
         mem = m.memory
         for key, value in (

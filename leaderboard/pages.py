@@ -60,7 +60,9 @@ NOTES_ON_READING = (
     "or from a publication, for the same artifact (hover it for which). "
     "Deltas are shown only against a reference measured on the same hardware with the same task versions, few-shot "
     "counts and limits. ± is one standard error; the mean accuracy's is the standard error of the mean of the four "
-    "tasks, treating them as independent."
+    "tasks, treating them as independent. Under an accuracy, a change against the reference is called **significant** "
+    "only when its paired test, Holm-adjusted over the variant's tasks, gives p < 0.05; otherwise it reads **no "
+    "measurable change** (see the methodology)."
 )
 
 

@@ -15,6 +15,12 @@ remembers the run it came from.
 Comparisons are only made between like and like: a delta against the reference
 needs the same task version, lm-eval version, few-shot count and limit, and a
 mean accuracy needs all four tasks; otherwise it is absent, never mixed.
+
+Paired figures (:mod:`leaderboard.paired`: the difference with its interval, flips,
+agreement and the Holm-adjusted test) join a row's accuracy figure only when they were
+computed from the very run that figure comes from; a row's ``flips`` is the mean over the
+mean accuracy's right/wrong tasks of each one's share of changed answers, and
+``significant_changes`` lists the changes the rule calls significant.
 """
 
 from __future__ import annotations
@@ -49,7 +55,13 @@ PLOTS: list[tuple[str, list[str], str]] = [
     ("accuracy-memory", ["peak_device_bytes", "peak_host_bytes", "weights_bytes", "disk_bytes"], "mean_accuracy"),
     ("accuracy-speed", ["decode_tokens_per_s", "generate_tokens_per_s"], "mean_accuracy"),
     ("perplexity-size", ["weights_bytes", "disk_bytes"], "word_perplexity"),
+    ("kl-memory", ["weights_bytes", "disk_bytes"], "kl_divergence"),
 ]
+
+#: Paired figures attached to each shown accuracy column (``acc_<task>_<metric>_<field>``).
+PAIRED_FIELDS = ("diff", "ci_low", "ci_high", "flips", "agreement", "p_holm", "significant")
+#: The distance figures a row shows (from the KL task).
+DISTANCE_COLUMNS = ["kl_divergence", "kl_divergence_stderr", "kl_divergence_limit", "kl_median", "kl_p99", "top1_agreement"]
 
 
 @dataclass(frozen=True)
@@ -158,8 +170,10 @@ def stderr_of_mean(stderrs: list[float | None]) -> float | None:
     return math.sqrt(math.fsum(s * s for s in stderrs)) / len(stderrs)
 
 
-def build_rows(runs: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Leaderboard rows from run rows and metric rows (as produced by ``leaderboard.flatten``)."""
+def build_rows(runs: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]],
+               paired: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Leaderboard rows from run rows and metric rows (as produced by ``leaderboard.flatten``) and the paired
+    figures (``leaderboard.paired``)."""
     metrics_by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in metrics:
         metrics_by_run[m["run_id"]].append(m)
@@ -174,6 +188,7 @@ def build_rows(runs: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]]
         latest = group[-1]
         for backend, figures in split_by_backend(_latest_figures(ok, metrics_by_run)).items():
             rows.append(_row((*key, backend), group, latest, figures))
+    _add_paired(rows, paired)
     _borrow_quality(rows)
     _add_deltas(rows)
     for r in rows:  # after the deltas, which may rebase the mean on the reference's tasks
@@ -253,19 +268,75 @@ def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
             limits["token perplexity" if metric == "token_perplexity" else "wikitext"] = f.limit
         if metric in ("word_perplexity", "token_perplexity"):
             row[f"{metric}_context"] = f.context_length if f else None
+    kl = _pick(figures, "kl_divergence")
+    row["kl_divergence"] = kl.value if kl else None
+    row["kl_divergence_stderr"] = kl.stderr if kl else None
+    row["kl_divergence_limit"] = kl.limit if kl else None
+    for metric in ("kl_median", "kl_p99", "top1_agreement"):
+        f = _pick(figures, metric)
+        row[metric] = f.value if f else None
+    if kl is not None and kl.limit is not None:
+        limits["KL windows"] = kl.limit
     row["limit"] = max(limits.values()) if limits else None
     row["limited_tasks"] = ", ".join(f"{task} ({n})" for task, n in sorted(limits.items())) or None
 
 
 QUALITY_COLUMNS = [
     *[f"acc_{t}_{m}{s}" for t, m in SHOWN_ACCURACY for s in ("", "_stderr", "_limit")],
+    *[f"acc_{t}_{m}_{f}" for t, m in SHOWN_ACCURACY for f in PAIRED_FIELDS],
+    "flips", "flips_tasks", "paired_tests", "significant_changes", *DISTANCE_COLUMNS,
     "mean_accuracy", "mean_basis", "_mean_figures", "word_perplexity", "byte_perplexity", "bits_per_byte",
     "token_perplexity", "token_perplexity_context", "word_perplexity_context", "limit", "limited_tasks", "reported_mean_accuracy",
 ]
 
 
 def _has_quality(row: dict[str, Any]) -> bool:
-    return row["mean_accuracy"] is not None or row["word_perplexity"] is not None or any(row[f"acc_{t}_{m}"] is not None for t, m in SHOWN_ACCURACY)
+    return (row["mean_accuracy"] is not None or row["word_perplexity"] is not None or row["kl_divergence"] is not None
+            or any(row[f"acc_{t}_{m}"] is not None for t, m in SHOWN_ACCURACY))
+
+
+def _add_paired(rows: list[dict[str, Any]], paired: Iterable[dict[str, Any]]) -> None:
+    """Attach each row's paired figures: only those computed from the run whose figure the row shows."""
+    from kompakt.tasks import TASKS
+
+    by_group: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for p in paired:
+        by_group[(p["base_model_id"], p["variant_id"], p["profile"], p["hardware_label"])].append(p)
+    headline = {task for slot in MEAN_TASKS.values() for task, _ in slot}
+    for row in rows:
+        row["flips"] = row["flips_tasks"] = None
+        row["paired_tests"] = 0
+        row["significant_changes"] = []
+        for task, metric in SHOWN_ACCURACY:
+            for f in PAIRED_FIELDS:
+                row[f"acc_{task}_{metric}_{f}"] = None
+        if row["is_reference"]:
+            continue
+        flips: dict[str, float] = {}
+        attached = []
+        group = by_group.get((row["base_model_id"], row["variant_id"], row["profile"], row["hardware_label"]), [])
+        for p in sorted(group, key=lambda p: (p["task"], p["metric"])):
+            task, metric = p["task"], p["metric"]
+            shown = _pick(row["_figures"], f"acc:{task}:{metric}", task)
+            if shown is None or shown.run_id != p["variant_run_id"]:
+                continue
+            attached.append(p)
+            if (task, metric) in SHOWN_ACCURACY:
+                col = f"acc_{task}_{metric}"
+                for f, source in (("diff", "difference"), ("ci_low", "ci_low"), ("ci_high", "ci_high"), ("flips", "flips"),
+                                  ("agreement", "agreement"), ("p_holm", "p_holm"), ("significant", "significant")):
+                    row[f"{col}_{f}"] = p[source]
+            info = TASKS.get(task)
+            if task in headline and info is not None and metric == info.headline and p["flips"] is not None:
+                flips[task] = p["flips"]
+        row["paired_tests"] = len(attached)
+        row["significant_changes"] = [
+            f"{TASKS[p['task']].label if p['task'] in TASKS else p['task']} {p['metric']} {100 * p['difference']:+.1f} points"
+            for p in attached if p["significant"]
+        ]
+        if flips:
+            row["flips"] = statistics.fmean(flips.values())
+            row["flips_tasks"] = ", ".join(sorted(flips))
 
 
 def _borrow_quality(rows: list[dict[str, Any]]) -> None:

@@ -39,7 +39,7 @@ def weights_bytes_on_load(path: Path, dtype: str) -> int | None:
 
 #: Said on every results file whose accuracy was measured on a GGUF variant.
 GGUF_QUALITY_NOTE = (
-    "Accuracy and perplexity of this GGUF variant were measured on its weights dequantized to {dtype} by transformers' "
+    "Accuracy, perplexity and KL divergence of this GGUF variant were measured on its weights dequantized to {dtype} by transformers' "
     "GGUF reader, so they measure the error of the GGUF quantization of the weights; llama.cpp's own CPU kernels also "
     "round the activations to 8 bit inside each quantized matrix product, which this does not reproduce. Memory and "
     "speed are llama.cpp's, on the file as stored."

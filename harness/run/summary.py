@@ -30,13 +30,15 @@ def _figures(r: ResultsFile) -> dict[str, tuple[float, Basis]]:
             v = getattr(p, f)
             if v is not None:
                 out[f"{p.task}:{f}"] = (v, Basis(p.limit, None, p.task_version, lm_eval, p.context_length))
+    for d in r.metrics.distribution_distance or []:
+        out[f"{d.task}:kl_divergence"] = (d.kl_mean, Basis(d.limit, None, d.task_version, None, d.context_length))
     return out
 
 
-#: Columns of the summary table, in catalogue order: (figure key, heading, is perplexity), one per task
+#: Columns of the summary table, in catalogue order: (figure key, heading, task kind), one per task
 #: that names a headline figure (:data:`kompakt.tasks.TASKS`).
 SUMMARY_COLUMNS = [
-    (f"{t.name}:{t.headline}", t.short, t.kind == "perplexity") for t in TASKS.values() if t.headline and t.kind != "efficiency"
+    (f"{t.name}:{t.headline}", t.short, t.kind) for t in TASKS.values() if t.headline and t.kind != "efficiency"
 ]
 
 
@@ -51,11 +53,15 @@ def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None 
     for o in outcomes:
         figs = _figures(o.results) if o.results else {}
         cells = []
-        for key, _, is_ppl in present:
+        for key, _, kind in present:
             if key not in figs:
                 cells.append("–")
                 continue
             v, on = figs[key]
+            is_ppl = kind == "perplexity"
+            if kind == "distance":  # already a comparison with the reference
+                cells.append(f"{v:.4f}")
+                continue
             text = f"{v:.2f}" if is_ppl else f"{100 * v:.1f}"
             if key in ref and o.results is not reference and not (o.results and o.results.variant.is_reference):
                 r, ref_on = ref[key]
@@ -68,6 +74,7 @@ def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None 
             cells.append(text)
         lines.append(f"| {o.variant_id} | {o.status.code} | " + " | ".join(cells) + " |")
     note = ("Accuracies in %, changes against the reference in percentage points; perplexities with their relative change; "
+            "KL: mean KL divergence from the reference's next-token distribution in nats; "
             "n/c: not comparable, the reference's figure was measured on other documents (--limit), shots, task or lm-eval "
             "version, or context length.")
     if reference is None:

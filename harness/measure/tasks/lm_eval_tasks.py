@@ -182,7 +182,7 @@ class LmEvalTask(Task):
         config = ctx.config
         run = run_task(ctx.lm, self.name, data_dir=config.data_dir, limit=config.limit_for(self.name),
                        num_fewshot=config.num_fewshot.get(self.name))
-        return TaskPayload(accuracy=run.accuracy, perplexity=run.perplexity,
+        return TaskPayload(accuracy=run.accuracy, perplexity=run.perplexity, samples=run.samples,
                            extra={"seconds": run.seconds, "n": run.n, "num_fewshot": run.num_fewshot, "data_source": run.data_source})
 
 

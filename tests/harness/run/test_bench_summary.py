@@ -49,3 +49,22 @@ def test_the_reference_for_the_summary_is_the_newest_file_with_quality(tmp_path:
         write_results(r, root=tmp_path)
     found = find_reference([], "m", "cpu", root=tmp_path)
     assert found is not None and found.run_id == with_quality.run_id
+
+
+def test_the_summary_table_shows_the_kl_divergence_as_it_is() -> None:
+    from kompakt.results import DistributionDistance, Status
+
+    def with_kl(r: ResultsFile, kl: float) -> ResultsFile:
+        d = DistributionDistance(task="wikitext2_kl", kl_mean=kl, kl_median=kl, kl_p99=kl, top1_agreement=1.0, tokens=64,
+                                 windows=1, context_length=64, top_k=8, slice="test")
+        return r.model_copy(update={"metrics": r.metrics.model_copy(update={"distribution_distance": [d]})})
+
+    ok = Status(code="ok")
+    outcomes = [VariantOutcome(v.variant.id, ok, results=v) for v in (with_kl(_result("reference", wino=0.6), 0.0),
+                                                                       with_kl(_result("awq-4bit", wino=0.6), 0.12345))]
+    table = summary_table(outcomes)
+    head = [h.strip(" |") for h in table.splitlines()[0].split(" | ")]
+    rows = [line.split(" | ") for line in table.splitlines()[2:4]]
+    col = head.index("KL")
+    assert rows[0][col].strip(" |") == "0.0000" and rows[1][col].strip(" |") == "0.1235"  # a distance already, no change shown
+    assert "KL: mean KL divergence from the reference" in table
