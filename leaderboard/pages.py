@@ -19,6 +19,8 @@ from kompakt.profiles import UNSPECIFIED, Profile
 from leaderboard.html import (
     Column, esc, filter_bar, fmt_bytes, fmt_fraction, fmt_num, fmt_percent, fmt_ratio, fmt_signed, table,
 )
+from leaderboard.language_page import has_language_figures, language_section
+from leaderboard.marks import score_html
 from leaderboard.plots import embed, pareto_figure
 
 #: Rows per generated table page. 400 rows of about 1.5 KB keep every page well under
@@ -38,15 +40,7 @@ def _acc_cell(task: str, metric: str) -> Column:
     col = f"acc_{task}_{metric}"
 
     def cell(r: Row) -> str:
-        value = r.get(col)
-        if value is None:
-            return ""
-        out = fmt_fraction(value)
-        if r.get(f"{col}_stderr") is not None:
-            out += f' <span class="kompakt-se">± {fmt_fraction(r[f"{col}_stderr"])}</span>'
-        if r.get(f"{col}_limit") is not None:
-            out += f' <span class="kompakt-badge kompakt-limit" title="only the first {r[f"{col}_limit"]} samples">limit {r[f"{col}_limit"]}</span>'
-        return out
+        return score_html(r, col, task)
 
     label = TASK_LABELS.get(task, task)
     return Column(f"{label} {metric}", cell, lambda r: r.get(col), f"lm-eval {task}, metric {metric}, ± standard error", numeric=True)
@@ -77,6 +71,9 @@ def _mean_cell(r: Row) -> str:
         out += ' <span class="kompakt-badge" title="HellaSwag scored on llama.cpp\'s preprocessed text">HS llama.cpp</span>'
     if r.get("quality_from"):
         out += f' <span class="kompakt-badge" title="accuracy from {esc(r["quality_from"])}">†</span>'
+    if r.get("mean_at_chance"):
+        n = len(r["mean_at_chance"].split(", "))
+        out += f' <span class="kompakt-badge kompakt-chance" title="at chance: {esc(r["mean_at_chance"])}">{n} at chance</span>'
     reported = r.get("reported_mean_accuracy")
     if reported is not None and abs(reported - r["mean_accuracy"]) >= 0.00005:
         out += f'<br><small title="the average as the source prints it">source: {fmt_fraction(reported)}</small>'
@@ -94,6 +91,25 @@ def _delta_cell(r: Row) -> str:
     if r["delta_mean_accuracy"] is None:
         return ""
     return f'{fmt_signed(r["delta_mean_accuracy"])}<br><small>keeps {fmt_percent(r["keeps_mean_accuracy"])}</small>'
+
+
+def _above_chance_cell(r: Row) -> str:
+    if r.get("keeps_above_chance") is None:
+        if r.get("is_reference") and r.get("above_chance_tasks"):
+            return f'<small title="tasks at which this reference is significantly above chance">above chance: {esc(r["above_chance_tasks"])}</small>'
+        return ""
+    left = f'; left out, the reference at chance: {r["at_chance_left_out"]}' if r.get("at_chance_left_out") else ""
+    return (f'<span title="averaged on {esc(r["above_chance_tasks"])}{esc(left)}">{fmt_percent(r["keeps_above_chance"])}</span>'
+            f'<br><small>{esc(r["above_chance_tasks"])}</small>')
+
+
+def _ppl_ratio_cell(r: Row) -> str:
+    ratio = r.get("parallel_ppl_ratio_deu_Latn")
+    if ratio is None:
+        return ""
+    title = (f"German parallel perplexity {fmt_percent(r.get('rel_parallel_ppl_deu_Latn'))} of the reference's, English "
+             f"{fmt_percent(r.get('rel_parallel_ppl_eng_Latn'))}; above 1: the method hurts German more")
+    return f'<span title="{esc(title)}">{fmt_num(ratio, 3)}</span>'
 
 
 def _speed_value(r: Row) -> tuple[float | None, str]:
@@ -150,7 +166,9 @@ def leaderboard_columns(with_model: bool = True, with_hardware: bool = True, roo
         Column("Source", _source_cell, lambda r: r["provenance"], "measured by the kompakt harness or reported in a publication"),
         Column("Mean acc.", _mean_cell, lambda r: r["mean_accuracy"], METRICS["mean_accuracy"].description, numeric=True),
         Column("Δ vs ref.", _delta_cell, lambda r: r["delta_mean_accuracy"], "change of mean accuracy against the reference variant on the same hardware, both averaged on the same tasks (HellaSwag's text included), and the share of the reference's accuracy kept", numeric=True),
+        Column("Kept (above chance)", _above_chance_cell, lambda r: r.get("keeps_above_chance"), METRICS["keeps_above_chance"].description, numeric=True),
         Column("Word PPL", _word_ppl_cell, lambda r: r["word_perplexity"], METRICS["word_perplexity"].description, numeric=True),
+        Column("DE/EN PPL", _ppl_ratio_cell, lambda r: r.get("parallel_ppl_ratio_deu_Latn"), METRICS["parallel_ppl_ratio"].description, numeric=True),
         Column("Memory", _memory_cell, _memory_value, "weights as stored and peak memory while generating; badges: common budgets the measured peak fits", numeric=True),
         Column("tok/s", _speed_cell, lambda r: _speed_value(r)[0], "decode tokens/s (median, [min–max]) or, where only that is known, whole-generate tokens/s", numeric=True),
         Column("Speed-up", lambda r: fmt_ratio(r["speedup"]), lambda r: r["speedup"], "tokens/s against the reference on the same hardware, backend and batch size", numeric=True),
@@ -202,7 +220,8 @@ def _pager(n_pages: int, current: int, prefix: str) -> str:
 NOTES_ON_READING = (
     "Badges: **measured** rows come from the kompakt harness, **reported** rows are transcribed from a publication "
     "(see each model's page for the citation) and are never shown as measured. **limit N** marks a row with tasks "
-    "scored on their first N documents only (hover it for which). **†** marks accuracy taken from another profile, "
+    "scored on their first N documents only (hover it for which). **at chance** marks a score not significantly "
+    "different from answering at random (see the methodology). **†** marks accuracy taken from another profile, "
     "or from a publication, for the same artifact (hover it for which). "
     "Deltas are shown only against a reference measured on the same hardware with the same task versions, few-shot "
     "counts and limits."
@@ -279,6 +298,8 @@ def _model_page(model_id: str, model_rows: list[Row], front_by_group: dict, runs
             out.append("</div>\n")
         else:
             out.append("\n<p><em>No Pareto plot: fewer than two variants here have both figures of any plot.</em></p>\n")
+        if has_language_figures(group):
+            out.append(language_section(group, _stable_id(f"lang-{profile}-{hardware}")))
         notes = sorted({n for r in group for n in r["notes"]})
         if notes:
             out.append("\n<details><summary>Notes on these results</summary><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></details>\n")

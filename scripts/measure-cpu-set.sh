@@ -13,21 +13,30 @@
 #
 #   nohup scripts/measure-cpu-set.sh > build/measure-cpu-set.log 2>&1 &
 #   THREADS=1 VARIANTS="reference awq4" scripts/measure-cpu-set.sh
+#
+# GERMAN=1 adds the German suite (kompakt bench --tasks german: Belebele in English and German,
+# Okapi's ARC and TruthfulQA in German, XNLI and PAWS-X in German, the English-German parallel-text
+# perplexity) to every variant's run, full sets, and counts a variant as done only when it has both:
+#
+#   GERMAN=1 nohup scripts/measure-cpu-set.sh > build/measure-cpu-set.log 2>&1 &
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 THREADS="${THREADS:-2}"
 VARIANTS="${VARIANTS:-reference awq4 prune-8 prune-8-lora rtn4 gptq4 bnb-nf4 rtn8 bnb-int8 prune-explicit-4 prune-8-qlora prune-8-distill gguf-q8_0 gguf-q4_k_m prune-8-lora-gguf-q4_k_m}"
+GERMAN="${GERMAN:-}"
+TASKS=(); FULL=()
+if [ -n "$GERMAN" ]; then TASKS=(--tasks english,german); FULL=(--german); fi
 
 for v in $VARIANTS; do
     # a variant with a full results file (WinoGrande unlimited, token perplexity present) is
     # done: the cache would make it instant, but a second identical file is a duplicate run
-    if "$BIN/python" scripts/quality-table.py --has-full "$v"
+    if "$BIN/python" scripts/quality-table.py --has-full "$v" "${FULL[@]}"
     then
         echo "== $v: already measured"; continue
     fi
     echo "== $v: $(date -u +%FT%TZ)"
     "$BIN/kompakt" bench --recipe all-methods --variant "$v" --profile cpu \
-        --limit hellaswag_llamacpp=1000 --threads "$THREADS" || echo "== $v: exit $?"
+        "${TASKS[@]}" --limit hellaswag_llamacpp=1000 --threads "$THREADS" || echo "== $v: exit $?"
 done
 echo "== done $(date -u +%FT%TZ)"

@@ -116,12 +116,13 @@ def run_task(
         notes.append(f"lm-eval task on a local copy of its data ({source.removeprefix('local:')}).")
         if shots and not task.has_training_docs():
             notes.append("Few-shot examples drawn from the evaluated split (no training split locally), as lm-eval does then.")
-    _add_entries(run, spec, res, lm, " ".join(notes) or None, record_limit, version)
+    chance = spec.chance_level(task, limit) if spec.kind == "accuracy" else None
+    _add_entries(run, spec, res, lm, " ".join(notes) or None, record_limit, version, chance)
     return run
 
 
 def _add_entries(run: TaskRun, spec: Any, res: dict[str, Any], lm: Any, note: str | None, record_limit: int | None,
-                 version: str | None) -> None:
+                 version: str | None, chance: float | None = None) -> None:
     """lm-eval's figures for one task as results-file entries: one per accuracy metric, or the perplexities."""
     if spec.kind == "accuracy":
         for metric in spec.metrics:
@@ -139,6 +140,7 @@ def _add_entries(run: TaskRun, spec: Any, res: dict[str, Any], lm: Any, note: st
                     limit=record_limit,
                     task_version=version,
                     notes=note,
+                    chance_level=chance,
                 )
             )
         return
