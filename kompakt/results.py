@@ -184,6 +184,16 @@ class TaskAccuracy(Strict):
     limit: int | None = Field(default=None, ge=1, description="`--limit` of the run: only the first `limit` samples were scored. Null means the full test set.")
     task_version: ShortText | None = Field(default=None, description="Version of the task definition (lm-eval's `version`), so scores from different versions are not mixed.")
     notes: Text | None = Field(default=None, description="Remarks, e.g. on how a reported score was labelled.")
+    chance_level: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "What answering without knowledge scores on the documents scored, computed from the data when measured: the mean of "
+            "1 / number of choices, or for TruthfulQA's mc2 the mean share of true answers among the choices. The site marks a "
+            "score whose distance from it is not significant as at chance. Null: not computed (reported results, older files)."
+        ),
+    )
 
 
 class Perplexity(Strict):
@@ -206,6 +216,20 @@ class Perplexity(Strict):
     limit: int | None = Field(default=None, ge=1, description="Number of documents scored if not all.")
     task_version: ShortText | None = Field(default=None, description="Version of the task definition.")
     notes: Text | None = Field(default=None, description="Remarks.")
+    parallel_language: Slug | None = Field(
+        default=None,
+        description=(
+            "For a perplexity of parallel text (the same passages in several languages, e.g. `flores_ppl`): the language of "
+            "this entry as a FLORES-200 code (`eng_Latn`, `deu_Latn`). Its figures are stored under the `parallel_` metrics, "
+            "never mixed with the WikiText perplexities; `context_length` is then the longest passage scored, in tokens."
+        ),
+    )
+    documents: int | None = Field(default=None, ge=1, description="Documents (passages) scored, each whole from its first token.")
+    tokens: int | None = Field(default=None, ge=1, description="Tokens scored.")
+    words: int | None = Field(default=None, ge=1, description="Whitespace-separated words in the text scored.")
+    tokens_per_word: float | None = Field(
+        default=None, gt=0, description="Tokens per word of this text under the model's tokenizer (German usually costs more than English)."
+    )
 
 
 class Memory(Strict):

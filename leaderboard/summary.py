@@ -34,8 +34,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kompakt.metrics import MEAN_TASKS, Basis, comparable, lower_is_better
+from kompakt.tasks import TASKS
 from leaderboard.budgets import fitting
+from leaderboard.chance_rows import add_above_chance, figure_verdict
 from leaderboard.frontier import pareto_mask, relative
+from leaderboard.languages import LANGUAGE_COLUMNS, add_language_figures, fill_parallel
 
 RowKey = tuple[str, str, str, str, str | None]  # base_model_id, variant_id, profile, hardware_label, backend
 
@@ -48,6 +51,8 @@ SHOWN_ACCURACY = [
     ("hellaswag", "acc_norm"),
     ("hellaswag_llamacpp", "acc_norm"),
 ]
+#: Then every other accuracy task of the catalogue at its headline metric (the German suite, Belebele's English side).
+SHOWN_ACCURACY += [(t.name, t.headline) for t in TASKS.values() if t.kind == "accuracy" and t.headline and (t.name, t.headline) not in SHOWN_ACCURACY]
 
 #: Pareto plots per base model and hardware: (x candidates in order of preference, y).
 #: The first x key that at least two variants have is used for the whole plot.
@@ -83,6 +88,10 @@ class Figure:
     p90: float | None = None
     repeats: int | None = None
     context_length: int | None = None
+    chance_level: float | None = None
+    """An accuracy's chance level on the documents scored (not part of its basis: it follows from the documents)."""
+    language: str | None = None
+    """A parallel-text perplexity's language."""
 
     def basis(self) -> Basis:
         """What must be equal for two figures of one metric to be compared (:class:`kompakt.metrics.Basis`)."""
@@ -106,6 +115,7 @@ def _latest_figures(runs: list[dict[str, Any]], metrics_by_run: dict[str, list[d
                 value=m["value"], run_id=run["run_id"], stderr=m["stderr"], n=m["n"], limit=m["limit"], num_fewshot=m["num_fewshot"],
                 task_version=m["task_version"], lm_eval_version=run["lm_eval_version"], batch_size=m["batch_size"], backend=backend,
                 min=m["min"], max=m["max"], p90=m["p90"], repeats=m["repeats"], context_length=m["context_length"],
+                chance_level=m.get("chance_level"), language=m.get("language"),
             )
     return out
 
@@ -191,8 +201,10 @@ def build_rows(runs: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]]
     _add_paired(rows, paired)
     _borrow_quality(rows)
     _add_deltas(rows)
-    for r in rows:  # after the deltas, which may rebase the mean on the reference's tasks
+    for r in rows:  # after the deltas, which may rebase the mean on the reference's tasks (what they compare)
         r["mean_accuracy_stderr"] = stderr_of_mean([f.stderr for f in r["_mean_figures"] or []])
+        add_above_chance(r, r["_reference"])
+        add_language_figures(r, r["_reference"])
     rows.sort(key=lambda r: (r["base_model_id"], r["profile"], r["hardware_label"], not r["is_reference"], r["variant_id"], r["backend"] or ""))
     return rows
 
@@ -249,18 +261,27 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
 
 def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
     limits: dict[str, int] = {}  # task -> limit, for the tasks of this row measured on a subset
+    shown: dict[str, Figure] = {}
     for task, metric in SHOWN_ACCURACY:
         f = _pick(figures, f"acc:{task}:{metric}", task)
         col = f"acc_{task}_{metric}"
         row[col] = f.value if f else None
         row[f"{col}_stderr"] = f.stderr if f else None
         row[f"{col}_limit"] = f.limit if f else None
+        row[f"{col}_chance"] = f.chance_level if f else None
+        row[f"{col}_vs_chance"] = figure_verdict(task, f)
+        if f is not None:
+            shown[col] = f
         if f is not None and f.limit is not None:
             limits[task] = f.limit
+    row["_shown_figures"] = shown
     mean, basis, chosen = mean_accuracy(figures)
     row["mean_accuracy"] = mean
     row["mean_basis"] = basis
     row["_mean_figures"] = chosen
+    at = [task for task, f in zip((basis or "").split("+"), chosen) if figure_verdict(task, f) == "at"]
+    row["mean_at_chance"] = ", ".join(at) or None
+    fill_parallel(row, lambda key, task: _pick(figures, key, task), limits)
     for metric in ("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"):
         f = _pick(figures, metric)
         row[metric] = f.value if f else None
@@ -282,11 +303,12 @@ def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
 
 
 QUALITY_COLUMNS = [
-    *[f"acc_{t}_{m}{s}" for t, m in SHOWN_ACCURACY for s in ("", "_stderr", "_limit")],
+    *[f"acc_{t}_{m}{s}" for t, m in SHOWN_ACCURACY for s in ("", "_stderr", "_limit", "_chance", "_vs_chance")],
     *[f"acc_{t}_{m}_{f}" for t, m in SHOWN_ACCURACY for f in PAIRED_FIELDS],
     "flips", "flips_tasks", "paired_tests", "significant_changes", *DISTANCE_COLUMNS,
-    "mean_accuracy", "mean_basis", "_mean_figures", "word_perplexity", "byte_perplexity", "bits_per_byte",
+    "mean_accuracy", "mean_basis", "_mean_figures", "mean_at_chance", "_shown_figures", "word_perplexity", "byte_perplexity", "bits_per_byte",
     "token_perplexity", "token_perplexity_context", "word_perplexity_context", "limit", "limited_tasks", "reported_mean_accuracy",
+    *LANGUAGE_COLUMNS,
 ]
 
 
@@ -408,6 +430,7 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
         r["reference_variant"] = ref["variant_id"] if ref else None
         r["delta_mean_accuracy"] = r["keeps_mean_accuracy"] = None
         r["delta_word_perplexity"] = r["speedup"] = r["memory_ratio"] = None
+        r["_reference"] = ref
         if ref is None or r["variant_id"] == ref["variant_id"] or r["status"] != "ok":
             continue
         pair = _mean_pair(r, ref)

@@ -25,6 +25,9 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 THREADS="${THREADS:-2}"
 VARIANTS="${VARIANTS:-reference awq4 prune-8 prune-8-lora rtn4 gptq4 bnb-nf4 rtn8 bnb-int8 prune-explicit-4 prune-8-qlora prune-8-distill gguf-q8_0 gguf-q4_k_m prune-8-lora-gguf-q4_k_m}"
+GERMAN="${GERMAN:-}"
+TASKS=(); FULL=()
+if [ -n "$GERMAN" ]; then TASKS=(--tasks english,german); FULL=(--german); fi
 
 PAIRED="${PAIRED:-0}"
 TASKS=()

@@ -138,3 +138,40 @@ def test_the_paired_table_shows_the_leaderboards_paired_figures(tmp_path):
 
 def test_the_paired_table_says_when_there_is_nothing_to_show(tmp_path):
     assert "No variant of `smollm2-135m-instruct` has per-sample results" in _paired_script().table(tmp_path)
+
+
+def test_the_readme_german_table_is_the_one_the_results_files_give():
+    qt = _script()
+    committed = qt.readme_block((ROOT / "README.md").read_text(encoding="utf-8"), qt.GERMAN_START, qt.GERMAN_END)
+    assert committed == qt.german_table(), "the README's German table is stale: run scripts/quality-table.py --readme"
+
+
+def _german(variant: str, bele_de: float, ppl_en: float, ppl_de: float, limit: int | None = None) -> dict:
+    from leaderboard.synthetic import make_result
+
+    r = make_result("m", variant, "cpu")
+    r["metrics"]["accuracy"] = [
+        {"task": "belebele_eng_Latn", "metric": "acc", "value": 0.40, "stderr": 0.016, "n": 900, "chance_level": 0.25},
+        {"task": "belebele_deu_Latn", "metric": "acc", "value": bele_de, "stderr": 0.016, "n": 900, "chance_level": 0.25},
+        {"task": "xnli_de", "metric": "acc", "value": 0.34, "stderr": 0.01, "n": 2490, "chance_level": 1 / 3},
+    ]
+    r["metrics"]["perplexity"] = [
+        {"task": f"flores_ppl_{lang}", "token_perplexity": v, "context_length": 300, "limit": limit, "parallel_language": lang,
+         "documents": 488, "tokens": 40000, "words": 20000, "tokens_per_word": 2.0}
+        for lang, v in (("eng_Latn", ppl_en), ("deu_Latn", ppl_de))
+    ]
+    return r
+
+
+def test_the_german_table_shows_the_ratio_and_the_chance_marks(tmp_path):
+    qt = _script()
+    for name, d in (("reference", _german("reference", 0.26, 20.0, 40.0)), ("awq4", _german("awq4", 0.30, 24.0, 60.0))):
+        (tmp_path / name / "cpu").mkdir(parents=True)
+        (tmp_path / name / "cpu" / "r.json").write_text(json.dumps(d), encoding="utf-8")
+    lines = qt.german_table(tmp_path).splitlines()
+    ref, awq = lines[2].split(" | "), lines[3].split(" | ")
+    assert ref[2] == "0.260°" and awq[2] == "0.300" and ref[7] == "0.340°"  # 234 of 900 at 1/4: at chance; 270 of 900: above
+    assert awq[-3:] == ["1.200", "1.500", "1.250 |"]  # German x1.5 against English x1.2
+    assert ref[-1] == "– |"
+    (tmp_path / "awq4" / "cpu" / "r.json").write_text(json.dumps(_german("awq4", 0.30, 24.0, 60.0, limit=100)), encoding="utf-8")
+    assert len(qt.german_table(tmp_path).splitlines()) == 3  # a limited run is not a full German set

@@ -202,12 +202,21 @@ def _from_cache(job: VariantJob, artifact: Any, config: BenchConfig, got: _Colle
     """Take every finished measurement from the cache into ``got``; returns the tasks still to run."""
     pending = []
     for task in config.tasks:
-        cached = read_measurement(measurement_path(artifact, config, task)) if config.use_cache else None
+        path = measurement_path(artifact, config, task)
+        cached = read_measurement(path) if config.use_cache else None
         if cached is None:
             pending.append(task)
-        else:
-            got.add(cached)
-            got.cached_tasks.append(task)
+            continue
+        before = cached.to_cache()
+        try:
+            cached = get_task(task).complete(cached, config)
+        except Exception as err:  # what completing needs is missing: the figures are still good
+            log.debug("completing a cached measurement failed", exc_info=True)
+            say(f"  {job.id}: {task}: the cached figures lack what kompakt now records beside them ({type(err).__name__}: {err})")
+        if cached.to_cache() != before:
+            store_measurement(path, measurement_key(artifact, config, task), cached)
+        got.add(cached)
+        got.cached_tasks.append(task)
     if got.cached_tasks:
         say(f"  {job.id}: {len(got.cached_tasks)} measurement(s) from the cache: {', '.join(got.cached_tasks)}")
     return pending

@@ -201,3 +201,24 @@ def test_paired_figures_and_kl_reach_the_pages(results_root, tmp_path):
     page = (site / "models" / "tiny" / "index.html").read_text()
     assert "KL divergence from the reference vs weights memory" in page and "KL (nats), lower is better" in page
     assert (site / "downloads" / "paired.parquet").stat().st_size > 0
+
+
+def test_german_figures_reach_the_model_page_with_their_licence_note(results_root, write, tmp_path):
+    """The language section: the German tasks, the parallel perplexities, a plot, and the Okapi/XNLI licence note."""
+    for variant, scale in (("reference", 1.0), ("awq-4bit", 1.2)):
+        r = make_result("de", variant, "cpu")
+        r["metrics"]["accuracy"].append({"task": "arc_de", "metric": "acc_norm", "value": 0.26, "stderr": 0.013, "n": 1169, "chance_level": 0.25})
+        r["metrics"]["accuracy"].append({"task": "xnli_de", "metric": "acc", "value": 0.36, "stderr": 0.01, "n": 2490, "chance_level": 1 / 3})
+        r["metrics"]["perplexity"] += [
+            {"task": f"flores_ppl_{lang}", "token_perplexity": ppl * scale ** (1 + (lang == "deu_Latn")), "context_length": 300,
+             "parallel_language": lang, "documents": 488, "tokens": 40000, "words": 20000, "tokens_per_word": 2.0}
+            for lang, ppl in (("eng_Latn", 20.0), ("deu_Latn", 40.0))
+        ]
+        write(r)
+    site = build_site(results_root, tmp_path / "build" / "site").site_dir
+    page = (site / "models" / "de" / "index.html").read_text()
+    assert "German and English" in page
+    assert "CC BY-NC 4.0, non-commercial use only" in page and "XNLI (German) (xnli_de)" in page
+    assert "at chance" in page and "1.200" in page  # arc_de at chance; German x1.44 against English x1.2
+    method = (site / "methodology" / "index.html").read_text()
+    assert 'id="german-against-english"' in method and "CC BY-NC 4.0" in method and 'id="chance-level"' in method

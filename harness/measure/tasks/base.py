@@ -146,5 +146,10 @@ class Task:
         """Run settings besides limit and few-shot count that change the task's figures."""
         return {}
 
+    def complete(self, payload: TaskPayload, config: RunSettings) -> TaskPayload:
+        """Add to a payload read from the measurement cache what the task now records beside its figures and
+        what depends on the data alone (an accuracy's chance level); the default adds nothing."""
+        return payload
+
     def run(self, ctx: TaskContext) -> TaskPayload:  # pragma: no cover - abstract
         raise NotImplementedError

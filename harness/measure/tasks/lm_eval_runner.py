@@ -120,7 +120,8 @@ def run_task(
         notes.append(f"lm-eval task on a local copy of its data ({source.removeprefix('local:')}).")
         if shots and not task.has_training_docs():
             notes.append("Few-shot examples drawn from the evaluated split (no training split locally), as lm-eval does then.")
-    _add_entries(run, spec, res, lm, " ".join(notes) or None, record_limit, version)
+    chance = spec.chance_level(task, limit) if spec.kind == "accuracy" else None
+    _add_entries(run, spec, res, lm, " ".join(notes) or None, record_limit, version, chance)
     if spec.kind == "accuracy":
         run.samples = sample_rows(task, name, out.get("samples", {}).get(name, []))
     return run
@@ -161,7 +162,7 @@ def sample_rows(task: Any, name: str, logged: list[dict[str, Any]]) -> list[dict
 
 
 def _add_entries(run: TaskRun, spec: Any, res: dict[str, Any], lm: Any, note: str | None, record_limit: int | None,
-                 version: str | None) -> None:
+                 version: str | None, chance: float | None = None) -> None:
     """lm-eval's figures for one task as results-file entries: one per accuracy metric, or the perplexities."""
     if spec.kind == "accuracy":
         for metric in spec.metrics:
@@ -179,6 +180,7 @@ def _add_entries(run: TaskRun, spec: Any, res: dict[str, Any], lm: Any, note: st
                     limit=record_limit,
                     task_version=version,
                     notes=note,
+                    chance_level=chance,
                 )
             )
         return

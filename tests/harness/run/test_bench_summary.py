@@ -68,3 +68,20 @@ def test_the_summary_table_shows_the_kl_divergence_as_it_is() -> None:
     col = head.index("KL")
     assert rows[0][col].strip(" |") == "0.0000" and rows[1][col].strip(" |") == "0.1235"  # a distance already, no change shown
     assert "KL: mean KL divergence from the reference" in table
+
+
+def test_scores_at_chance_are_marked_and_the_parallel_perplexity_has_a_column_per_language() -> None:
+    from kompakt.results import Perplexity, Status
+
+    ref = _result("reference", wino=0.504)
+    acc = [a.model_copy(update={"chance_level": 0.5 if a.task == "winogrande" else 0.25}) for a in ref.metrics.accuracy]
+    ppl = [Perplexity(task=f"flores_ppl_{lang}", token_perplexity=v, context_length=300, parallel_language=lang)
+           for lang, v in (("eng_Latn", 20.0), ("deu_Latn", 40.0))]
+    ref = ref.model_copy(update={"metrics": ref.metrics.model_copy(update={"accuracy": acc, "perplexity": [*ref.metrics.perplexity, *ppl]})})
+    table = summary_table([VariantOutcome("reference", Status(code="ok"), results=ref)])
+    head, _, row = table.splitlines()[:3]
+    assert "FLORES PPL English" in head and "FLORES PPL German" in head
+    assert "50.4°" in row and "40.00" in row  # 0.504 of 1267 at 1/2: at chance
+    assert "°: at chance" in table
+    hs = next(a for a in acc if a.task == "hellaswag")
+    assert f"{100 * hs.value:.1f}°" not in row  # the synthetic HellaSwag, 0.4 of 10042 at 1/4: above chance
