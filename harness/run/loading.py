@@ -39,11 +39,11 @@ def weights_bytes_on_load(path: Path, dtype: str) -> int | None:
 
 #: Said on every results file whose accuracy was measured on a GGUF variant.
 GGUF_QUALITY_NOTE = (
-    "Accuracy and lm-eval's perplexity of this GGUF variant were measured on its weights dequantized to {dtype} by "
-    "transformers' GGUF reader, so they measure the error of the GGUF quantization of the weights; llama.cpp's own CPU "
-    "kernels also round the activations to 8 bit inside each quantized matrix product, which this does not reproduce. "
-    "The token perplexity (wikitext2_tokens) comes from llama.cpp's own logits where llama-cpp-python is installed (its "
-    "note says which). Memory and speed are llama.cpp's, on the file as stored."
+    "Accuracy, lm-eval's perplexity and the KL divergence of this GGUF variant were measured on its weights "
+    "dequantized to {dtype} by transformers' GGUF reader, so they measure the error of the GGUF quantization of the "
+    "weights; llama.cpp's own CPU kernels also round the activations to 8 bit inside each quantized matrix product, "
+    "which this does not reproduce. The token perplexity (wikitext2_tokens) comes from llama.cpp's own logits where "
+    "llama-cpp-python is installed (its note says which). Memory and speed are llama.cpp's, on the file as stored."
 )
 
 

@@ -5,7 +5,9 @@ the artifact (weights), the profile's whole protocol, the task, its limit and fe
 count, the data's fingerprint and the versions of kompakt, torch, transformers and
 lm-eval. A run that was killed and started again reads finished measurements back
 and computes only what is missing. Entries that cannot be read, or that lack what a
-results file now records (a perplexity's window), are measured again.
+results file now records (a perplexity's window, a multiple-choice task's per-document
+results), are measured again. An entry holds the task's per-document results too, so a
+resumed run writes the same per-sample file as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def read_measurement(path: Path) -> TaskPayload | None:
         return None  # absent or unreadable: measure again
     if any(p.context_length is None for p in payload.perplexity):
         return None  # from before perplexity windows were recorded: measure again rather than guess the window
+    if payload.accuracy and not payload.samples:
+        return None  # from before per-document results were kept: measure again, so the run has its per-sample file
     return payload
 
 
