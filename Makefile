@@ -9,6 +9,7 @@ BIN = $(VENV)/bin
 
 setup:
 	@scripts/setup-env.sh
+	@scripts/setup-frontend.sh
 
 demo:
 	@scripts/demo.sh

@@ -23,15 +23,18 @@ artifact as it is:
 
 - safetensors checkpoints on PyTorch (float variants, and bitsandbytes' packed int8/NF4);
 - GGUF exports on llama.cpp;
-- float safetensors variants (the reference, RTN/AWQ/GPTQ's float32 weights, pruned, healed,
-  distilled) on llama.cpp too, written unchanged as an F32 GGUF (the same values in another
-  container; :mod:`harness.build.as_gguf`). The reference's F32 GGUF is written by llama.cpp's own
-  quantizer from the shipped Q4_1 file (Q4_1 -> F32 is exact dequantization, as the PyTorch
-  reference is), the others by kompakt's GGUF writer.
+- float safetensors variants (the reference, pruned, healed, distilled) on llama.cpp too, written
+  unchanged as an F32 GGUF (the same values in another container; :mod:`harness.build.as_gguf`).
+  The reference's F32 GGUF is written by llama.cpp's own quantizer from the shipped Q4_1 file
+  (Q4_1 -> F32 is exact dequantization, as the PyTorch reference is), the others by kompakt's GGUF
+  writer (``harness/build/methods/gguf_export.py``);
+- packed RTN/AWQ/GPTQ checkpoints (AWQ GEMM, GPTQ int8) on PyTorch through gptqmodel's kernels,
+  loaded by :func:`harness.build.packing.loading.load_packed` as ``kompakt bench`` loads them.
 
-Not run, and said so: bitsandbytes' packed int8/NF4 on llama.cpp (GGUF has no such types), and
-GGUF variants on PyTorch (transformers dequantizes them to float32, which is no longer the
-artifact's memory or speed; their accuracy is measured that way by ``kompakt bench``).
+Not run, and said so: bitsandbytes' packed int8/NF4 on llama.cpp (GGUF has no such types),
+the packed RTN/AWQ/GPTQ checkpoints on llama.cpp (their integers are the ``*-gguf`` variants),
+and GGUF variants on PyTorch (transformers dequantizes them to float32, which is no longer
+the artifact's memory or speed; their accuracy is measured that way by ``kompakt bench``).
 
 Each (variant, backend) is measured in a fresh process (multiprocessing, spawn): the variant is
 loaded, its peak memory measured while generating (first run only), then the reference is loaded

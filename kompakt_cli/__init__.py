@@ -38,8 +38,12 @@ def validate(
 ) -> None:
     """Check results files against the schema and the meaning rules.
 
-    Prints each problem as file, JSON path, what is wrong and what was expected;
-    exits 1 on any error (warnings alone exit 0).
+    The cross-file rules (unique run ids, duplicate_of targets, one lineage per
+    variant id, one name per base model, a reference per base model and profile)
+    are judged against every file under the results root, also when only some
+    files are named; problems are reported for the named files (and those they
+    clash with). Prints each problem as file, JSON path, what is wrong and what
+    was expected; exits 1 on any error (warnings alone exit 0).
 
     Example: kompakt validate data/results/smollm2-135m-instruct
     """
@@ -82,6 +86,9 @@ def build(
     results_dir: Annotated[Optional[Path], typer.Option(help="Results root to load.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for the built site (default: build/site).")] = None,
     strict: Annotated[bool, typer.Option(help="Run mkdocs with --strict (warnings are errors).")] = True,
+    grid: Annotated[
+        bool, typer.Option(help="Ship the Tabulator grid (installed by scripts/setup-frontend.sh); --no-grid: plain HTML tables, no npm needed.")
+    ] = True,
 ) -> None:
     """Ingest, generate pages and figures, and build the static site with MkDocs.
 
@@ -90,7 +97,7 @@ def build(
     from leaderboard.site import SiteError, build_site
 
     try:
-        result = build_site(results_dir or paths.results_dir(), out or paths.build_dir() / "site", strict=strict)
+        result = build_site(results_dir or paths.results_dir(), out or paths.build_dir() / "site", strict=strict, grid=grid)
     except SiteError as err:
         typer.echo(f"build failed: {err}", err=True)
         raise typer.Exit(1) from None
@@ -106,8 +113,11 @@ def diff(
     """Check a submission and summarise what it changes on the leaderboard.
 
     Refuses a run id that comes back with different content and any change to a
-    reported (cited) result; removing a file is allowed. Prints new and removed
-    rows, changed figures and rank moves as Markdown; exits 1 when refused.
+    reported (cited) result; removing a file is allowed. Prints as Markdown: new
+    rows with their headline figures beside their reference's, removed rows,
+    figures that changed by more than their standard error, the rank moves
+    (only where the order of rows on both sides changed; a row entering or
+    leaving is one line) and every changed figure; exits 1 when refused.
 
     Example: kompakt diff ../base/data/results data/results --summary summary.md
     """

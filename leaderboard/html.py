@@ -5,8 +5,6 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 
@@ -52,55 +50,6 @@ def fmt_ratio(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}×"
 
 
-@dataclass(frozen=True)
-class Column:
-    header: str
-    """Column heading."""
-    cell: Callable[[dict[str, Any]], str]
-    """Returns the cell's inner HTML (already escaped)."""
-    sort: Callable[[dict[str, Any]], Any] | None = None
-    """Returns the raw sort value (number or text); None: not sortable."""
-    title: str = ""
-    """Tooltip of the heading: what the column means."""
-    numeric: bool = False
-
-
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], table_id: str, filters: dict[str, Callable[[dict[str, Any]], str]] | None = None) -> str:
-    """A sortable, filterable HTML table (behaviour in ``site/assets/kompakt.js``).
-
-    Its id is ``kt-<table_id>``: the prefix keeps it apart from the ids MkDocs gives headings.
-    """
-    filters = filters or {}
-    head = "".join(
-        f'<th{" data-sortable" if c.sort else ""}{" data-numeric" if c.numeric else ""} title="{esc(c.title)}">{esc(c.header)}</th>' for c in columns
-    )
-    body = []
-    for r in rows:
-        attrs = "".join(f' data-filter-{esc(name)}="{esc(get(r))}"' for name, get in filters.items())
-        cells = []
-        for c in columns:
-            sort_attr = ""
-            if c.sort is not None:
-                value = c.sort(r)
-                sort_attr = f' data-sort="{esc("" if value is None else value)}"'
-            cells.append(f"<td{sort_attr}>{c.cell(r)}</td>")
-        body.append(f"<tr{attrs}>{''.join(cells)}</tr>")
-    return fragment(
-        f'<div class="kompakt-table-wrap"><table class="kompakt-table" id="kt-{esc(table_id)}">'
-        f"<thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table></div>"
-    )
-
-
 def fragment(block: str) -> str:
     """Mark generated HTML to bypass Markdown and the search index (see ``leaderboard.mkdocs_hooks``)."""
     return f"<!--kf-->{block}<!--/kf-->"
-
-
-def filter_bar(table_id: str, options: dict[str, Sequence[str]], labels: dict[str, str]) -> str:
-    """Select boxes that filter ``table_id``'s rows on their ``data-filter-*`` attributes."""
-    parts = [f'<div class="kompakt-filters" data-table="kt-{esc(table_id)}">']
-    for name, values in options.items():
-        opts = '<option value="">all</option>' + "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
-        parts.append(f'<label>{esc(labels.get(name, name))} <select data-filter="{esc(name)}">{opts}</select></label>')
-    parts.append('<span class="kompakt-count" aria-live="polite"></span></div>')
-    return "".join(parts)

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from kompakt.methods import METHODS
-from kompakt.metrics import METRICS, TASK_LABELS
+from kompakt.metrics import METRICS
 from kompakt.profiles import UNSPECIFIED, Profile
-from leaderboard.html import (
-    Column, esc, filter_bar, fmt_bytes, fmt_fraction, fmt_num, fmt_percent, fmt_ratio, fmt_signed, table,
-)
-from leaderboard.plots import embed, pareto_figure
+from leaderboard.columns import Context, grid
+from leaderboard.html import esc, fmt_bytes
+from leaderboard.plots import PLOT_TITLES, WIDE_ABOVE, embed, overview_caption, overview_figure, overview_points, pareto_caption, pareto_figure
+from leaderboard.language_page import has_language_figures, language_section
 
-#: Rows per generated table page. 400 rows of about 1.5 KB keep every page well under
-#: the 1 MB budget; more rows go to numbered continuation pages.
+#: Rows per generated table page. 400 rows of about 1.8 KB keep every page under the
+#: 1 MB budget; more rows go to numbered continuation pages.
 ROWS_PER_PAGE = 400
 
 Row = dict[str, Any]
@@ -31,180 +31,7 @@ Row = dict[str, Any]
 WIDE = "---\nhide:\n  - navigation\n  - toc\n---\n"
 
 
-# ------------------------------------------------------------------------------------------ cells
-
-
-def _acc_cell(task: str, metric: str) -> Column:
-    col = f"acc_{task}_{metric}"
-
-    def cell(r: Row) -> str:
-        value = r.get(col)
-        if value is None:
-            return ""
-        out = fmt_fraction(value)
-        if r.get(f"{col}_stderr") is not None:
-            out += f' <span class="kompakt-se">± {fmt_fraction(r[f"{col}_stderr"])}</span>'
-        if r.get(f"{col}_limit") is not None:
-            out += f' <span class="kompakt-badge kompakt-limit" title="only the first {r[f"{col}_limit"]} samples">limit {r[f"{col}_limit"]}</span>'
-        return out
-
-    label = TASK_LABELS.get(task, task)
-    return Column(f"{label} {metric}", cell, lambda r: r.get(col), f"lm-eval {task}, metric {metric}, ± standard error", numeric=True)
-
-
-def _variant_cell(r: Row) -> str:
-    ref = ' <span class="kompakt-badge">reference</span>' if r["is_reference"] else ""
-    backend = f' <span class="kompakt-badge kompakt-backend" title="inference backend of the memory and speed figures">{esc(r["backend"])}</span>' if r.get("backend") else ""
-    return f'<span title="{esc(r["lineage"])}">{esc(r["variant_id"])}</span>{ref}{backend}<br><small>{esc(r["lineage"])}</small>'
-
-
-def _source_cell(r: Row) -> str:
-    parts = []
-    for kind in r["provenance"].split("+"):
-        parts.append(f'<span class="kompakt-badge kompakt-{esc(kind)}">{esc(kind)}</span>')
-    if r.get("limit") is not None:
-        parts.append(f'<span class="kompakt-badge kompakt-limit" title="partial: {esc(r.get("limited_tasks"))} on their first documents only">limit {r["limit"]}</span>')
-    if r["status"] != "ok":
-        parts.append(f'<span class="kompakt-badge kompakt-status" title="{esc(r.get("status_reason"))}">{esc(r["status"])}</span>')
-    return " ".join(parts)
-
-
-def _mean_cell(r: Row) -> str:
-    if r["mean_accuracy"] is None:
-        return ""
-    out = fmt_fraction(r["mean_accuracy"])
-    if r.get("mean_basis") and "hellaswag_llamacpp" in r["mean_basis"]:
-        out += ' <span class="kompakt-badge" title="HellaSwag scored on llama.cpp\'s preprocessed text">HS llama.cpp</span>'
-    if r.get("quality_from"):
-        out += f' <span class="kompakt-badge" title="accuracy from {esc(r["quality_from"])}">†</span>'
-    reported = r.get("reported_mean_accuracy")
-    if reported is not None and abs(reported - r["mean_accuracy"]) >= 0.00005:
-        out += f'<br><small title="the average as the source prints it">source: {fmt_fraction(reported)}</small>'
-    return out
-
-
-def _word_ppl_cell(r: Row) -> str:
-    text = fmt_num(r["word_perplexity"])
-    if not text or not r.get("word_perplexity_context"):
-        return text
-    return f'<span title="lm-eval rolling window of {r["word_perplexity_context"]} tokens">{text}</span>'
-
-
-def _delta_cell(r: Row) -> str:
-    if r["delta_mean_accuracy"] is None:
-        return ""
-    return f'{fmt_signed(r["delta_mean_accuracy"])}<br><small>keeps {fmt_percent(r["keeps_mean_accuracy"])}</small>'
-
-
-def _speed_value(r: Row) -> tuple[float | None, str]:
-    if r.get("decode_tokens_per_s") is not None:
-        return r["decode_tokens_per_s"], "decode"
-    if r.get("generate_tokens_per_s") is not None:
-        return r["generate_tokens_per_s"], "generate"
-    return None, ""
-
-
-def _speed_cell(r: Row) -> str:
-    value, kind = _speed_value(r)
-    if value is None:
-        return ""
-    key = f"{kind}_tokens_per_s"
-    out = fmt_num(value, 1)
-    lo, hi = r.get(f"{key}_min"), r.get(f"{key}_max")
-    if lo is not None and hi is not None:
-        out += f' <span class="kompakt-se">[{fmt_num(lo, 1)}–{fmt_num(hi, 1)}]</span>'
-    details = [kind]
-    if r.get(f"{key}_batch"):
-        details.append(f"batch {r[f'{key}_batch']}")
-    if r.get("bandwidth_bound_share") is not None and kind == "decode":
-        details.append(f"{fmt_percent(r['bandwidth_bound_share'])} of bound")
-    return out + f"<br><small>{', '.join(details)}</small>"
-
-
-def _speedup_cell(r: Row) -> str:
-    """``1.32× [1.28–1.36]`` for a paired speed-up, ``≈ 1 (no measurable difference)`` when its interval contains 1,
-    ``1.10×`` for a ratio of two separate runs (older results files)."""
-    value = r.get("speedup")
-    if value is None or not r.get("speedup_paired"):
-        return fmt_ratio(value)
-    interval = f'<span class="kompakt-se">[{fmt_num(r["speedup_low"], 2)}–{fmt_num(r["speedup_high"], 2)}]</span>'
-    if not r.get("speedup_measurable"):
-        return (f'<span title="measured {fmt_ratio(value)}; the 95 % interval contains 1">≈ 1</span> {interval}'
-                "<br><small>no measurable difference</small>")
-    return f"{fmt_ratio(value)} {interval}<br><small>paired, {r['speedup_blocks']} blocks</small>"
-
-
-def _speedup_sort(r: Row) -> float | None:
-    """A speed-up whose interval contains 1 sorts as 1: it is not a number to rank."""
-    if r.get("speedup_paired") and not r.get("speedup_measurable"):
-        return 1.0
-    return r.get("speedup")
-
-
-def _memory_value(r: Row) -> float | None:
-    return r.get("peak_device_bytes") or r.get("peak_host_bytes")
-
-
-def _memory_cell(r: Row) -> str:
-    if r["status"] == "does_not_fit" and r.get("memory_needed_bytes"):
-        return f"needs {fmt_bytes(r['memory_needed_bytes'])}"
-    parts = []
-    if r.get("weights_bytes") is not None:
-        parts.append(f"weights {fmt_bytes(r['weights_bytes'])}")
-    peak = _memory_value(r)
-    if peak is not None:
-        parts.append(f"peak {fmt_bytes(peak)}")
-    badges = "".join(f'<span class="kompakt-badge kompakt-fits" title="measured peak memory fits">fits {esc(b)}</span> ' for b in r.get("fits") or [])
-    return "<br>".join(parts) + (f"<br>{badges.strip()}" if badges else "")
-
-
-def leaderboard_columns(with_model: bool = True, with_hardware: bool = True, root: str = "../../") -> list[Column]:
-    """The leaderboard's columns; ``root`` is the relative path from the page to the site root."""
-    cols = []
-    if with_model:
-        cols.append(Column("Model", lambda r: f'<a href="{root}models/{esc(r["base_model_id"])}/">{esc(r["base_model_name"])}</a>', lambda r: r["base_model_name"]))
-    cols.append(Column("Variant", _variant_cell, lambda r: r["variant_id"], "variant id, the backend that ran it, and its lineage (compression steps in order)"))
-    if with_hardware:
-        cols.append(Column("Hardware", lambda r: f'{esc(r["hardware_label"])}<br><small>profile {esc(r["profile"])}</small>', lambda r: r["hardware_label"]))
-    cols += [
-        Column("Source", _source_cell, lambda r: r["provenance"], "measured by the kompakt harness or reported in a publication"),
-        Column("Mean acc.", _mean_cell, lambda r: r["mean_accuracy"], METRICS["mean_accuracy"].description, numeric=True),
-        Column("Δ vs ref.", _delta_cell, lambda r: r["delta_mean_accuracy"], "change of mean accuracy against the reference variant on the same hardware, both averaged on the same tasks (HellaSwag's text included), and the share of the reference's accuracy kept", numeric=True),
-        Column("Word PPL", _word_ppl_cell, lambda r: r["word_perplexity"], METRICS["word_perplexity"].description, numeric=True),
-        Column("Memory", _memory_cell, _memory_value, "weights as stored and peak memory while generating; badges: common budgets the measured peak fits", numeric=True),
-        Column("tok/s", _speed_cell, lambda r: _speed_value(r)[0], "decode tokens/s (median, [min–max]) or, where only that is known, whole-generate tokens/s", numeric=True),
-        Column("Speed-up", _speedup_cell, _speedup_sort, "decode tokens/s against the reference on the same hardware, backend and batch size; "
-               "[low–high]: the 95 % interval where the two were timed side by side in one run (paired); ≈ 1: that interval "
-               "contains 1, no measurable difference (sorted as 1)", numeric=True),
-        _acc_cell("winogrande", "acc"),
-        _acc_cell("arc_challenge", "acc_norm"),
-        _acc_cell("truthfulqa_mc2", "acc"),
-        _acc_cell("hellaswag", "acc_norm"),
-        _acc_cell("hellaswag_llamacpp", "acc_norm"),
-        Column("Bits/byte", lambda r: fmt_num(r["bits_per_byte"], 3), lambda r: r["bits_per_byte"], METRICS["bits_per_byte"].description, numeric=True),
-    ]
-    return cols
-
-
 # ------------------------------------------------------------------------------------------ pages
-
-
-def _filters() -> dict[str, Callable[[Row], str]]:
-    return {
-        "model": lambda r: r["base_model_name"],
-        "method": lambda r: r["methods"].replace(",", "|"),
-        "hardware": lambda r: r["hardware_label"],
-        "backend": lambda r: r.get("backend") or "",
-        "provenance": lambda r: r["provenance"].replace("+", "|"),
-    }
-
-
-def _filter_options(rows: Sequence[Row]) -> dict[str, list[str]]:
-    options: dict[str, set[str]] = defaultdict(set)
-    for r in rows:
-        for name, get in _filters().items():
-            options[name].update(v for v in get(r).split("|") if v)
-    return {name: sorted(options[name]) for name in _filters()}
 
 
 def _chunks(rows: Sequence[Row]) -> list[Sequence[Row]]:
@@ -221,13 +48,23 @@ def _pager(n_pages: int, current: int, prefix: str) -> str:
     return f'<p class="kompakt-pager">Page {" · ".join(links)}</p>'
 
 
+HOW_TO_READ = (
+    "Click a heading to sort (Shift-click adds a second sort); type under a heading to filter it "
+    "(numbers: `>0.5`, `<=100`, `0.4..0.6`, `<1 GiB`, `95%`); search all columns in the box above; pick columns; "
+    "export the rows and columns shown as CSV. The address bar keeps the view, so a link to it shows the same rows."
+)
+
 NOTES_ON_READING = (
     "Badges: **measured** rows come from the kompakt harness, **reported** rows are transcribed from a publication "
     "(see each model's page for the citation) and are never shown as measured. **limit N** marks a row with tasks "
-    "scored on their first N documents only (hover it for which). **†** marks accuracy taken from another profile, "
+    "scored on their first N documents only (hover it for which). **at chance** marks a score not significantly "
+    "different from answering at random (see the methodology). **†** marks accuracy taken from another profile, "
     "or from a publication, for the same artifact (hover it for which). "
     "Deltas are shown only against a reference measured on the same hardware with the same task versions, few-shot "
-    "counts and limits."
+    "counts and limits. ± is one standard error; the mean accuracy's is the standard error of the mean of the four "
+    "tasks, treating them as independent. Under an accuracy, a change against the reference is called **significant** "
+    "only when its paired test, Holm-adjusted over the variant's tasks, gives p < 0.05; otherwise it reads **no "
+    "measurable change** (see the methodology)."
 )
 
 
@@ -236,20 +73,44 @@ def leaderboard_pages(rows: Sequence[Row]) -> dict[str, str]:
     pages = {}
     chunks = _chunks(rows)
     for i, chunk in enumerate(chunks, start=1):
-        cols = leaderboard_columns(root="../" if i == 1 else "../../")
         prefix = "./" if i == 1 else "../"
         body = [
             WIDE,
             "# Leaderboard\n",
-            f"Every variant of every base model on every piece of hardware: {len(rows)} rows. Click a heading to sort, use the boxes to filter.\n",
+            f"Every variant of every base model on every piece of hardware: {len(rows)} rows"
+            + (f", {ROWS_PER_PAGE} per page; sorting and filtering act within a page, the downloads have every row" if len(chunks) > 1 else "")
+            + ". " + HOW_TO_READ + "\n",
             NOTES_ON_READING + "\n",
             _pager(len(chunks), i, prefix if i == 1 else "../"),
-            filter_bar("leaderboard", _filter_options(rows), {"model": "Model", "method": "Method", "hardware": "Hardware", "backend": "Backend", "provenance": "Source"}),
-            table(chunk, cols, "leaderboard", _filters()),
+            grid(chunk, "leaderboard", Context(root="../" if i == 1 else "../../")),
             "",
         ]
         pages["leaderboard/index.md" if i == 1 else f"leaderboard/{i}.md"] = "\n".join(body)
     return pages
+
+
+#: Rows in the home page's table of the newest measured results.
+NEWEST = 10
+
+
+def overview_block(rows: Sequence[Row], runs: Sequence[Row]) -> str:
+    """The home page's overview figure and, below it, the newest measured results."""
+    points = overview_points(rows)
+    out = []
+    if points:
+        figure = overview_figure(points)
+        out.append(embed(figure, "overview", overview_caption(points, figure["layout"]["meta"]["unlabelled"]), wide=True))
+    else:
+        out.append("<p><em>No variant has a mean accuracy to compare with its reference yet.</em></p>")
+    dates = {r["run_id"]: r["run_date"] for r in runs}
+    measured = [r for r in rows if "measured" in r["provenance"].split("+")]
+    newest = sorted(measured, key=lambda r: (max((dates.get(i, "") for i in r["run_ids"]), default=""), r["variant_id"]), reverse=True)[:NEWEST]
+    if newest:
+        day = max(dates.get(i, "") for r in newest for i in r["run_ids"])[:10]
+        out.append(f"\n## Newest measured results\n\nThe {len(newest)} most recently measured rows (the newest run: {esc(day)}); "
+                   "the <a href=\"leaderboard/\">leaderboard</a> has every row.\n")
+        out.append(grid(newest, "newest", Context(root="")))
+    return "\n".join(out) + "\n"
 
 
 def model_pages(rows: Sequence[Row], frontier: Sequence[Row], runs: Sequence[Row], profiles: dict[str, Profile]) -> dict[str, str]:
@@ -286,8 +147,7 @@ def _model_page(model_id: str, model_rows: list[Row], front_by_group: dict, runs
         label = profiles[profile].label if profile in profiles else ("profile not stated by the source" if profile == UNSPECIFIED else profile)
         out.append(f"## {esc(hardware)}\n")
         out.append(f"<p>Profile <code>{esc(profile)}</code>: {esc(label)}.</p>\n")
-        table_id = _stable_id(f"variants-{profile}-{hardware}")
-        out.append(table(group, leaderboard_columns(with_model=False, with_hardware=False), table_id))
+        out.append(grid(group, f"{model_id}-{_slug(profile)}-{_slug(hardware)}", omit={"model", "hardware"}))
         points = front_by_group.get((model_id, profile, hardware), [])
         by_plot: dict[str, list[Row]] = defaultdict(list)
         for p in points:
@@ -296,11 +156,16 @@ def _model_page(model_id: str, model_rows: list[Row], front_by_group: dict, runs
         if by_plot:
             out.append('\n<div class="kompakt-plots">')
             for plot in sorted(by_plot):
-                title = {"accuracy-memory": "Mean accuracy vs memory", "accuracy-speed": "Mean accuracy vs tokens/s", "perplexity-size": "Word perplexity vs size"}[plot]
-                out.append(embed(pareto_figure(by_plot[plot], rows_by_key, title), _stable_id(f"fig-{profile}-{hardware}-{plot}")))
+                wide = len(by_plot[plot]) > WIDE_ABOVE
+                figure = pareto_figure(by_plot[plot], rows_by_key, PLOT_TITLES[plot], wide=wide)
+                caption = pareto_caption(by_plot[plot], figure["layout"]["meta"]["unlabelled"])
+                out.append(embed(figure, _stable_id(f"fig-{profile}-{hardware}-{plot}"), caption, wide=wide))
             out.append("</div>\n")
         else:
             out.append("\n<p><em>No Pareto plot: fewer than two variants here have both figures of any plot.</em></p>\n")
+        out.append(_lineages(group))
+        if has_language_figures(group):
+            out.append(language_section(group, _stable_id(f"lang-{profile}-{hardware}")))
         notes = sorted({n for r in group for n in r["notes"]})
         if notes:
             out.append("\n<details><summary>Notes on these results</summary><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></details>\n")
@@ -314,6 +179,26 @@ def _model_page(model_id: str, model_rows: list[Row], front_by_group: dict, runs
         out.append("<p>These results files restate another run (e.g. a summary table repeating earlier tables, rounded). They are kept in the database but not ranked.</p>")
         out.append("<ul>" + "".join(f"<li><code>{esc(r['run_id'])}</code> restates <code>{esc(r['duplicate_of'])}</code></li>" for r in sorted(restated, key=lambda r: r["run_id"])) + "</ul>\n")
     return "\n".join(out)
+
+
+def _lineages(group: Sequence[Row]) -> str:
+    """Every variant's lineage with all its parameters, behind a disclosure (the table shows it in one line)."""
+    seen: dict[str, Row] = {}
+    for r in group:
+        if not r["is_reference"]:
+            seen.setdefault(r["variant_id"], r)
+    if not seen:
+        return ""
+    items = "".join(
+        f"<dt><code>{esc(v)}</code> — {esc(r.get('lineage_short') or r['lineage'])}</dt><dd><code>{esc(r['lineage'])}</code></dd>"
+        for v, r in sorted(seen.items())
+    )
+    return f'\n<details class="kompakt-lineages"><summary>Lineages with every parameter</summary><dl>{items}</dl></details>\n'
+
+
+def _slug(text: str) -> str:
+    """Lower-case letters, digits and dashes: a readable, stable part of an id or file name."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
 def _stable_id(text: str) -> str:
@@ -330,22 +215,18 @@ def method_pages(rows: Sequence[Row]) -> dict[str, str]:
         using = [r for r in rows if name in r["methods"].split(",")]
         index.append(f'| <a href="{name}/">{esc(m.label)}</a> | {m.family} | {len(using)} | {esc(m.summary)} |')
         body = [WIDE, f"# {esc(m.label)}\n", f"<p>{esc(m.summary)}</p>\n", f"<p>Family: {m.family}. Name in recipes and results files: <code>{name}</code>.</p>\n"]
-        body += _rows_block(using, f"method-{name}", {"model": "Model", "hardware": "Hardware", "provenance": "Source"},
-                            "variants", "<p><em>No results use this method yet.</em></p>", hide="method")
+        body += _rows_block(using, f"method-{name}", "variants", "<p><em>No results use this method yet.</em></p>")
         pages[f"methods/{name}.md"] = "\n".join(body) + "\n"
     pages["methods/index.md"] = "\n".join(index) + "\n"
     return pages
 
 
-def _rows_block(using: Sequence[Row], table_id: str, labels: dict[str, str], noun: str, empty: str, hide: str | None = None) -> list[str]:
-    """Filter bar and the first page of ``using`` as a leaderboard table (a method's or a profile's page)."""
+def _rows_block(using: Sequence[Row], table_id: str, noun: str, empty: str) -> list[str]:
+    """The first page of ``using`` as a leaderboard grid (a method's or a profile's page)."""
     if not using:
         return [empty]
     chunks = _chunks(using)
-    out = [
-        filter_bar(table_id, {k: v for k, v in _filter_options(using).items() if k != hide}, labels),
-        table(chunks[0], leaderboard_columns(), table_id, _filters()),
-    ]
+    out = [grid(chunks[0], table_id)]
     if len(chunks) > 1:
         out.append(f"\n<p>Showing the first {ROWS_PER_PAGE} of {len(using)} {noun}; the <a href=\"../../leaderboard/\">leaderboard</a> "
                    "and the <a href=\"../../downloads/\">downloads</a> have them all.</p>")
@@ -368,8 +249,7 @@ def hardware_pages(rows: Sequence[Row], profiles: dict[str, Profile]) -> dict[st
         else:
             index.append(f'| <a href="{name}/">{esc(name)}</a> | | | | | {len(using)} |')
             head = [WIDE, f"# {esc(name)}\n", "<p>Reported results whose source does not say on which hardware it measured.</p>\n"]
-        head += _rows_block(using, f"hardware-{name}", {"model": "Model", "method": "Method", "hardware": "Hardware", "backend": "Backend", "provenance": "Source"},
-                            "rows", "<p><em>No results under this profile yet.</em></p>")
+        head += _rows_block(using, f"hardware-{name}", "rows", "<p><em>No results under this profile yet.</em></p>")
         pages[f"hardware/{name}.md"] = "\n".join(head) + "\n"
     pages["hardware/index.md"] = "\n".join(index) + "\n"
     return pages

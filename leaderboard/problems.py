@@ -28,6 +28,9 @@ class Problem:
 @dataclass
 class Report:
     files: int = 0
+    """Files checked (named, or found under the folders named)."""
+    context_files: int = 0
+    """Other files under the results root, read only for the cross-file rules."""
     problems: list[Problem] = field(default_factory=list)
 
     @property

@@ -18,4 +18,6 @@ def print_report(report: Report, quiet_ok: bool = False) -> None:
     errors, warnings = len(report.errors), len(report.warnings)
     if errors or warnings or not quiet_ok:
         status = "FAILED" if errors else "ok"
-        print(f"{report.files} files checked: {errors} errors, {warnings} warnings: {status}", file=sys.stderr)
+        n = report.context_files
+        against = f" (cross-file rules also against {n} other file{'' if n == 1 else 's'} under the results root)" if n else ""
+        print(f"{report.files} file{'' if report.files == 1 else 's'} checked{against}: {errors} errors, {warnings} warnings: {status}", file=sys.stderr)

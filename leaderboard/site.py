@@ -4,8 +4,10 @@ Steps of ``kompakt build``:
 
 1. ingest the results files into ``build/kompakt.duckdb`` (atomic; any invalid file stops here);
 2. read the leaderboard, frontier and runs back from that database;
-3. write the docs folder: hand-written pages from ``site/``, generated pages, the plotly bundle
-   (once, for the whole site), and the downloads (CSV, Parquet, the DuckDB file);
+3. write the docs folder: hand-written pages from ``site/``, generated pages, the plotly bundle and
+   the grid library (Tabulator, installed by ``npm ci`` into ``frontend/node_modules`` at the version
+   ``frontend/package-lock.json`` pins; copied, with its licence, once for the whole site), and the
+   downloads (CSV, Parquet, the DuckDB file);
 4. ``mkdocs build --strict`` into a temporary folder, renamed over the old site only on success.
 
 The build date shown anywhere (the sitemap) comes from the newest result, not the clock, so the
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +35,7 @@ from kompakt import paths
 from kompakt.atomic import atomic_dir
 from kompakt.profiles import all_profiles
 from kompakt.results import json_schema
+from leaderboard import contributing
 from leaderboard import pages as gen
 from leaderboard.mkdocs_hooks import fragments_dir
 from leaderboard.store import IngestError, ingest
@@ -70,7 +74,7 @@ def load_tables(database: Path) -> tuple[list[dict], list[dict], list[dict]]:
     finally:
         con.close()
     for r in rows:
-        for col in ("run_ids", "citations", "notes", "fits"):
+        for col in ("run_ids", "citations", "notes", "fits", "significant_changes"):
             r[col] = json.loads(r[col]) if r.get(col) else []
     return rows, frontier, runs
 
@@ -102,21 +106,114 @@ def _plotly_bundle() -> Path:
     return bundle
 
 
-def _downloads(docs: Path, database: Path) -> str:
+#: The folder whose package.json and package-lock.json pin the site's JavaScript libraries.
+FRONTEND = paths.REPO_ROOT / "frontend"
+#: The data-grid library every table uses, and the files of it the site ships (under assets/vendor/tabulator/).
+GRID_PACKAGE = "tabulator-tables"
+GRID_FILES = {"tabulator.min.js": "dist/js/tabulator.min.js", "tabulator.min.css": "dist/css/tabulator.min.css", "LICENSE.txt": "LICENSE"}
+GRID_ASSETS = "assets/vendor/tabulator"
+INSTALL_HINT = "run scripts/setup-frontend.sh (npm ci in frontend/; `make setup` runs it) or build with plain tables: kompakt build --no-grid"
+
+
+@dataclass(frozen=True)
+class Vendored:
+    """A third-party library the site ships."""
+
+    name: str
+    """Package name."""
+    version: str
+    """Version shipped."""
+    licence: str
+    """Licence name."""
+    licence_file: str
+    """Path of its licence text inside the site."""
+
+
+def grid_library(frontend: Path | None = None) -> tuple[Vendored, dict[str, Path]]:
+    """The pinned grid library in ``frontend/node_modules`` and its files; a clear ``SiteError`` when it is
+    missing or not the version the lockfile pins."""
+    frontend = frontend or FRONTEND
+    lockfile = frontend / "package-lock.json"
+    try:
+        lock = json.loads(lockfile.read_text(encoding="utf-8"))
+        pinned = lock["packages"][f"node_modules/{GRID_PACKAGE}"]["version"]
+    except (OSError, ValueError, KeyError) as err:
+        raise SiteError(f"{lockfile}: cannot read the pinned version of {GRID_PACKAGE} ({err})") from None
+    package = frontend / "node_modules" / GRID_PACKAGE
+    try:
+        meta = json.loads((package / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise SiteError(f"the grid library {GRID_PACKAGE} {pinned} is not installed in {package.parent}: {INSTALL_HINT}") from None
+    if meta.get("version") != pinned:
+        raise SiteError(f"{package} is {GRID_PACKAGE} {meta.get('version')}, but {lockfile} pins {pinned}: {INSTALL_HINT}")
+    files = {name: package / rel for name, rel in GRID_FILES.items()}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise SiteError(f"{GRID_PACKAGE} {pinned} is incomplete (missing {', '.join(missing)}): {INSTALL_HINT}")
+    return Vendored(GRID_PACKAGE, pinned, meta.get("license", "see the licence file"), f"{GRID_ASSETS}/LICENSE.txt"), files
+
+
+def _plotly_licence() -> Path | None:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        files = distribution("plotly").files or []
+    except PackageNotFoundError:
+        return None
+    for f in files:
+        if f.name.upper().startswith("LICENSE"):
+            path = Path(str(f.locate()))
+            if path.is_file():
+                return path
+    return None
+
+
+def _vendor(docs: Path, grid: bool) -> list[Vendored]:
+    """Copy the plotly bundle and (``grid``) the grid library into the docs folder; what was shipped."""
+    import plotly
+
+    scripts = docs / "assets" / "javascripts"
+    scripts.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_plotly_bundle(), scripts / "plotly.min.js")
+    shipped = [Vendored("plotly.js (from the plotly Python package " + plotly.__version__ + ")", _plotly_js_version(), "MIT", "assets/javascripts/plotly.min.js")]
+    licence = _plotly_licence()
+    if licence is not None:
+        shutil.copyfile(licence, scripts / "plotly-LICENSE.txt")
+        shipped[0] = Vendored(shipped[0].name, shipped[0].version, "MIT", "assets/javascripts/plotly-LICENSE.txt")
+    if grid:
+        info, files = grid_library()
+        target = docs / GRID_ASSETS
+        target.mkdir(parents=True, exist_ok=True)
+        for name, source in files.items():
+            shutil.copyfile(source, target / name)
+        shipped.append(info)
+    return shipped
+
+
+def _plotly_js_version() -> str:
+    with _plotly_bundle().open(encoding="utf-8", errors="replace") as f:
+        head = f.read(200)
+    marker = "plotly.js v"
+    return head.split(marker, 1)[1].split()[0] if marker in head else "unknown"
+
+
+def _downloads(docs: Path, database: Path, shipped: Sequence[Vendored] = ()) -> str:
     out = docs / "downloads"
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(database, out / "kompakt.duckdb")
     con = duckdb.connect(str(database), read_only=True)
     try:
         con.execute(f"COPY (SELECT * FROM leaderboard ORDER BY ALL) TO '{out / 'leaderboard.csv'}' (HEADER)")
-        for table in ("leaderboard", "runs", "metrics"):
+        for table in ("leaderboard", "runs", "metrics", "paired"):
             con.execute(f"COPY (SELECT * FROM {table} ORDER BY ALL) TO '{out / (table + '.parquet')}' (FORMAT parquet)")
     finally:
         con.close()
     lines = [
         "# Downloads\n",
         "Everything on this site, as data. The DuckDB file holds the tables `runs` (one row per results file), "
-        "`metrics` (long form), `leaderboard` and `frontier`, and the views `latest_runs`, `latest_metrics` and `deltas`.\n",
+        "`metrics` (long form), `samples` (each document's result from the per-sample files), `paired` (each variant "
+        "against its reference, per task and metric: change with its interval, flips, agreement, p-values), "
+        "`leaderboard` and `frontier`, and the views `latest_runs`, `latest_metrics` and `deltas`.\n",
         "| File | Contents | Size |\n|---|---|---|",
     ]
     for name, what in (
@@ -124,10 +221,16 @@ def _downloads(docs: Path, database: Path) -> str:
         ("leaderboard.parquet", "the leaderboard table"),
         ("runs.parquet", "one row per results file"),
         ("metrics.parquet", "every figure in long form"),
+        ("paired.parquet", "the paired figures against the reference"),
         ("kompakt.duckdb", "the whole database"),
     ):
         lines.append(f"| [{name}](downloads/{name}) | {what} | {gen.fmt_bytes((out / name).stat().st_size)} |")
     lines.append('\nQuery it with `duckdb kompakt.duckdb "SELECT * FROM deltas"`.\n')
+    if shipped:
+        lines.append("## Software this site ships\n")
+        lines.append("Served from this site itself, never from a CDN:\n")
+        for v in shipped:
+            lines.append(f"- {v.name} {v.version}, {v.licence} licence: [licence text]({v.licence_file})")
     return "\n".join(lines) + "\n"
 
 
@@ -167,24 +270,30 @@ def _source_date(runs: list[dict]):
             os.environ["SOURCE_DATE_EPOCH"] = old
 
 
-def generate_docs(docs: Path, database: Path, source: Path | None = None, fragments: Path | None = None) -> tuple[dict[str, str], list[dict]]:
+def generate_docs(docs: Path, database: Path, source: Path | None = None, fragments: Path | None = None, grid: bool = True) -> tuple[dict[str, str], list[dict]]:
     """Write the complete docs folder for MkDocs into ``docs`` and the HTML fragments into
-    ``fragments`` (default: beside ``docs``); return the generated pages and runs."""
+    ``fragments`` (default: beside ``docs``); return the generated pages and runs. ``grid``: ship the
+    grid library (without it the tables stay plain HTML tables)."""
     source = source or paths.REPO_ROOT / "site"
     rows, frontier, runs = load_tables(database)
     profiles = all_profiles()
     shutil.copytree(source, docs, dirs_exist_ok=True)
-    scripts = docs / "assets" / "javascripts"
-    scripts.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_plotly_bundle(), scripts / "plotly.min.js")
+    shipped = _vendor(docs, grid)
     generated: dict[str, str] = {}
     generated.update(gen.leaderboard_pages(rows))
     generated.update(gen.model_pages(rows, frontier, runs, profiles))
     generated.update(gen.method_pages(rows))
     generated.update(gen.hardware_pages(rows, profiles))
     generated["schema.md"] = gen.schema_page(json_schema())
-    generated["downloads.md"] = _downloads(docs, database)
-    blocks = {"summary": _summary_block(rows, runs), "metrics": gen.metrics_table()}
+    generated["downloads.md"] = _downloads(docs, database, shipped)
+    blocks = {
+        "summary": _summary_block(rows, runs),
+        "metrics": gen.metrics_table(),
+        "overview": gen.overview_block(rows, runs),
+        # the contributing page's example pull-request summary and refusals, from the real checks
+        "pr-summary": contributing.pr_summary_block(),
+        "refusals": contributing.refusals_table(),
+    }
     for name in ("index.md", "methodology.md", "contributing.md"):
         generated[name] = _substitute((source / name).read_text(encoding="utf-8"), blocks)
     gen.write_pages(docs, generated, fragments or fragments_dir(docs))
@@ -202,11 +311,15 @@ class _WarningCollector(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def build_site(results_root: Path, out: Path, strict: bool = True, database: Path | None = None) -> SiteResult:
+def build_site(results_root: Path, out: Path, strict: bool = True, database: Path | None = None, grid: bool = True) -> SiteResult:
+    """Ingest ``results_root`` and build the site into ``out``. ``grid``: turn every table into a Tabulator
+    grid (needs the pinned library in ``frontend/node_modules``; checked before anything is written)."""
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
     from mkdocs.exceptions import MkDocsException
 
+    if grid:
+        grid_library()  # fail before ingesting when the library is missing
     database = database or out.parent / "kompakt.duckdb"
     try:
         ingest(results_root, database)
@@ -217,7 +330,7 @@ def build_site(results_root: Path, out: Path, strict: bool = True, database: Pat
         raise SiteError(f"{err}; the previous site and database were left untouched") from None
     docs_target = out.parent / "docs"
     with atomic_dir(fragments_dir(docs_target)) as fragments, atomic_dir(docs_target) as docs:
-        generated, runs = generate_docs(docs, database, fragments=fragments)
+        generated, runs = generate_docs(docs, database, fragments=fragments, grid=grid)
     rows, _, _ = load_tables(database)
     with atomic_dir(out) as site_tmp, _source_date(runs):
         config = load_config(
@@ -227,6 +340,9 @@ def build_site(results_root: Path, out: Path, strict: bool = True, database: Pat
             strict=strict,
             nav=_nav(rows, generated),
         )
+        if not grid:  # plain tables: do not link the library that was not shipped
+            for key in ("extra_javascript", "extra_css"):
+                config[key] = [item for item in config[key] if GRID_ASSETS not in str(item)]
         collector = _WarningCollector()
         logger = logging.getLogger("mkdocs")
         logger.addHandler(collector)

@@ -64,9 +64,12 @@ def why_not(artifact: Any) -> str | None:
         return None
     from harness.build.base_model import saved_quantization_config
 
-    if saved_quantization_config(artifact.model_path) is not None:
-        return "bitsandbytes' packed weights have no GGUF type"
-    return None
+    qc = saved_quantization_config(artifact.model_path)
+    if qc is None:
+        return None
+    if qc.get("quant_method") in ("awq", "gptq"):  # a packed AWQ GEMM / GPTQ checkpoint (harness.build.packing)
+        return "a packed AWQ/GPTQ checkpoint; its integers run on llama.cpp as the recipe's *-gguf export of it"
+    return "bitsandbytes' packed weights have no GGUF type"
 
 
 def f32_gguf(artifact: Any, base: Any) -> tuple[Path, str]:

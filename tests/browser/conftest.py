@@ -28,6 +28,11 @@ CHROMIUM_ARGS = [
     "--disable-default-apps", "--disable-extensions",
 ]
 ARTIFACTS = paths.REPO_ROOT / "test-artifacts"
+#: Strings from results files that must show as text everywhere: a base model's name, a step's parameter,
+#: and a name a spreadsheet would run as a formula.
+HOSTILE_NAME = "<script>alert(1)</script>"
+HOSTILE_PARAM = "<img src=x onerror=alert(2)>"
+FORMULA_NAME = "=1+2"
 
 
 def _why_no_browser() -> str | None:
@@ -63,9 +68,15 @@ def served_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     work = tmp_path_factory.mktemp("browser-site")
     results = work / "results"
     shutil.copytree(paths.results_dir(), results)
-    for variant in ("reference", "awq-4bit", "prune-8"):
+    for variant in ("reference", "awq-4bit", "prune-8", "evil-gguf"):
         r = make_result("evil-model", variant, "cpu")
-        r["base_model"]["name"] = "<script>alert(1)</script>"
+        r["base_model"]["name"] = HOSTILE_NAME
+        if variant == "evil-gguf":
+            r["variant"]["steps"] = [{"method": "gguf", "params": {"quant_type": HOSTILE_PARAM}}]
+        write_result(results, r)
+    for variant in ("reference", "awq-4bit"):
+        r = make_result("formula-model", variant, "cpu")
+        r["base_model"]["name"] = FORMULA_NAME
         write_result(results, r)
     site = build_site(results, work / "build" / "site").site_dir
     handler = functools.partial(QuietHandler, directory=str(site))
@@ -130,10 +141,16 @@ class Watched:
 @pytest.fixture
 def watched(browser, served_site):
     base, _ = served_site
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     page = context.new_page()
     w = Watched(page, base)
     try:
         yield w
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def hostile() -> dict[str, str]:
+    """The hostile strings planted in the served site."""
+    return {"name": HOSTILE_NAME, "param": HOSTILE_PARAM, "formula": FORMULA_NAME}

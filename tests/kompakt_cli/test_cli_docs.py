@@ -53,3 +53,16 @@ def test_validate_exit_codes(tmp_path):
     bad = runner.invoke(app, ["validate", "--results-dir", str(root)])
     assert bad.exit_code == 1
     assert "m/reference/cpu/bad.json: $: error: invalid JSON" in bad.output
+
+
+def test_validate_one_file_against_the_results_dir(tmp_path):
+    from typer.testing import CliRunner
+
+    from leaderboard.synthetic import make_result, write_result
+
+    root = tmp_path / "results"
+    write_result(root, make_result("m", "reference", "cpu"))
+    variant = write_result(root, make_result("m", "awq-4bit", "cpu"))
+    out = CliRunner().invoke(app, ["validate", str(variant), "--results-dir", str(root)])
+    assert out.exit_code == 0, out.output
+    assert "1 file checked (cross-file rules also against 1 other file under the results root): 0 errors, 0 warnings: ok" in out.output

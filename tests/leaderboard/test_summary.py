@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from kompakt.results import ResultsFile
 from leaderboard.flatten import metric_rows, run_row
-from leaderboard.summary import build_rows, frontier_rows
-from leaderboard.synthetic import make_result
+from leaderboard.summary import frontier_rows
+from leaderboard.synthetic import leaderboard_rows, make_result
 
-
-def all_rows(*results):
-    runs, metrics = [], []
-    for r in results:
-        parsed = ResultsFile.model_validate(r)
-        runs.append(run_row(parsed, "f"))
-        metrics.extend(metric_rows(parsed))
-    return build_rows(runs, metrics)
+all_rows = leaderboard_rows
 
 
 def rows_of(*results):
@@ -190,16 +183,16 @@ def test_without_a_reference_the_basis_most_points_share_is_plotted():
 
 
 def test_a_plot_that_leaves_points_out_says_so():
-    from leaderboard.plots import left_out_note, pareto_figure
+    from leaderboard.plots import left_out_note, pareto_caption, pareto_figure
 
     results = [make_result("m", v, "cpu") for v in ("reference", "awq-4bit", "prune-8")]
     results[1]["metrics"]["perplexity"][0]["context_length"] = 2048
     rows = all_rows(*results)
     ppl = [f for f in frontier_rows(rows) if f["plot"] == "perplexity-size"]
     figure = pareto_figure(ppl, {(r["variant_id"], r["backend"]): r for r in rows}, "Word perplexity vs size")
-    assert left_out_note("awq-4bit · pytorch") in figure["layout"]["title"]["text"]
-    drawn = [t for trace in figure["data"] for t in trace["text"]]
-    assert not any("awq" in t for t in drawn)
+    assert left_out_note("awq-4bit · pytorch") in pareto_caption(ppl, 0)
+    drawn = [t for trace in figure["data"] for t in trace.get("text", [])] + [a["text"] for a in figure["layout"]["annotations"]]
+    assert drawn and not any("awq" in t for t in drawn)
 
 
 def test_a_later_partial_run_does_not_displace_a_full_one(memdb):
@@ -397,3 +390,38 @@ def test_a_paired_speedup_replaces_the_ratio_of_two_runs():
     assert set(speed) == {"reference", "rtn8", "gguf-q8"}
     assert {f["x_key"] for f in speed.values()} == {"decode_tokens_per_s_paired"}
     assert speed["gguf-q8"]["x"] == 186.0 and abs(speed["rtn8"]["x"] - 93.93) < 1e-9
+
+
+def test_stderr_of_the_mean_treats_the_tasks_as_independent():
+    from leaderboard.summary import stderr_of_mean
+
+    assert stderr_of_mean([0.03, 0.04]) == 0.025  # sqrt(0.0009 + 0.0016) / 2
+    assert abs(stderr_of_mean([0.014, 0.013, 0.015, 0.005]) - (0.014**2 + 0.013**2 + 0.015**2 + 0.005**2) ** 0.5 / 4) < 1e-15
+    assert stderr_of_mean([0.01, None]) is None
+    assert stderr_of_mean([]) is None
+
+
+def test_rows_carry_the_mean_accuracys_standard_error_and_a_short_lineage():
+    rows = rows_of(make_result("m", "reference", "cpu"), make_result("m", "prune-8-lora", "cpu"))
+    row = rows[("prune-8-lora", "cpu")]
+    assert abs(row["mean_accuracy_stderr"] - (0.014**2 + 0.013**2 + 0.015**2 + 0.005**2) ** 0.5 / 4) < 1e-12
+    assert row["lineage_short"] == "prune 8 layers → LoRA"  # the synthetic step names its rank `rank`, not LoRA's `r`
+    assert row["lineage"] == "prune_depth(n_layers=8) → lora(rank=16)"
+    assert rows[("reference", "cpu")]["lineage_short"] == "reference"
+    no_stderr = make_result("m", "awq-4bit", "cpu")
+    del no_stderr["metrics"]["accuracy"][0]["stderr"]
+    assert rows_of(make_result("m", "reference", "cpu"), no_stderr)[("awq-4bit", "cpu")]["mean_accuracy_stderr"] is None
+
+
+def test_a_packed_quantizer_names_its_format_and_carries_its_bits_per_weight():
+    """A quantizer step that stored its integers packed (record.storage, record.format) says so in the short lineage;
+    the bits per weight it recorded (over its linears and the whole model) become row fields; other rows have none."""
+    packed = make_result("m", "awq-4bit", "cpu")
+    packed["variant"]["steps"] = [{"method": "awq", "params": {"bits": 4, "group_size": 64},
+                                   "record": {"storage": "packed", "format": "awq-gemm", "bits_per_weight_linears": 4.32,
+                                              "bits_per_weight_model": 10.7}}]
+    rows = rows_of(make_result("m", "reference", "cpu"), packed)
+    row = rows[("awq-4bit", "cpu")]
+    assert row["lineage_short"] == "AWQ 4-bit g64 (packed AWQ GEMM)"
+    assert (row["bits_per_weight_linears"], row["bits_per_weight_model"]) == (4.32, 10.7)
+    assert rows[("reference", "cpu")]["bits_per_weight_model"] is None

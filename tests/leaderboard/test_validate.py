@@ -310,3 +310,101 @@ def test_a_paired_speedup_is_optional_and_valid(results_root, write):
     for r in (ref, var, old):
         write(r, f"m/{r['variant']['id']}/cpu/{r['run_id']}.json")
     assert run(results_root).problems == []
+
+
+# ----------------------------------------------------------------------------- one file against the whole results root
+
+
+def named(path: Path, root: Path):
+    """Validate one named file (or folder) with the cross-file rules judged against ``root``."""
+    return validate_paths([path], results_root=root).report
+
+
+def test_one_file_against_a_root_that_holds_its_reference(results_root, write):
+    write(make_result("m", "reference", "cpu"))
+    variant = write(make_result("m", "awq-4bit", "cpu"))
+    report = named(variant, results_root)
+    assert report.problems == []
+    assert report.files == 1 and report.context_files == 1
+    # without the root, the same file alone has no reference: the warning the root removes
+    alone = validate_paths([variant]).report
+    assert any("no reference variant" in str(w) for w in alone.warnings)
+
+
+def test_a_lineage_conflict_with_another_file_names_both(results_root, write):
+    write(make_result("m", "reference", "cpu"))
+    existing = write(make_result("m", "awq-4bit", "a100"))
+    conflicting = make_result("m", "awq-4bit", "cpu")
+    conflicting["variant"]["steps"] = [{"method": "awq", "params": {"bits": 3, "group_size": 128}}]
+    path = write(conflicting)
+    report = named(path, results_root)
+    errors = [str(e) for e in report.errors]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("m/awq-4bit/cpu/m-awq-4bit-cpu-0.json: $.variant.steps: error:")
+    assert "m/awq-4bit/a100/m-awq-4bit-a100-0.json" in errors[0]
+    assert "has another lineage in m/awq-4bit/a100/m-awq-4bit-a100-0.json: awq(bits=3, group_size=128) here, awq(bits=4, group_size=128) there" in errors[0]
+    assert existing.exists()
+
+
+def test_the_named_file_is_blamed_where_it_disagrees_with_the_tree(results_root, write):
+    # the named file sorts before the existing one; the existing one's lineage still stands
+    write(make_result("m", "awq-4bit", "t4"))
+    early = make_result("m", "awq-4bit", "a100")
+    early["variant"]["steps"] = [{"method": "awq", "params": {"bits": 3}}]
+    path = write(early)
+    errors = [e for e in named(path, results_root).errors if "has another lineage" in e.message]
+    assert [e.file for e in errors] == ["m/awq-4bit/a100/m-awq-4bit-a100-0.json"]
+    assert "m/awq-4bit/t4/m-awq-4bit-t4-0.json" in errors[0].message
+
+
+def test_problems_of_other_files_are_not_reported(results_root, write):
+    write(make_result("m", "reference", "cpu"))
+    write("{broken", "m/other/cpu/broken.json")
+    bad = make_result("x", "awq-4bit", "cpu")
+    bad["metrics"]["accuracy"][0]["value"] = 1.5
+    write(bad)
+    variant = write(make_result("m", "prune-8", "cpu"))
+    report = named(variant, results_root)
+    assert report.problems == []
+    # the whole root still reports all of them
+    assert len(run(results_root).errors) == 2
+
+
+def test_a_reused_run_id_is_reported_on_the_named_file(results_root, write):
+    write(make_result("m", "reference", "cpu", run_id="taken"))
+    path = write(make_result("m", "awq-4bit", "cpu", run_id="taken"))
+    errors = [str(e) for e in named(path, results_root).errors]
+    assert errors == ["m/awq-4bit/cpu/taken.json: $.run_id: error: run id 'taken' is also used by m/reference/cpu/taken.json (expected a unique run id)"]
+
+
+def test_duplicate_of_finds_its_target_in_the_root(results_root, write):
+    write(make_result("m", "reference", "cpu", run_id="original"))
+    path = write(make_result("m", "reference", "cpu", run_id="restated", duplicate_of="original"))
+    assert named(path, results_root).problems == []
+    assert any("restates run 'original'" in str(e) for e in validate_paths([path]).report.errors)
+
+
+def test_a_named_file_outside_the_root_is_checked_against_it(results_root, write, tmp_path):
+    write(make_result("m", "reference", "cpu"))
+    outside = tmp_path / "new.json"
+    outside.write_text(json.dumps(make_result("m", "awq-4bit", "cpu")))
+    report = named(outside, results_root)
+    assert report.problems == [] and report.context_files == 1
+
+
+def test_a_base_model_name_clash_is_reported_once_on_the_named_file(results_root, write):
+    write(make_result("m", "reference", "cpu"))
+    other = make_result("m", "awq-4bit", "cpu")
+    other["base_model"]["name"] = "Another Name"
+    path = write(other)
+    warnings = named(path, results_root).warnings
+    assert [(w.file, w.path) for w in warnings] == [("m/awq-4bit/cpu/m-awq-4bit-cpu-0.json", "$.base_model.name")]
+
+
+def test_a_file_named_through_a_linked_folder_is_not_read_twice(results_root, write, tmp_path):
+    write(make_result("m", "reference", "cpu"))
+    write(make_result("m", "awq-4bit", "cpu"))
+    link = tmp_path / "link"
+    link.symlink_to(results_root, target_is_directory=True)
+    report = named(link / "m" / "awq-4bit" / "cpu" / "m-awq-4bit-cpu-0.json", results_root)
+    assert report.problems == [] and report.context_files == 1
