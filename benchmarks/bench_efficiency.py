@@ -2,19 +2,25 @@
 
 Every (variant, backend) is timed paired with the reference on the same backend (issue 18): the
 reference and the variant in alternating blocks within one process (reference, variant, reference,
-...; each block a warm-up and a few timed runs; at least 10 blocks each and 10 s), the speed-up the
-ratio of the medians of the block figures with a 95 % bootstrap interval over the paired blocks
-(:mod:`kompakt.paired`, :mod:`harness.measure.efficiency.pairing`). The reference itself is timed
-against a separately loaded copy of itself (its own load, never the same model object twice): an
-A/A check that must read 1.00x within its interval. The whole benchmark runs twice back to back
+...; each block one untimed and ``--repeats-per-block`` timed runs; at least 10 blocks each and 10 s),
+the speed-up the ratio of the medians of the block figures with a 95 % bootstrap interval over the
+paired blocks (:mod:`kompakt.paired`, :mod:`harness.measure.efficiency.pairing`). The reference itself
+is timed against a separately loaded copy of itself (its own load, never the same model object twice):
+an A/A check that must read 1.00x within its interval. The whole benchmark runs twice back to back
 (``--runs 2``) and prints both runs' batch-1 decode speed-ups, their intervals, whether the two
-intervals overlap and how far the two speed-ups lie apart.
+intervals overlap, the share within 5 % and the worst disagreement.
 
-    python benchmarks/bench_efficiency.py                        # both runs, all variants, profile cpu
+The defaults fit two runs of ``all-methods`` into about 75 minutes on two cores (README, *Paired
+speed-ups*): a 128-token prompt and 32 new tokens instead of the profile's, one timed run per block,
+batch 1; ``--full`` takes the profile's lengths and batch sizes and 3 timed runs per block. Progress
+and the time left are printed before each measurement, and the state is written after each one, so
+``--resume`` (same options) continues a stopped benchmark.
+
+    python benchmarks/bench_efficiency.py --write-results        # both runs; results files of the first under data/results/
+    python benchmarks/bench_efficiency.py --write-results --resume   # continue after a stop
     python benchmarks/bench_efficiency.py --runs 1 --quick       # a smoke run (few short blocks), not figures to keep
     python benchmarks/bench_efficiency.py --only reference,gguf-q8_0
-    python benchmarks/bench_efficiency.py --json /tmp/eff.json   # also keep every figure
-    python benchmarks/bench_efficiency.py --write-results        # results files of the first run under data/results/
+    python benchmarks/bench_efficiency.py --json /tmp/eff.json   # the state (every figure) in another file
     python benchmarks/bench_efficiency.py --runs 1 --quick --write-results --results-dir /tmp/results
 
 Variants: those of a recipe (``--recipe``, default ``all-methods``), built (or taken from the
@@ -45,6 +51,7 @@ earlier one left in the allocator, nor by the reference.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -140,7 +147,7 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
 
 
 def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, queue: Any, batch_sizes: list[int] | None,
-            memory: bool, threads: int | None) -> None:
+            memory: bool, threads: int | None, lengths: dict[str, int]) -> None:
     try:
         from harness.measure.efficiency import DoesNotFit, PairedReference, measure
 
@@ -153,8 +160,10 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: Paired
         from kompakt.profiles import get_profile
 
         reference = PairedReference(spec.reference, spec.reference_label, aa_check=spec.aa, rule=paired_rule)
+        # the benchmark's timed lengths (prompt, new tokens) in place of the profile's; recorded in every throughput entry
+        profile = get_profile(profile_name).model_copy(update=lengths)
         try:
-            r = measure(spec.path, get_profile(profile_name), spec.backend, rule=rule, bandwidth=bw, batch_sizes=batch_sizes, memory=memory,
+            r = measure(spec.path, profile, spec.backend, rule=rule, bandwidth=bw, batch_sizes=batch_sizes, memory=memory,
                         backend_options=options, reference=reference,
                         log=lambda m: print(f"    {spec.variant} {m}", file=sys.stderr, flush=True))
         except DoesNotFit as err:
@@ -172,10 +181,10 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: Paired
 
 
 def run_one(spec: Spec, profile: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, batch_sizes: list[int] | None = None,
-            memory: bool = True, threads: int | None = None) -> dict[str, Any]:
+            memory: bool = True, threads: int | None = None, lengths: dict[str, int] | None = None) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_worker, args=(spec, profile, rule, paired_rule, bw, q, batch_sizes, memory, threads))
+    p = ctx.Process(target=_worker, args=(spec, profile, rule, paired_rule, bw, q, batch_sizes, memory, threads, lengths or {}))
     p.start()
     out = q.get()
     p.join()
@@ -273,7 +282,7 @@ def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]
 
 
 def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]], base: Any, profile: str, command: str,
-                  root: Path | None) -> list[Path]:
+                  root: Path | None, how: str | None = None) -> list[Path]:
     """One results file per (variant, backend), through the harness's own writer (validated, atomic). Each throughput
     figure carries its paired record; the peak-memory ratio against the reference on the same backend is added to it
     (both peaks measured in this run, each in its own process)."""
@@ -294,6 +303,8 @@ def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]],
         notes = list(r.get("notes", []))
         if s.notes and not s.aa:
             notes.insert(0, s.notes)  # how this backend got the artifact (the reference's goes in its variant notes)
+        if how:
+            notes.insert(0, f"efficiency benchmark: {how}")
         if "does_not_fit" in r:
             status, metrics = Status(**r["does_not_fit"]), Metrics()
         else:
@@ -321,76 +332,261 @@ def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]],
     return written
 
 
-def dump(path: Path, bws: list[Any], runs: list[dict[tuple[str, str], dict[str, Any]]], loads: list[float]) -> None:
-    data = {"bandwidth": [b.__dict__ for b in bws], "load_averages": loads,
-            "runs": [{f"{k[0]}|{k[1]}": v for k, v in r.items()} for r in runs]}
-    path.write_text(json.dumps(data, indent=1, default=str))
+# --------------------------------------------------------------------------- settings, state and progress
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass(frozen=True)
+class Settings:
+    """What a benchmark's figures depend on; a state file is resumed only under the same settings."""
+
+    profile: str
+    """Profile name (device, dtype, batch sizes, context length of the memory run)."""
+    recipe: str
+    """Recipe whose variants are measured."""
+    only: tuple[str, ...]
+    """Variant ids measured (empty: all of the recipe)."""
+    backends: tuple[str, ...]
+    """Backends measured."""
+    batch_sizes: tuple[int, ...] | None
+    """Batch sizes of the first run (None: the profile's)."""
+    repeat_batch_sizes: tuple[int, ...] | None
+    """Batch sizes of the runs after the first (None: as the first)."""
+    prompt_tokens: int | None
+    """Prompt length of the timed runs (None: the profile's)."""
+    new_tokens: int | None
+    """Tokens generated per timed run (None: the profile's)."""
+    min_blocks: int
+    """Pairs of blocks at least."""
+    min_seconds: float
+    """Seconds of timed work per side at least."""
+    repeats_per_block: int
+    """Timed runs per block after its untimed one."""
+    runs: int
+    """Back-to-back runs of the whole benchmark."""
+    threads: int | None
+    """Threads of both backends (None: PyTorch's default)."""
+
+    def lengths(self) -> dict[str, int]:
+        """The profile fields the timed runs override."""
+        out = {}
+        if self.prompt_tokens is not None:
+            out["prompt_tokens"] = self.prompt_tokens
+        if self.new_tokens is not None:
+            out["new_tokens"] = self.new_tokens
+        return out
+
+    def sizes(self, run: int) -> list[int] | None:
+        """Batch sizes of run ``run`` (0-based)."""
+        chosen = self.repeat_batch_sizes if run > 0 and self.repeat_batch_sizes else self.batch_sizes
+        return list(chosen) if chosen else None
+
+    def describe(self, profile: Any) -> str:
+        """One line for the report and the results files' notes."""
+        prompt = self.prompt_tokens or profile.prompt_tokens
+        new = self.new_tokens or profile.new_tokens
+        first = list(self.batch_sizes or profile.batch_sizes)
+        later = list(self.repeat_batch_sizes or first)
+        differs = "" if (prompt, new) == (profile.prompt_tokens, profile.new_tokens) else (
+            f" (the profile's: {profile.prompt_tokens} and {profile.new_tokens})")
+        return (f"timed with a {prompt}-token prompt and {new} new tokens{differs}; paired blocks of 1 untimed and "
+                f"{self.repeats_per_block} timed run(s), at least {self.min_blocks} pairs and {self.min_seconds:g} s of timed work "
+                f"per side; batch sizes {first} in run 1" + (f", {later} in the later runs" if self.runs > 1 else "")
+                + "; peak memory in run 1 only")
+
+
+def _state(settings: Settings, bws: list[Any], runs: list[dict[tuple[str, str], dict[str, Any]]], loads: list[float],
+           seconds: dict[str, float]) -> dict[str, Any]:
+    return {"settings": dataclasses.asdict(settings), "bandwidth": [dataclasses.asdict(b) for b in bws], "load_averages": loads,
+            "seconds": seconds, "runs": [{f"{k[0]}|{k[1]}": v for k, v in r.items()} for r in runs]}
+
+
+def dump(path: Path, state: dict[str, Any]) -> None:
+    """Write the state atomically: a benchmark stopped at any point keeps what it measured."""
+    from kompakt.atomic import write_text
+
+    write_text(path, json.dumps(state, indent=1, default=str) + "\n")
+
+
+def load_state(path: Path, settings: Settings) -> tuple[list[Any], list[dict[tuple[str, str], dict[str, Any]]], list[float], dict[str, float]]:
+    """What an earlier benchmark under the same settings measured: bandwidths, runs (the last one possibly
+    partial), load averages and seconds per measurement. Raises ``SystemExit`` with the reason when the file cannot
+    be resumed."""
+    from harness.measure.efficiency.bandwidth import Bandwidth
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        saved = data["settings"]
+        bws = [Bandwidth(**b) for b in data["bandwidth"]]
+        runs = [{tuple(k.split("|", 1)): v for k, v in r.items()} for r in data["runs"]]
+    except FileNotFoundError:
+        raise SystemExit(f"--resume: no state file at {path}; start without --resume") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"--resume: {path} is not a benchmark state file ({type(err).__name__}: {err}); start without --resume") from None
+    ours = json.loads(json.dumps(dataclasses.asdict(settings)))
+    changed = sorted(k for k in set(ours) | set(saved) if ours.get(k) != saved.get(k))
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} there, {ours.get(k)!r} now" for k in changed)
+        raise SystemExit(f"--resume: {path} was measured under other settings ({detail}); give the same options or start afresh")
+    return bws, runs, list(data.get("load_averages", [])), dict(data.get("seconds", {}))
+
+
+def remaining_seconds(todo: list[tuple[int, Spec]], seconds: dict[str, float]) -> float | None:
+    """About how long the measurements in ``todo`` (run index, spec) take, from ``seconds`` (``"run|variant|backend"``:
+    seconds taken). The first run measures memory and its own batch sizes, the later ones only speed, so runs are of two
+    kinds. Each measurement is estimated as the same (variant, backend) in a run of its kind; else as its first run
+    times the mean ratio of later to first runs so far; else as the mean of its backend's measurements of its kind,
+    else of all of its kind, else of all. None before anything was measured."""
+    if not seconds:
+        return None
+    parsed = [(int(k.split("|", 1)[0]), k.split("|", 1)[1], v) for k, v in seconds.items()]
+
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    first = {key: v for run, key, v in parsed if run == 0}
+    ratio = mean([v / first[key] for run, key, v in parsed if run > 0 and first.get(key)])
+    total = 0.0
+    for run, s in todo:
+        key, later = f"{s.variant}|{s.backend}", run > 0
+        kind = [(k, v) for r, k, v in parsed if (r > 0) == later]
+        guess = (mean([v for k, v in kind if k == key])
+                 or (first[key] * ratio if later and key in first and ratio else None)
+                 or mean([v for k, v in kind if k.endswith(f"|{s.backend}")])
+                 or mean([v for _, v in kind])
+                 or mean([v for _, _, v in parsed]))
+        total += guess or 0.0
+    return total
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown until the first measurement ends"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
+
+
+# --------------------------------------------------------------------------- main
+
+
+#: The fuller protocol (the profile's lengths and batch sizes, 3 timed runs per block, every batch size in every run):
+#: about 8 hours for all-methods on two cores, against about 1.3 hours for the defaults (README, *Paired speed-ups*).
+FULL = {"prompt_tokens": None, "new_tokens": None, "repeats_per_block": 3, "batch_sizes": "profile", "repeat_batch_sizes": "same"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--runs", type=int, default=2, help="back-to-back runs of the whole benchmark (2 to check agreement)")
     ap.add_argument("--recipe", default="all-methods", help="recipe whose variants to measure (built or taken from the cache)")
     ap.add_argument("--only", help="comma-separated variant ids (the reference's A/A check is one of them: 'reference')")
     ap.add_argument("--backends", default="pytorch,llama.cpp")
-    ap.add_argument("--batch-sizes", help="comma-separated batch sizes instead of the profile's")
-    ap.add_argument("--repeat-batch-sizes", help="comma-separated batch sizes of the runs after the first (default: the same as the first); "
-                    "e.g. 1 to check the agreement of batch-1 decode, the ranked figure, in less time")
+    ap.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes of the first run (default 1, the ranked figure; "
+                    "'profile' for the profile's, 1 and 4 on the cpu profile: the 8-bit packed kernel alone then adds half an hour)")
+    ap.add_argument("--repeat-batch-sizes", default="1", help="comma-separated batch sizes of the runs after the first (default 1: the "
+                    "ranked figure, whose agreement between the runs is checked); 'same' for the first run's")
+    ap.add_argument("--prompt-tokens", type=int, default=128, help="prompt length of the timed runs (default 128; 0: the profile's)")
+    ap.add_argument("--new-tokens", type=int, default=32, help="tokens generated per timed run (default 32; 0: the profile's)")
     ap.add_argument("--threads", type=int, help="threads for both backends and the bandwidth copy (default: PyTorch's, the physical cores)")
-    ap.add_argument("--min-blocks", type=int, default=10, help="pairs of blocks at least (default 10)")
-    ap.add_argument("--repeats-per-block", type=int, default=3, help="timed runs in each block after its warm-up (default 3)")
+    ap.add_argument("--min-blocks", type=int, default=10, help="pairs of blocks at least (default 10; at least 10 unless --quick)")
+    ap.add_argument("--repeats-per-block", type=int, default=1, help="timed runs in each block after its untimed one (default 1)")
+    ap.add_argument("--full", action="store_true", help="the fuller protocol: the profile's prompt and generation lengths and batch "
+                    "sizes, 3 timed runs per block, every batch size in every run (about six times as long)")
     ap.add_argument("--quick", action="store_true", help="3 short blocks and no time minimum: a smoke run, not figures to keep")
-    ap.add_argument("--json", type=Path, help="write every figure of every run to this file")
+    ap.add_argument("--json", type=Path, help="the state file: every figure of every run, written after each measurement "
+                    "(default: <KOMPAKT_CACHE>/bench-efficiency/state.json)")
+    ap.add_argument("--resume", action="store_true", help="continue the benchmark the state file holds (same options), "
+                    "measuring only what it lacks")
     ap.add_argument("--write-results", action="store_true", help="write results files of the first run (which also measures memory)")
     ap.add_argument("--results-dir", type=Path, help="where --write-results writes (default: data/results/)")
     args = ap.parse_args(argv)
+    if args.full:
+        for k, v in FULL.items():
+            setattr(args, k, v)
+    if not args.quick and args.min_blocks < 10:
+        ap.error("--min-blocks: at least 10 pairs of blocks (fewer make no interval worth recording); --quick for a smoke run")
+    if args.repeats_per_block is not None and args.repeats_per_block < 1:
+        ap.error("--repeats-per-block: at least 1")
+    return args
 
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    def sizes(text: str | None) -> tuple[int, ...] | None:
+        return tuple(int(b) for b in text.split(",")) if text and text not in ("same", "profile") else None
+
+    quick = args.quick
+    return Settings(
+        profile=args.profile, recipe=args.recipe, only=tuple(args.only.split(",")) if args.only else (),
+        backends=tuple(args.backends.split(",")), batch_sizes=sizes(args.batch_sizes), repeat_batch_sizes=sizes(args.repeat_batch_sizes),
+        prompt_tokens=args.prompt_tokens or None, new_tokens=args.new_tokens or None,
+        min_blocks=3 if quick else args.min_blocks, min_seconds=0.0 if quick else 10.0, repeats_per_block=1 if quick else args.repeats_per_block,
+        runs=args.runs, threads=args.threads,
+    )
+
+
+def measure_all(specs: list[Spec], settings: Settings, state_path: Path, resume: bool, rule: RepeatRule, paired_rule: PairedRule
+                ) -> tuple[list[dict[tuple[str, str], dict[str, Any]]], list[Any], list[float]]:
+    """Every run of every spec, resuming from ``state_path`` when asked; progress and an estimate of the time left on stderr."""
     from harness.measure.efficiency.bandwidth import measure_bandwidth
+
+    bws, runs, loads, seconds = load_state(state_path, settings) if resume else ([], [], [os.getloadavg()[0]], {})
+    t_all = time.perf_counter()
+    total = settings.runs * len(specs)
+    for i in range(settings.runs):
+        if i >= len(bws):
+            bws.append(measure_bandwidth("cpu"))
+        if i >= len(runs):
+            runs.append({})
+        results = runs[i]
+        print(f"run {i + 1}: {bws[i].note()}; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+        for s in specs:
+            key = (s.variant, s.backend)
+            done = sum(len([1 for x in r.values() if "error" not in x]) for r in runs)
+            if key in results and "error" not in results[key]:
+                print(f"  {s.variant} on {s.backend}: from {state_path.name}", file=sys.stderr)
+                continue
+            todo = [(j, t) for j in range(i, settings.runs) for t in specs if (t.variant, t.backend) not in (runs[j] if j < len(runs) else {})]
+            print(f"  [{done + 1}/{total}] {s.variant} on {s.backend} (time left in all: {fmt_duration(remaining_seconds(todo, seconds))})",
+                  file=sys.stderr)
+            t0 = time.perf_counter()
+            results[key] = run_one(s, settings.profile, rule, paired_rule, bws[i], settings.sizes(i), memory=i == 0, threads=settings.threads,
+                                   lengths=settings.lengths())
+            r = results[key]
+            seconds[f"{i}|{s.variant}|{s.backend}"] = time.perf_counter() - t0
+            status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else "ok")
+            loads.append(os.getloadavg()[0])
+            print(f"  {s.variant} on {s.backend}: {status} ({time.perf_counter() - t0:.0f} s, load average {loads[-1]:.1f})", file=sys.stderr)
+            dump(state_path, _state(settings, bws, runs, loads, seconds))  # after every measurement: resumable
+    print(f"\nProfile `{settings.profile}`, {len(runs)} run(s) back to back, {time.perf_counter() - t_all:.0f} s in this session "
+          f"({sum(seconds.values()):.0f} s of measurements in all).")
+    return runs, bws, loads
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = settings_of(args)
+    from kompakt import paths
+    from kompakt.profiles import get_profile
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)  # the bandwidth copy runs on the threads the backends get
 
-    if args.quick:
-        rule = RepeatRule(warmup=1, min_runs=3, min_seconds=0.0)
-        paired_rule = PairedRule(RepeatRule(warmup=1, min_runs=3, min_seconds=0.0), repeats=1)
-    else:
-        rule = RepeatRule()
-        paired_rule = PairedRule(RepeatRule(warmup=1, min_runs=args.min_blocks, min_seconds=10.0, max_runs=200, max_seconds=600.0),
-                                 repeats=args.repeats_per_block)
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None
-    repeat_sizes = [int(b) for b in args.repeat_batch_sizes.split(",")] if args.repeat_batch_sizes else None
-    specs, notes, base = plan(set(args.only.split(",")) if args.only else None, set(args.backends.split(",")), args.recipe)
-    runs: list[dict[tuple[str, str], dict[str, Any]]] = []
-    bws = []
-    loads: list[float] = [os.getloadavg()[0]]
-    t_all = time.perf_counter()
-    for i in range(args.runs):
-        bw = measure_bandwidth("cpu")
-        bws.append(bw)
-        print(f"run {i + 1}: {bw.note()}; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
-        results = {}
-        for s in specs:
-            t0 = time.perf_counter()
-            # Peak memory is measured in the first run only (the agreement check is on speed).
-            sizes = repeat_sizes if i > 0 and repeat_sizes else batch_sizes
-            results[(s.variant, s.backend)] = run_one(s, args.profile, rule, paired_rule, bw, sizes, memory=i == 0, threads=args.threads)
-            r = results[(s.variant, s.backend)]
-            status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else "ok")
-            load = os.getloadavg()[0]
-            loads.append(load)
-            print(f"  {s.variant} on {s.backend}: {status} ({time.perf_counter() - t0:.0f} s, load average {load:.1f})", file=sys.stderr)
-            if args.json:  # after every measurement, so a long benchmark that is stopped keeps what it measured
-                dump(args.json, bws, runs + [results], loads)
-        runs.append(results)
-    print(f"\nProfile `{args.profile}`, {len(runs)} run(s) back to back, {time.perf_counter() - t_all:.0f} s in all.")
+    blocks = RepeatRule(warmup=1, min_runs=settings.min_blocks, min_seconds=settings.min_seconds,
+                        max_runs=200 if not args.quick else settings.min_blocks, max_seconds=600.0)
+    paired_rule = PairedRule(blocks, repeats=settings.repeats_per_block)
+    rule = RepeatRule(warmup=1, min_runs=3, min_seconds=0.0) if args.quick else RepeatRule()
+    state_path = args.json or paths.cache_dir() / "bench-efficiency" / "state.json"
+    specs, notes, base = plan(set(settings.only) or None, set(settings.backends), settings.recipe)
+    how = settings.describe(get_profile(settings.profile))
+    print(f"{len(specs)} measurements a run, {settings.runs} run(s): {how}; state in {state_path}", file=sys.stderr)
+    runs, bws, loads = measure_all(specs, settings, state_path, args.resume, rule, paired_rule)
     for i, bw in enumerate(bws):
         print(f"- run {i + 1}: {bw.note()}")
     # Other work on the machine shows up as spread: the 1-minute load average before the benchmark and after each
     # measurement, against the number of cores, says how quiet the machine was.
     print(f"- load average before and after each measurement: {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores")
+    print(f"- {how}")
     for n in notes:
         print(f"- {n}")
     first = next((r for r in runs[0].values() if "notes" in r), None)
@@ -406,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines))
     if args.write_results:
         command = "python benchmarks/bench_efficiency.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        for p in write_results(specs, runs[0], base, args.profile, command, args.results_dir):
+        for p in write_results(specs, runs[0], base, settings.profile, command, args.results_dir, how):
             print(f"wrote {p}", file=sys.stderr)
     return 0
 

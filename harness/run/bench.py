@@ -93,7 +93,8 @@ class VariantJob:
     planned: tuple[Any, Any] | None = None
     """(BaseModelInfo, Variant) as planned, for the results file of a variant whose build fails."""
     reference: PairingReference | None = None
-    """What its speed is paired with (None for the reference itself: it is timed alone)."""
+    """What its speed is paired with: the reference (for the reference itself a second load of itself, the A/A check);
+    None: timed alone."""
 
     def get(self) -> Any:
         if self.artifact is None:

@@ -3,11 +3,12 @@
 Unlike the quality tasks it does not use the model loaded for quality: each backend loads the
 artifact as stored (:mod:`harness.measure.efficiency`), after the quality model has been freed.
 
-A variant that is not the reference is timed paired with the reference on the same backend
+A variant is timed paired with the reference on the same backend
 (:mod:`harness.measure.efficiency.pairing`): alternating blocks in one run, speed-ups with their
 confidence intervals in each throughput figure's ``paired`` record. The reference itself is timed
-alone (no speed-up). Where the reference cannot run on the variant's backend, the figures are
-timed alone and a note says why.
+against a separately loaded copy of itself (the A/A check: its speed-up must read 1.00 within its
+interval). Where the reference cannot run on the variant's backend, the figures are timed alone and
+a note says why.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class EfficiencyTask(Task):
             except Exception as err:  # the reference cannot run on this backend: time alone, say why
                 notes.append(f"speed timed alone, not paired with the reference: {type(err).__name__}: {err}")
             else:
-                reference = PairedReference(path, label)
+                # the reference's own job: a second load of the same files, the A/A check
+                reference = PairedReference(path, label, aa_check=artifact.key == ctx.reference.key)
         eff = measure(artifact.model_path, ctx.config.profile, backend=name, artifact_path=artifact.path, log=ctx.say,
                       reference=reference)
         return TaskPayload(
