@@ -27,7 +27,9 @@ Adding a compression method:
 1. write ``harness/build/methods/<name>.py`` with a pydantic ``Config`` (unknown keys are
    errors, every field has a ``description``; methods that read calibration text extend
    ``CalibrationConfig``) and a ``Method`` subclass whose ``apply(model, config, ctx)``
-   returns the model and a ``record`` of what it found;
+   returns the model and a ``record`` of what it found (a weight quantizer subclasses
+   ``harness.build.methods.rtn.Quantizer`` instead: its ``quantize`` returns the integers of each
+   linear, which :mod:`harness.build.packing` stores as a packed checkpoint);
 2. add one ``MethodInfo(name, family, label, summary, "harness.build.methods.<name>:<Class>")``
    to ``kompakt/methods.py``; recipes, ``kompakt methods``, validation with did-you-mean and
    the site pick it up from there;

@@ -23,7 +23,7 @@ def _require() -> None:
     from harness.requirements import MissingPackageError, require
 
     try:
-        require("bench", purpose="kompakt bench")
+        require("bench", "packed", purpose="kompakt bench")
     except MissingPackageError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from None

@@ -32,7 +32,28 @@ def lineage_short(r: ResultsFile) -> str:
     if r.variant.is_reference:
         return "reference"
     catalogue = method_catalogue.METHODS
-    return " → ".join(catalogue[s.method].short_label(s.params) if s.method in catalogue else s.method for s in r.variant.steps)
+    return " → ".join((catalogue[s.method].short_label(s.params) if s.method in catalogue else s.method) + _packed(s)
+                      for s in r.variant.steps)
+
+
+#: How a packed checkpoint's format reads in a lineage (a quantizer step's ``record.format``).
+PACKED_FORMATS = {"awq-gemm": "AWQ GEMM", "gptq": "GPTQ"}
+
+
+def _packed(step: Step) -> str:
+    """`` (packed AWQ GEMM)`` for a quantizer step that stored its integers packed, else nothing."""
+    fmt = step.record.get("format") if step.record.get("storage") == "packed" else None
+    return f" (packed {PACKED_FORMATS.get(str(fmt), str(fmt))})" if fmt else ""
+
+
+def bits_per_weight(r: ResultsFile) -> dict[str, float | None]:
+    """Bits per weight of a packed artifact as its last step recorded them: over the quantized linears and over the
+    whole model (what stays float included); None for everything else."""
+    for step in reversed(r.variant.steps):
+        linears, model = step.record.get("bits_per_weight_linears"), step.record.get("bits_per_weight_model")
+        if isinstance(linears, (int, float)) and isinstance(model, (int, float)):
+            return {"bits_per_weight_linears": float(linears), "bits_per_weight_model": float(model)}
+    return {"bits_per_weight_linears": None, "bits_per_weight_model": None}
 
 
 def hardware_label(r: ResultsFile) -> str:
@@ -79,6 +100,7 @@ def run_row(r: ResultsFile, file: str) -> dict[str, Any]:
         "is_reference": r.variant.is_reference,
         "lineage": lineage_label(r),
         "lineage_short": lineage_short(r),
+        **bits_per_weight(r),
         "lineage_json": json.dumps([s.model_dump(mode="json", exclude_none=True) for s in r.variant.steps], ensure_ascii=False),
         "methods": ",".join(dict.fromkeys(s.method for s in r.variant.steps)) or "reference",
         "method_families": ",".join(families),

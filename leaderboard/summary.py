@@ -229,6 +229,8 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
         "is_reference": latest["is_reference"],
         "lineage": latest["lineage"],
         "lineage_short": latest.get("lineage_short") or latest["lineage"],
+        "bits_per_weight_linears": latest.get("bits_per_weight_linears"),
+        "bits_per_weight_model": latest.get("bits_per_weight_model"),
         "methods": latest["methods"],
         "method_families": latest["method_families"],
         "profile": profile,

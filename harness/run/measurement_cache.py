@@ -28,8 +28,9 @@ from harness.measure.tasks import TaskPayload, get_task
 if TYPE_CHECKING:  # pragma: no cover
     from harness.run.bench import BenchConfig
 
-#: Bump when a change in the harness changes what a cached measurement means.
-MEASUREMENT_VERSION = 1
+#: Bump when a change in the harness changes what a cached measurement means. 2: weights are counted after a
+#: forward pass with what packed kernels hold; packed checkpoints load on their kernels.
+MEASUREMENT_VERSION = 2
 
 
 def _versions() -> dict[str, str | None]:
@@ -58,6 +59,7 @@ def measurement_key(artifact: Any, config: BenchConfig, task: str) -> dict[str, 
         "limit": config.limit_for(task),
         "num_fewshot": config.num_fewshot.get(task),
         **spec.cache_settings(config),
+        **spec.artifact_settings(artifact),
         "data": spec.fingerprint(config.data_dir),
         "versions": _versions(),
     }

@@ -146,6 +146,10 @@ class Task:
         """Run settings besides limit and few-shot count that change the task's figures."""
         return {}
 
+    def artifact_settings(self, artifact: Any) -> dict[str, Any]:
+        """What about the artifact, besides its key and format, changes how the task measures it (e.g. whose logits)."""
+        return {}
+
     def complete(self, payload: TaskPayload, config: RunSettings) -> TaskPayload:
         """Add to a payload read from the measurement cache what the task now records beside its figures and
         what depends on the data alone (an accuracy's chance level); the default adds nothing."""
