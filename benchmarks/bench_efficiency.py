@@ -10,7 +10,7 @@ an A/A check that must read 1.00x within its interval. The whole benchmark runs 
 (``--runs 2``) and prints both runs' batch-1 decode speed-ups, their intervals, whether the two
 intervals overlap, the share within 5 % and the worst disagreement.
 
-The defaults fit two runs of ``all-methods`` into about 75 minutes on two cores (README, *Paired
+The defaults fit two runs of ``all-methods`` into about 85 minutes on two cores (README, *Paired
 speed-ups*): a 128-token prompt and 32 new tokens instead of the profile's, one timed run per block,
 batch 1; ``--full`` takes the profile's lengths and batch sizes and 3 timed runs per block. Progress
 and the time left are printed before each measurement, and the state is written after each one, so
@@ -92,12 +92,13 @@ class Spec:
         return self.variant == "reference"
 
 
-def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-methods") -> tuple[list[Spec], list[str], Any]:
-    """One spec per variant of the recipe and backend that can run it as it is (module docstring).
-    Variants are built (or taken from the artifact cache) exactly as ``kompakt bench`` builds them,
-    so the lineage is the same."""
+def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-methods", also: tuple[str, ...] = ()
+         ) -> tuple[list[Spec], list[str], Any]:
+    """One spec per variant of the recipe and backend that can run it as it is (module docstring), plus the variants
+    ``also`` names (``recipe:variant``, from another recipe on the same base model). Variants are built (or taken
+    from the artifact cache) exactly as ``kompakt bench`` builds them, so the lineage is the same."""
     from harness.build import artifacts
-    from harness.build.as_gguf import f32_gguf, why_not
+    from harness.build.as_gguf import f32_gguf
     from harness.build.base_model import resolve
     from harness.build.recipes import find_recipe, load_recipe
     from harness.measure.backends.llamacpp import available
@@ -115,35 +116,52 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
     if use_llama:
         refs["llama.cpp"] = f32_gguf(ref_art, base)
     label = {b: f"reference (artifact {ref_art.key[:12]}, {path.name})" for b, (path, _) in refs.items()}
+    wanted = [(recipe, vid) for vid in recipe.variants]
+    for item in also:
+        name, _, vid = item.partition(":")
+        other = load_recipe(find_recipe(name))
+        if vid not in other.variants:
+            raise SystemExit(f"--also {item}: recipe {name} has no variant {vid!r}; its variants: {', '.join(other.variants)}")
+        if vid not in recipe.variants:
+            wanted.append((other, vid))
     specs: list[Spec] = []
-    for vid, rv in recipe.variants.items():
+    for r, vid in wanted:
         if only and vid not in only:
             continue
-        if rv.is_reference:
+        if r.variants[vid].is_reference:
             for backend in ("pytorch", "llama.cpp"):
                 if backend in backends and backend in refs:
                     path, note = refs[backend]
                     lineage = ref_art.variant.model_copy(update={"notes": note or ref_rv.notes})
                     specs.append(Spec("reference", backend, path, path, label[backend], lineage=lineage))
             continue
-        art = artifacts.build(recipe, vid, base=base, show_progress=False)
-        lineage = art.variant.model_copy(update={"id": vid})
-        if art.format == "gguf":
-            if use_llama:
-                specs.append(Spec(vid, "llama.cpp", art.model_path, refs["llama.cpp"][0], label["llama.cpp"], lineage=lineage))
-            continue
-        if "pytorch" in backends:
-            specs.append(Spec(vid, "pytorch", art.model_path, refs["pytorch"][0], label["pytorch"], lineage=lineage))
-        if use_llama:
-            reason = why_not(art)
-            if reason:
-                notes.append(f"{vid} not run on llama.cpp: {reason}")
-            else:
-                path, note = f32_gguf(art, base)
-                specs.append(Spec(vid, "llama.cpp", path, refs["llama.cpp"][0], label["llama.cpp"], lineage=lineage, notes=note))
+        art = artifacts.build(r, vid, base=base, show_progress=False)
+        specs += _variant_specs(vid, art, base, backends, use_llama, refs, label, notes)
     # The reference (A/A) on both backends first, bitsandbytes (slow CPU kernels) last.
     specs.sort(key=lambda s: (not s.aa, s.variant.startswith("bnb"), s.backend != "pytorch"))
     return specs, notes, base
+
+
+def _variant_specs(vid: str, art: Any, base: Any, backends: set[str], use_llama: bool, refs: dict[str, tuple[Path, str]],
+                   label: dict[str, str], notes: list[str]) -> list[Spec]:
+    """The specs of one built variant: GGUF on llama.cpp; a checkpoint on PyTorch and, where it is float, on llama.cpp
+    as an F32 GGUF (why not, in ``notes``, where it is not)."""
+    from harness.build.as_gguf import f32_gguf, why_not
+
+    lineage = art.variant.model_copy(update={"id": vid})
+    if art.format == "gguf":
+        return [Spec(vid, "llama.cpp", art.model_path, refs["llama.cpp"][0], label["llama.cpp"], lineage=lineage)] if use_llama else []
+    out = []
+    if "pytorch" in backends:
+        out.append(Spec(vid, "pytorch", art.model_path, refs["pytorch"][0], label["pytorch"], lineage=lineage))
+    if use_llama:
+        reason = why_not(art)
+        if reason:
+            notes.append(f"{vid} not run on llama.cpp: {reason}")
+        else:
+            path, note = f32_gguf(art, base)
+            out.append(Spec(vid, "llama.cpp", path, refs["llama.cpp"][0], label["llama.cpp"], lineage=lineage, notes=note))
+    return out
 
 
 def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, queue: Any, batch_sizes: list[int] | None,
@@ -343,6 +361,8 @@ class Settings:
     """Profile name (device, dtype, batch sizes, context length of the memory run)."""
     recipe: str
     """Recipe whose variants are measured."""
+    also: tuple[str, ...]
+    """Variants of other recipes measured too (``recipe:variant``)."""
     only: tuple[str, ...]
     """Variant ids measured (empty: all of the recipe)."""
     backends: tuple[str, ...]
@@ -469,7 +489,7 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 #: The fuller protocol (the profile's lengths and batch sizes, 3 timed runs per block, every batch size in every run):
-#: about 8 hours for all-methods on two cores, against about 1.3 hours for the defaults (README, *Paired speed-ups*).
+#: about 8 hours for all-methods on two cores, against about 1.4 hours for the defaults (README, *Paired speed-ups*).
 FULL = {"prompt_tokens": None, "new_tokens": None, "repeats_per_block": 3, "batch_sizes": "profile", "repeat_batch_sizes": "same"}
 
 
@@ -478,6 +498,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--runs", type=int, default=2, help="back-to-back runs of the whole benchmark (2 to check agreement)")
     ap.add_argument("--recipe", default="all-methods", help="recipe whose variants to measure (built or taken from the cache)")
+    ap.add_argument("--also", default="thesis:prune-8-lora-awq4", help="comma-separated recipe:variant from other recipes, measured "
+                    "too (default: the thesis' pipeline of the committed set; '' for none)")
     ap.add_argument("--only", help="comma-separated variant ids (the reference's A/A check is one of them: 'reference')")
     ap.add_argument("--backends", default="pytorch,llama.cpp")
     ap.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes of the first run (default 1, the ranked figure; "
@@ -515,7 +537,8 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
     quick = args.quick
     return Settings(
-        profile=args.profile, recipe=args.recipe, only=tuple(args.only.split(",")) if args.only else (),
+        profile=args.profile, recipe=args.recipe, also=tuple(a for a in (args.also or "").split(",") if a),
+        only=tuple(args.only.split(",")) if args.only else (),
         backends=tuple(args.backends.split(",")), batch_sizes=sizes(args.batch_sizes), repeat_batch_sizes=sizes(args.repeat_batch_sizes),
         prompt_tokens=args.prompt_tokens or None, new_tokens=args.new_tokens or None,
         min_blocks=3 if quick else args.min_blocks, min_seconds=0.0 if quick else 10.0, repeats_per_block=1 if quick else args.repeats_per_block,
@@ -577,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     paired_rule = PairedRule(blocks, repeats=settings.repeats_per_block)
     rule = RepeatRule(warmup=1, min_runs=3, min_seconds=0.0) if args.quick else RepeatRule()
     state_path = args.json or paths.cache_dir() / "bench-efficiency" / "state.json"
-    specs, notes, base = plan(set(settings.only) or None, set(settings.backends), settings.recipe)
+    specs, notes, base = plan(set(settings.only) or None, set(settings.backends), settings.recipe, settings.also)
     how = settings.describe(get_profile(settings.profile))
     print(f"{len(specs)} measurements a run, {settings.runs} run(s): {how}; state in {state_path}", file=sys.stderr)
     runs, bws, loads = measure_all(specs, settings, state_path, args.resume, rule, paired_rule)

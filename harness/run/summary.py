@@ -59,8 +59,9 @@ SUMMARY_COLUMNS = [
 
 
 def paired_speedup(r: ResultsFile | None) -> str | None:
-    """The decode speed-up at the smallest batch size timed paired with the reference (``1.32x [1.28–1.36], 10 blocks``;
-    ``≈ 1 [0.97–1.03]`` when the interval contains 1: no measurable difference), or None."""
+    """The decode speed-up at the smallest batch size timed paired with the reference (``1.32x [1.28–1.36] on pytorch,
+    batch 1``; ``≈ 1 [0.97–1.03]`` when the interval contains 1: no measurable difference; the reference's own A/A check
+    says so), or None."""
     if r is None:
         return None
     paired = sorted((t for t in r.metrics.throughput if t.paired is not None and t.paired.decode_tokens_per_s is not None),
@@ -71,7 +72,8 @@ def paired_speedup(r: ResultsFile | None) -> str | None:
     f = t.paired.decode_tokens_per_s
     interval = f"[{f.ci_low:.2f}–{f.ci_high:.2f}]"
     value = f"≈ 1 {interval}" if contains_one(f.ci_low, f.ci_high) else f"{f.speedup:.2f}x {interval}"
-    return f"{value} on {t.backend}, batch {t.batch_size}"
+    aa = "A/A check (a second load of the reference): " if t.paired.aa_check else ""
+    return f"{aa}{value} on {t.backend}, batch {t.batch_size}"
 
 
 def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None = None) -> str:

@@ -36,6 +36,8 @@ def test_the_defaults_are_the_budgeted_protocol_and_full_is_the_profiles(bench) 
     assert (s.prompt_tokens, s.new_tokens, s.repeats_per_block, s.min_blocks, s.min_seconds) == (128, 32, 1, 10, 10.0)
     assert s.sizes(0) == [1] and s.sizes(1) == [1]  # batch 1, the ranked figure, in both runs
     assert s.lengths() == {"prompt_tokens": 128, "new_tokens": 32}
+    assert s.also == ("thesis:prune-8-lora-awq4",)  # the committed set's pipeline from the thesis recipe
+    assert bench.settings_of(bench.parse_args(["--also", ""])).also == ()
     full = bench.settings_of(bench.parse_args(["--full"]))
     assert (full.prompt_tokens, full.new_tokens, full.repeats_per_block, full.sizes(0), full.sizes(1)) == (None, None, 3, None, None)
     assert bench.settings_of(bench.parse_args(["--batch-sizes", "1,4"])).sizes(0) == [1, 4]
@@ -95,3 +97,44 @@ def test_the_agreement_report_counts_overlaps_the_share_within_5_percent_and_the
     run2[("b", "pytorch")] = {"throughput": [_paired(0.81, 0.79, 0.83)]}
     assert bench.agreement(specs, [run1, run2])[1]
     json.dumps(lines)  # plain text, ready for the README
+
+
+def test_every_variant_is_paired_with_the_reference_on_each_backend_that_runs_it(bench, tmp_path: Path, monkeypatch) -> None:
+    """GGUF on llama.cpp only; a float checkpoint on PyTorch and, as an F32 GGUF, on llama.cpp; a packed AWQ/GPTQ
+    checkpoint and bitsandbytes on PyTorch only, with the reason for llama.cpp in the notes. Every spec names the
+    reference as its backend runs it."""
+    from types import SimpleNamespace
+
+    import harness.build.as_gguf as as_gguf
+    from kompakt.results import Variant
+
+    monkeypatch.setattr(as_gguf, "f32_gguf", lambda art, base: (tmp_path / f"{art.variant.id}-f32.gguf", "as F32"))
+
+    def artifact(vid: str, fmt: str = "hf", quantization: dict | None = None):
+        folder = tmp_path / vid
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"quantization_config": quantization} if quantization else {}))
+        path = folder / "model.gguf" if fmt == "gguf" else folder
+        return SimpleNamespace(variant=Variant(id=vid, is_reference=False, steps=[]), format=fmt, model_path=path)
+
+    refs = {"pytorch": (tmp_path / "ref", ""), "llama.cpp": (tmp_path / "ref-f32.gguf", "note")}
+    label = {"pytorch": "reference (pt)", "llama.cpp": "reference (gguf)"}
+    both = {"pytorch", "llama.cpp"}
+    notes: list[str] = []
+    got = {}
+    for vid, art in {"gguf-q8_0": artifact("gguf-q8_0", "gguf"), "prune-8": artifact("prune-8"),
+                     "awq4": artifact("awq4", quantization={"quant_method": "awq"}),
+                     "rtn8": artifact("rtn8", quantization={"quant_method": "gptq"}),
+                     "bnb-nf4": artifact("bnb-nf4", quantization={"quant_method": "bitsandbytes"})}.items():
+        got[vid] = [(s.backend, s.path.name, s.reference.name, s.notes) for s in bench._variant_specs(vid, art, None, both, True, refs, label, notes)]
+    assert got["gguf-q8_0"] == [("llama.cpp", "model.gguf", "ref-f32.gguf", None)]
+    assert got["prune-8"] == [("pytorch", "prune-8", "ref", None), ("llama.cpp", "prune-8-f32.gguf", "ref-f32.gguf", "as F32")]
+    assert got["awq4"] == [("pytorch", "awq4", "ref", None)] and got["rtn8"] == [("pytorch", "rtn8", "ref", None)]
+    assert got["bnb-nf4"] == [("pytorch", "bnb-nf4", "ref", None)]
+    assert notes == [
+        "awq4 not run on llama.cpp: a packed AWQ/GPTQ checkpoint; its integers run on llama.cpp as the recipe's *-gguf export of it",
+        "rtn8 not run on llama.cpp: a packed AWQ/GPTQ checkpoint; its integers run on llama.cpp as the recipe's *-gguf export of it",
+        "bnb-nf4 not run on llama.cpp: bitsandbytes' packed weights have no GGUF type",
+    ]
+    # without llama.cpp (not built, or not asked for): PyTorch only, GGUF variants not at all
+    assert bench._variant_specs("gguf-q4", artifact("gguf-q4", "gguf"), None, {"pytorch"}, False, refs, label, []) == []

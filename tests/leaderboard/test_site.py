@@ -184,10 +184,11 @@ def test_the_speedup_cell_shows_the_interval_and_reads_no_measurable_difference_
               "speedup_measurable": True}
     assert cell(paired).count("1.32×") == 1 and "[1.28–1.36]" in cell(paired) and "12 pairs of blocks" in cell(paired)
     assert col.value(paired) == 1.32
-    assert [e.value(paired) for e in col.extras] == [1.28, 1.36]  # the CSV export carries the interval
+    assert [e.value(paired) for e in col.extras] == [1.32, 1.28, 1.36]  # the CSV export carries the measured figure and its interval
     same = {**paired, "speedup": 0.97, "speedup_low": 0.93, "speedup_high": 1.02, "speedup_measurable": False}
     visible = re.sub(r"<[^>]+>", " ", cell(same))
     assert "≈ 1" in visible and "no measurable difference" in visible and "[0.93–1.02]" in visible and "0.97" not in visible
+    assert col.value(same) == 1.0 and col.extras[0].value(same) == 0.97  # sorted as 1: not a number to rank; exported as measured
     old = {**base, "speedup": 1.1, "speedup_paired": False}
     assert cell(old) == "1.10×"
     assert cell({**base, "speedup": None}) == ""

@@ -376,6 +376,9 @@ def test_a_paired_speedup_replaces_the_ratio_of_two_runs():
     assert rref["speedup"] is None and rref["decode_speedup"] == 1.0  # the A/A figure is kept, not ranked
     assert abs(r8["decode_tokens_per_s_paired"] - 93.0 * 1.01) < 1e-9 and rq8["decode_tokens_per_s_paired"] == 186.0
     assert rq4["decode_tokens_per_s_paired"] == 140.0 and rref["decode_tokens_per_s_paired"] == 93.0
+    # the speed plot's bars: the paired interval on the reference's figure; elsewhere the row's own min–max
+    assert (rq8["decode_tokens_per_s_paired_min"], rq8["decode_tokens_per_s_paired_max"]) == (93.0 * 1.9, 93.0 * 2.1)
+    assert rref["decode_tokens_per_s_paired_min"] == rref["decode_tokens_per_s_min"]
     # with accuracy on every row, the speed plot uses the paired figure as its x
     quality = []
     for v, steps in (("reference", []), ("rtn8", rtn8["variant"]["steps"]), ("gguf-q8", q8["variant"]["steps"])):

@@ -71,6 +71,11 @@ def test_the_summary_table_shows_paired_speedups_with_their_interval() -> None:
     assert rows["awq-4bit"].endswith("| 1.32x [1.28–1.36] on pytorch, batch 1 |")
     assert rows["rtn-4bit"].endswith("| ≈ 1 [0.96–1.02] on pytorch, batch 1 |")
     assert rows["reference"].endswith("| – |")
+    aa = with_paired(ref, 1.01, 0.98, 1.03)
+    aa = aa.model_copy(update={"metrics": aa.metrics.model_copy(update={"throughput": [
+        t.model_copy(update={"paired": t.paired.model_copy(update={"aa_check": True})}) for t in aa.metrics.throughput]})})
+    table = summary_table([VariantOutcome(v.variant.id, ok, results=v) for v in (aa, fast)])
+    assert "| A/A check (a second load of the reference): ≈ 1 [0.98–1.03] on pytorch, batch 1 |" in table
 
 
 def test_the_summary_table_shows_the_kl_divergence_as_it_is() -> None:
