@@ -21,12 +21,14 @@ site: setup
 serve: site
 	$(BIN)/kompakt serve
 
+# The llama.cpp backend is tested too: llama-cpp-python is built once (about five minutes, the wheel cached in
+# ~/.cache/kompakt/wheels) when it is missing; a failed build stops here and says why (KOMPAKT_LLAMACPP=skip skips it).
 test: setup
 	@scripts/setup-browser.sh
+	@PYTHON=$(BIN)/python scripts/build-llamacpp.sh
 	$(BIN)/python -m pytest
 
-# llama-cpp-python compiles llama.cpp (about five minutes); the wheel is cached in ~/.cache/kompakt/wheels.
-# Without it the llama.cpp tests are skipped (they say why) and GGUF variants are not timed.
+# llama-cpp-python alone (make test runs this first). Without it GGUF variants are not timed.
 llamacpp: setup
 	PYTHON=$(BIN)/python scripts/build-llamacpp.sh
 

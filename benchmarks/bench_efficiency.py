@@ -1,41 +1,57 @@
-"""On-demand benchmark: memory, speed and energy of the embedded model's variants on both backends.
+"""On-demand benchmark: memory, speed and paired speed-ups of the embedded model's variants on both backends.
 
-Issue 5: every variant on PyTorch and llama.cpp, each figure repeated (warm-up, then
-at least 10 runs and 10 s), the whole benchmark run twice back to back; decode
-tokens/s must agree within 5 % between the two runs. Each decode figure at batch 1 is
-printed as a share of the memory-bandwidth bound, from the bandwidth measured at the
-start of each run.
+Every (variant, backend) is timed paired with the reference on the same backend (issue 18): the
+reference and the variant in alternating blocks within one process (reference, variant, reference,
+...; each block one untimed and ``--repeats-per-block`` timed runs; at least 10 blocks each and 10 s),
+the speed-up the ratio of the medians of the block figures with a 95 % bootstrap interval over the
+paired blocks (:mod:`kompakt.paired`, :mod:`harness.measure.efficiency.pairing`). The reference itself
+is timed against a separately loaded copy of itself (its own load, never the same model object twice):
+an A/A check that must read 1.00x within its interval. The whole benchmark runs twice back to back
+(``--runs 2``) and prints both runs' batch-1 decode speed-ups, their intervals, whether the two
+intervals overlap, the share within 5 % and the worst disagreement.
 
-    python benchmarks/bench_efficiency.py                       # both runs, all variants, profile cpu
-    python benchmarks/bench_efficiency.py --runs 1 --quick      # a smoke run (3 repeats, no time minimum)
+The defaults fit two runs of ``all-methods`` into about 85 minutes on two cores (README, *Paired
+speed-ups*): a 128-token prompt and 32 new tokens instead of the profile's, one timed run per block,
+batch 1; ``--full`` takes the profile's lengths and batch sizes and 3 timed runs per block. Progress
+and the time left are printed before each measurement, and the state is written after each one, so
+``--resume`` (same options) continues a stopped benchmark.
+
+    python benchmarks/bench_efficiency.py --write-results        # both runs; results files of the first under data/results/
+    python benchmarks/bench_efficiency.py --write-results --resume   # continue after a stop
+    python benchmarks/bench_efficiency.py --runs 1 --quick       # a smoke run (few short blocks), not figures to keep
     python benchmarks/bench_efficiency.py --only reference,gguf-q8_0
-    python benchmarks/bench_efficiency.py --json /tmp/eff.json  # also keep every figure
-    python benchmarks/bench_efficiency.py --write-results       # results files under data/results/ (first run)
+    python benchmarks/bench_efficiency.py --json /tmp/eff.json   # the state (every figure) in another file
+    python benchmarks/bench_efficiency.py --runs 1 --quick --write-results --results-dir /tmp/results
 
-Variants: those of a recipe (``--recipe``, default ``all-methods``), built (or taken from
-the artifact cache) exactly as ``kompakt bench`` builds them, each on every backend that can
-run the artifact as it is:
+Variants: those of a recipe (``--recipe``, default ``all-methods``), built (or taken from the
+artifact cache) exactly as ``kompakt bench`` builds them, each on every backend that can run the
+artifact as it is:
 
 - safetensors checkpoints on PyTorch (float variants, and bitsandbytes' packed int8/NF4);
 - GGUF exports on llama.cpp;
-- float safetensors variants (the reference, pruned, healed, distilled) on llama.cpp too, written unchanged as an F32 GGUF (the same values in
-  another container). The reference's F32 GGUF is written by llama.cpp's own quantizer
-  from the shipped Q4_1 file (Q4_1 -> F32 is exact dequantization, as the PyTorch
-  reference is), the others by kompakt's GGUF writer (``harness/build/methods/gguf_export.py``).
+- float safetensors variants (the reference, pruned, healed, distilled) on llama.cpp too, written
+  unchanged as an F32 GGUF (the same values in another container; :mod:`harness.build.as_gguf`).
+  The reference's F32 GGUF is written by llama.cpp's own quantizer from the shipped Q4_1 file
+  (Q4_1 -> F32 is exact dequantization, as the PyTorch reference is), the others by kompakt's GGUF
+  writer (``harness/build/methods/gguf_export.py``);
+- packed RTN/AWQ/GPTQ checkpoints (AWQ GEMM, GPTQ int8) on PyTorch through gptqmodel's kernels,
+  loaded by :func:`harness.build.packing.loading.load_packed` as ``kompakt bench`` loads them.
 
 Not run, and said so: bitsandbytes' packed int8/NF4 on llama.cpp (GGUF has no such types),
 the packed RTN/AWQ/GPTQ checkpoints on llama.cpp (their integers are the ``*-gguf`` variants),
 and GGUF variants on PyTorch (transformers dequantizes them to float32, which is no longer
 the artifact's memory or speed; their accuracy is measured that way by ``kompakt bench``).
 
-Each (variant, backend) is measured in a fresh process (multiprocessing, spawn), so the
-peak resident memory of one is not inflated by what an earlier one left in the
-allocator. Built artifacts are cached under ``<KOMPAKT_CACHE>/bench-efficiency/``.
+Each (variant, backend) is measured in a fresh process (multiprocessing, spawn): the variant is
+loaded, its peak memory measured while generating (first run only), then the reference is loaded
+beside it for the paired timing, so the peak resident memory of one is not inflated by what an
+earlier one left in the allocator, nor by the reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -49,11 +65,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.measure.efficiency.pairing import PairedRule  # noqa: E402
 from harness.measure.efficiency.speed import RepeatRule, relative_difference  # noqa: E402
-from kompakt import paths  # noqa: E402
+from kompakt.paired import contains_one, intervals_overlap  # noqa: E402
 
-#: The agreement issue 5 asks for between two back-to-back runs.
+#: The agreement issue 18 asks for between two back-to-back runs: batch-1 decode speed-ups within 5 % ...
 AGREEMENT = 0.05
+#: ... for at least this share of the (variant, backend) pairs, and intervals that overlap for all of them.
+AGREEING_SHARE = 0.9
 
 
 @dataclass
@@ -61,64 +80,28 @@ class Spec:
     variant: str
     backend: str
     path: Path
+    reference: Path
+    """The reference as this backend runs it (for the reference's own spec: the same file, loaded a second time)."""
+    reference_label: str
     lineage: Any = None
     """The lineage (kompakt.results.Variant) as the artifact records it."""
     notes: str | None = None
 
-
-def cache() -> Path:
-    d = paths.cache_dir() / "bench-efficiency"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    @property
+    def aa(self) -> bool:
+        return self.variant == "reference"
 
 
-def _requantize(src: Path, dst: Path, ftype_name: str) -> Path:
-    """Write ``src`` in another GGUF type with llama.cpp's own quantizer (once)."""
-    if dst.is_file():
-        return dst
-    import llama_cpp
-    from llama_cpp import _logger
-
-    _logger.set_verbose(False)  # llama.cpp logs every tensor it converts otherwise
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, ftype_name)
-    params.allow_requantize = True
-    params.nthread = os.cpu_count() or 1
-    tmp = dst.with_suffix(".tmp.gguf")
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
-    if rc != 0:
-        raise RuntimeError(f"llama_model_quantize {ftype_name} failed ({rc})")
-    os.replace(tmp, dst)
-    return dst
-
-
-def _f32_gguf(variant_id: str, art: Any, base: Any) -> Path:
-    """The float variant's weights, unchanged, as an F32 GGUF for llama.cpp (written once, atomically)."""
-    dst = cache() / f"{variant_id}-{art.key[:16]}-f32.gguf"
-    if dst.is_file():
-        return dst
-    from harness.build.base_model import load_model, load_tokenizer
-    from harness.build.methods.gguf_export import write_gguf
-
-    model = load_model(art.model_path)
-    tmp = dst.with_suffix(".tmp.gguf")
-    write_gguf(model, load_tokenizer(base.path), tmp, "F32", name=variant_id, gguf_source=base.gguf_path)
-    os.replace(tmp, dst)
-    return dst
-
-
-F32_NOTE = ("the variant's float32 weights written unchanged as an F32 GGUF by kompakt's GGUF writer, so llama.cpp runs "
-            "the same values")
-
-
-def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-methods") -> tuple[list[Spec], list[str], Any]:
-    """One spec per variant of the recipe and backend that can run it as it is (module docstring).
-    Variants are built (or taken from the artifact cache) exactly as ``kompakt bench`` builds them,
-    so the lineage is the same."""
+def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-methods", also: tuple[str, ...] = ()
+         ) -> tuple[list[Spec], list[str], Any]:
+    """One spec per variant of the recipe and backend that can run it as it is (module docstring), plus the variants
+    ``also`` names (``recipe:variant``, from another recipe on the same base model). Variants are built (or taken
+    from the artifact cache) exactly as ``kompakt bench`` builds them, so the lineage is the same."""
     from harness.build import artifacts
-    from harness.build.base_model import embedded_gguf_path, resolve, saved_quantization_config
-    from harness.measure.backends.llamacpp import available
+    from harness.build.as_gguf import f32_gguf
+    from harness.build.base_model import resolve
     from harness.build.recipes import find_recipe, load_recipe
+    from harness.measure.backends.llamacpp import available
 
     notes = []
     base = resolve(show_progress=False)
@@ -126,42 +109,65 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
     llama_ok, why = available()
     if "llama.cpp" in backends and not llama_ok:
         notes.append(f"llama.cpp rows skipped: {why}")
+    use_llama = "llama.cpp" in backends and llama_ok
+    ref_rv = next(rv for rv in recipe.variants.values() if rv.is_reference)
+    ref_art = artifacts.reference_artifact(base, "reference", ref_rv.notes)
+    refs: dict[str, tuple[Path, str]] = {"pytorch": (ref_art.model_path, "")}
+    if use_llama:
+        refs["llama.cpp"] = f32_gguf(ref_art, base)
+    label = {b: f"reference (artifact {ref_art.key[:12]}, {path.name})" for b, (path, _) in refs.items()}
+    wanted = [(recipe, vid) for vid in recipe.variants]
+    for item in also:
+        name, _, vid = item.partition(":")
+        other = load_recipe(find_recipe(name))
+        if vid not in other.variants:
+            raise SystemExit(f"--also {item}: recipe {name} has no variant {vid!r}; its variants: {', '.join(other.variants)}")
+        if vid not in recipe.variants:
+            wanted.append((other, vid))
     specs: list[Spec] = []
-    for vid, rv in recipe.variants.items():
+    for r, vid in wanted:
         if only and vid not in only:
             continue
-        if rv.is_reference:
-            art = artifacts.reference_artifact(base)
-        else:
-            art = artifacts.build(recipe, vid, base=base, show_progress=False)
-        lineage = art.variant.model_copy(update={"id": vid})
-        if art.format == "gguf":
-            if "llama.cpp" in backends and llama_ok:
-                specs.append(Spec(vid, "llama.cpp", art.model_path, lineage=lineage))
+        if r.variants[vid].is_reference:
+            for backend in ("pytorch", "llama.cpp"):
+                if backend in backends and backend in refs:
+                    path, note = refs[backend]
+                    lineage = ref_art.variant.model_copy(update={"notes": note or ref_rv.notes})
+                    specs.append(Spec("reference", backend, path, path, label[backend], lineage=lineage))
             continue
-        if "pytorch" in backends:
-            specs.append(Spec(vid, "pytorch", art.model_path, lineage=lineage))
-        if "llama.cpp" in backends and llama_ok and not rv.is_reference:
-            qc = saved_quantization_config(art.model_path)
-            if qc is not None and qc.get("quant_method") in ("awq", "gptq"):  # a packed AWQ/GPTQ checkpoint
-                notes.append(f"{vid} not run on llama.cpp as such: its integers on llama.cpp are the variant {vid}-gguf")
-            elif qc is not None:  # bitsandbytes' packed weights
-                notes.append(f"{vid} not run on llama.cpp: bitsandbytes' packed weights have no GGUF type")
-            else:
-                specs.append(Spec(vid, "llama.cpp", _f32_gguf(vid, art, base), lineage=lineage, notes=F32_NOTE))
-    if "llama.cpp" in backends and llama_ok and (not only or "reference" in only):
-        f32 = _requantize(embedded_gguf_path(), cache() / "smollm2-135m-f32.gguf", "LLAMA_FTYPE_ALL_F32")
-        specs.append(Spec("reference", "llama.cpp", f32, notes="the reference's weights as an F32 GGUF, written by llama.cpp's "
-                          "quantizer from the shipped Q4_1 file (exact dequantization, as the PyTorch reference is)"))
-    # The reference on both backends first, bitsandbytes (slow CPU kernels) last.
-    specs.sort(key=lambda s: (s.variant != "reference", s.variant.startswith("bnb"), s.backend != "pytorch"))
+        art = artifacts.build(r, vid, base=base, show_progress=False)
+        specs += _variant_specs(vid, art, base, backends, use_llama, refs, label, notes)
+    # The reference (A/A) on both backends first, bitsandbytes (slow CPU kernels) last.
+    specs.sort(key=lambda s: (not s.aa, s.variant.startswith("bnb"), s.backend != "pytorch"))
     return specs, notes, base
 
 
-def _worker(spec: Spec, profile_name: str, rule: RepeatRule, bw: Any, queue: Any, batch_sizes: list[int] | None, memory: bool,
-            threads: int | None) -> None:
+def _variant_specs(vid: str, art: Any, base: Any, backends: set[str], use_llama: bool, refs: dict[str, tuple[Path, str]],
+                   label: dict[str, str], notes: list[str]) -> list[Spec]:
+    """The specs of one built variant: GGUF on llama.cpp; a checkpoint on PyTorch and, where it is float, on llama.cpp
+    as an F32 GGUF (why not, in ``notes``, where it is not)."""
+    from harness.build.as_gguf import f32_gguf, why_not
+
+    lineage = art.variant.model_copy(update={"id": vid})
+    if art.format == "gguf":
+        return [Spec(vid, "llama.cpp", art.model_path, refs["llama.cpp"][0], label["llama.cpp"], lineage=lineage)] if use_llama else []
+    out = []
+    if "pytorch" in backends:
+        out.append(Spec(vid, "pytorch", art.model_path, refs["pytorch"][0], label["pytorch"], lineage=lineage))
+    if use_llama:
+        reason = why_not(art)
+        if reason:
+            notes.append(f"{vid} not run on llama.cpp: {reason}")
+        else:
+            path, note = f32_gguf(art, base)
+            out.append(Spec(vid, "llama.cpp", path, refs["llama.cpp"][0], label["llama.cpp"], lineage=lineage, notes=note))
+    return out
+
+
+def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, queue: Any, batch_sizes: list[int] | None,
+            memory: bool, threads: int | None, lengths: dict[str, int]) -> None:
     try:
-        from harness.measure.efficiency import DoesNotFit, measure
+        from harness.measure.efficiency import DoesNotFit, PairedReference, measure
 
         options = None
         if threads:
@@ -171,8 +177,12 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, bw: Any, queue: Any
             options = {"threads": threads} if spec.backend == "llama.cpp" else None
         from kompakt.profiles import get_profile
 
+        reference = PairedReference(spec.reference, spec.reference_label, aa_check=spec.aa, rule=paired_rule)
+        # the benchmark's timed lengths (prompt, new tokens) in place of the profile's; recorded in every throughput entry
+        profile = get_profile(profile_name).model_copy(update=lengths)
         try:
-            r = measure(spec.path, get_profile(profile_name), spec.backend, rule=rule, bandwidth=bw, batch_sizes=batch_sizes, memory=memory, backend_options=options,
+            r = measure(spec.path, profile, spec.backend, rule=rule, bandwidth=bw, batch_sizes=batch_sizes, memory=memory,
+                        backend_options=options, reference=reference,
                         log=lambda m: print(f"    {spec.variant} {m}", file=sys.stderr, flush=True))
         except DoesNotFit as err:
             queue.put({"does_not_fit": err.status().model_dump()})
@@ -188,55 +198,112 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, bw: Any, queue: Any
         queue.put({"error": f"{type(err).__name__}: {err}\n{traceback.format_exc()[-2000:]}"})
 
 
-def run_one(spec: Spec, profile: str, rule: RepeatRule, bw: Any, batch_sizes: list[int] | None = None, memory: bool = True,
-            threads: int | None = None) -> dict[str, Any]:
+def run_one(spec: Spec, profile: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, batch_sizes: list[int] | None = None,
+            memory: bool = True, threads: int | None = None, lengths: dict[str, int] | None = None) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_worker, args=(spec, profile, rule, bw, q, batch_sizes, memory, threads))
+    p = ctx.Process(target=_worker, args=(spec, profile, rule, paired_rule, bw, q, batch_sizes, memory, threads, lengths or {}))
     p.start()
     out = q.get()
     p.join()
     return out
 
 
+# --------------------------------------------------------------------------- reporting
+
+
 def fmt_mb(n: float | None) -> str:
     return "–" if n is None else f"{n / 1e6:,.1f}"
 
 
+def fmt_speedup(fig: dict[str, Any] | None) -> str:
+    """``1.32x [1.28–1.36]``, or ``≈ 1 [0.98–1.03]`` when the interval contains 1.0 (no measurable difference)."""
+    if not fig:
+        return "–"
+    interval = f"[{fig['ci_low']:.2f}–{fig['ci_high']:.2f}]"
+    if contains_one(fig["ci_low"], fig["ci_high"]):
+        return f"≈ 1 ({fig['speedup']:.2f}x) {interval}"
+    return f"{fig['speedup']:.2f}x {interval}"
+
+
+def _throughput(run: dict[tuple[str, str], dict[str, Any]], s: Spec, batch: int) -> dict[str, Any] | None:
+    r = run.get((s.variant, s.backend), {})
+    return next((t for t in r.get("throughput", []) if t["batch_size"] == batch), None)
+
+
 def table(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]]], bws: list[Any]) -> str:
-    head = ("| variant | backend | batch | weights MB | disk MB | peak RSS MB | prefill tok/s | TTFT ms | decode tok/s (min–max) "
-            "| ms/token | bound tok/s | share of bound | decode run 2 | Δ runs |")
+    head = ("| variant | backend | batch | weights MB | peak RSS MB | prefill tok/s | TTFT ms | decode tok/s (min–max) | share of bound "
+            "| decode speed-up [95 % CI] | prefill speed-up | TTFT speed-up | blocks | decode speed-up, run 2 | Δ runs |")
     lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
     for s in specs:
         first = runs[0].get((s.variant, s.backend), {})
         if "throughput" not in first:
             reason = first.get("error") or json.dumps(first.get("does_not_fit"))
-            lines.append(f"| {s.variant} | {s.backend} | – | | | | | | {str(reason)[:80]} | | | | | |")
+            lines.append(f"| {s.variant} | {s.backend} | – | | | | | {str(reason)[:80]} | | | | | | | |")
             continue
         m = first["memory"]
         for i, t in enumerate(first["throughput"]):
             d = t["decode_tokens_per_s"]
-            bound = bws[0].bytes_per_s / first["weights_bytes"] if t["batch_size"] == 1 else None
-            second = runs[1].get((s.variant, s.backend), {}) if len(runs) > 1 else {}
             share = t["bandwidth_bound_share"]
-            d2 = None
-            if "throughput" in second:
-                d2 = next((x["decode_tokens_per_s"]["value"] for x in second["throughput"] if x["batch_size"] == t["batch_size"]), None)
-            diff = f"{relative_difference(d['value'], d2) * 100:.1f} %" if d2 else "–"
+            p = t.get("paired") or {}
+            dec = p.get("decode_tokens_per_s")
+            t2 = _throughput(runs[1], s, t["batch_size"]) if len(runs) > 1 else None
+            dec2 = ((t2 or {}).get("paired") or {}).get("decode_tokens_per_s")
+            diff = f"{relative_difference(dec['speedup'], dec2['speedup']) * 100:.1f} %" if dec and dec2 else "–"
             lines.append(
                 f"| {s.variant} | {s.backend} | {t['batch_size']} | {fmt_mb(m['weights_bytes']) if i == 0 else ''} | "
-                f"{fmt_mb(m['disk_bytes']) if i == 0 else ''} | {fmt_mb(m['peak_host_bytes']) if i == 0 else ''} | "
+                f"{fmt_mb(m['peak_host_bytes']) if i == 0 else ''} | "
                 f"{t['prefill_tokens_per_s']['value']:,.0f} | {t['time_to_first_token_ms']['value']:.0f} | "
-                f"{d['value']:.1f} ({d['min']:.1f}–{d['max']:.1f}) | {t['ms_per_token']['value']:.1f} | "
-                f"{'' if bound is None else f'{bound:.1f}'} | "
-                f"{'' if share is None else f'{share * 100:.1f} %'} | "
-                f"{'–' if d2 is None else f'{d2:.1f}'} | {diff} |"
+                f"{d['value']:.1f} ({d['min']:.1f}–{d['max']:.1f}) | {'' if share is None else f'{share * 100:.1f} %'} | "
+                f"{fmt_speedup(dec)}{' (A/A)' if p.get('aa_check') else ''} | {fmt_speedup(p.get('prefill_tokens_per_s'))} | "
+                f"{fmt_speedup(p.get('time_to_first_token_ms'))} | {dec['blocks'] if dec else '–'} | {fmt_speedup(dec2)} | {diff} |"
             )
     return "\n".join(lines)
 
 
-def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]], base: Any, profile: str, command: str, bw: Any) -> list[Path]:
-    """One results file per (variant, backend), through the harness's own writer (validated, atomic)."""
+def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]]], batch: int = 1) -> tuple[list[str], bool]:
+    """The batch-``batch`` decode speed-ups of the first two runs side by side: overlap, difference, A/A checks.
+    Returns the report's lines and whether issue 18's acceptance holds."""
+    rows = []
+    for s in specs:
+        figs = []
+        for run in runs[:2]:
+            t = _throughput(run, s, batch)
+            figs.append(((t or {}).get("paired") or {}).get("decode_tokens_per_s"))
+        if all(figs):
+            rows.append((s, figs))
+    lines = [f"| variant | backend | run 1 decode speed-up [95 % CI] | run 2 | intervals overlap | Δ |", "|---|---|---|---|---|---|"]
+    diffs, overlaps, aa_ok = [], [], []
+    for s, (a, b) in rows:
+        ov = intervals_overlap((a["ci_low"], a["ci_high"]), (b["ci_low"], b["ci_high"]))
+        d = relative_difference(a["speedup"], b["speedup"])
+        diffs.append((d, s))
+        overlaps.append(ov)
+        if s.aa:
+            aa_ok += [contains_one(a["ci_low"], a["ci_high"]), contains_one(b["ci_low"], b["ci_high"])]
+        lines.append(f"| {s.variant}{' (A/A)' if s.aa else ''} | {s.backend} | {fmt_speedup(a)} | {fmt_speedup(b)} | "
+                     f"{'yes' if ov else 'NO'} | {d * 100:.1f} % |")
+    if not rows:
+        return ["(no pair of runs to compare)"], False
+    within = sum(d <= AGREEMENT for d, _ in diffs)
+    worst = max(diffs, key=lambda x: x[0])
+    ok = all(overlaps) and within >= AGREEING_SHARE * len(diffs) and bool(aa_ok) and all(aa_ok)
+    lines += [
+        "",
+        f"Batch-{batch} decode speed-ups of the two runs: intervals overlap for {sum(overlaps)} of {len(rows)}; "
+        f"{within} of {len(rows)} ({within / len(rows):.0%}) agree within {AGREEMENT:.0%}; the worst disagreement is "
+        f"{worst[0]:.1%} ({worst[1].variant} on {worst[1].backend}). A/A checks reading 1.00 within their interval: "
+        f"{sum(aa_ok)} of {len(aa_ok)}. Acceptance (all overlap, ≥ {AGREEING_SHARE:.0%} within {AGREEMENT:.0%}, every A/A "
+        f"within): {'met' if ok else 'NOT met'}.",
+    ]
+    return lines, ok
+
+
+def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]], base: Any, profile: str, command: str,
+                  root: Path | None, how: str | None = None) -> list[Path]:
+    """One results file per (variant, backend), through the harness's own writer (validated, atomic). Each throughput
+    figure carries its paired record; the peak-memory ratio against the reference on the same backend is added to it
+    (both peaks measured in this run, each in its own process)."""
     from harness.measure.hardware import detect_hardware, detect_software
     from harness.run.results_writer import write_results as write
     from kompakt.results import Energy, Measured, Memory, Metrics, ResultsFile, Status, Throughput, Variant
@@ -244,15 +311,18 @@ def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]],
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     hardware = detect_hardware(use_accelerator=False)
     software = detect_software()
+    ref_peak = {s.backend: (run.get((s.variant, s.backend), {}).get("memory") or {}).get("peak_host_bytes") for s in specs if s.aa}
     written = []
     for s in specs:
         r = run.get((s.variant, s.backend))
         if not r or "error" in r:
             continue
-        variant = s.lineage or Variant(id=s.variant, is_reference=s.variant == "reference", steps=[], notes=s.notes)
+        variant = s.lineage or Variant(id=s.variant, is_reference=s.aa, steps=[], notes=s.notes)
         notes = list(r.get("notes", []))
-        if s.notes and s.lineage is not None:
+        if s.notes and not s.aa:
             notes.insert(0, s.notes)  # how this backend got the artifact (the reference's goes in its variant notes)
+        if how:
+            notes.insert(0, f"efficiency benchmark: {how}")
         if "does_not_fit" in r:
             status, metrics = Status(**r["does_not_fit"]), Metrics()
         else:
@@ -260,7 +330,14 @@ def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]],
             # One file per (variant, backend): the leaderboard gives each backend its own row, with the
             # memory measured in the same process as that backend's speed figures.
             memory = Memory(**r["memory"]) if r.get("memory") else None
-            metrics = Metrics(memory=memory, throughput=[Throughput(**t) for t in r["throughput"]], energy=[Energy(**e) for e in r["energy"]])
+            peak, peak_ref = (memory.peak_host_bytes if memory else None), ref_peak.get(s.backend)
+            throughput = []
+            for t in r["throughput"]:
+                t = Throughput(**t)
+                if t.paired is not None and peak and peak_ref:
+                    t = t.model_copy(update={"paired": t.paired.model_copy(update={"peak_memory_ratio": peak / peak_ref})})
+                throughput.append(t)
+            metrics = Metrics(memory=memory, throughput=throughput, energy=[Energy(**e) for e in r["energy"]])
         other = {**software.other, **{k.replace("-", "_"): v for k, v in r.get("software", {}).items()}}
         digest = hashlib.sha256(f"{s.variant}{s.backend}{now.isoformat()}".encode()).hexdigest()[:6]
         run_id = f"{now:%Y%m%dT%H%M%S}-efficiency-{s.backend}-{digest}"
@@ -269,71 +346,270 @@ def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]],
             hardware=hardware, software=software.model_copy(update={"other": other}),
             provenance=Measured(kind="measured", command=command, date=now), metrics=metrics, notes=notes[:50],
         )
-        written.append(write(rf))
+        written.append(write(rf, root))
     return written
 
 
-def dump(path: Path, bws: list[Any], runs: list[dict[tuple[str, str], dict[str, Any]]]) -> None:
-    data = {"bandwidth": [b.__dict__ for b in bws], "runs": [{f"{k[0]}|{k[1]}": v for k, v in r.items()} for r in runs]}
-    path.write_text(json.dumps(data, indent=1, default=str))
+# --------------------------------------------------------------------------- settings, state and progress
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass(frozen=True)
+class Settings:
+    """What a benchmark's figures depend on; a state file is resumed only under the same settings."""
+
+    profile: str
+    """Profile name (device, dtype, batch sizes, context length of the memory run)."""
+    recipe: str
+    """Recipe whose variants are measured."""
+    also: tuple[str, ...]
+    """Variants of other recipes measured too (``recipe:variant``)."""
+    only: tuple[str, ...]
+    """Variant ids measured (empty: all of the recipe)."""
+    backends: tuple[str, ...]
+    """Backends measured."""
+    batch_sizes: tuple[int, ...] | None
+    """Batch sizes of the first run (None: the profile's)."""
+    repeat_batch_sizes: tuple[int, ...] | None
+    """Batch sizes of the runs after the first (None: as the first)."""
+    prompt_tokens: int | None
+    """Prompt length of the timed runs (None: the profile's)."""
+    new_tokens: int | None
+    """Tokens generated per timed run (None: the profile's)."""
+    min_blocks: int
+    """Pairs of blocks at least."""
+    min_seconds: float
+    """Seconds of timed work per side at least."""
+    repeats_per_block: int
+    """Timed runs per block after its untimed one."""
+    runs: int
+    """Back-to-back runs of the whole benchmark."""
+    threads: int | None
+    """Threads of both backends (None: PyTorch's default)."""
+
+    def lengths(self) -> dict[str, int]:
+        """The profile fields the timed runs override."""
+        out = {}
+        if self.prompt_tokens is not None:
+            out["prompt_tokens"] = self.prompt_tokens
+        if self.new_tokens is not None:
+            out["new_tokens"] = self.new_tokens
+        return out
+
+    def sizes(self, run: int) -> list[int] | None:
+        """Batch sizes of run ``run`` (0-based)."""
+        chosen = self.repeat_batch_sizes if run > 0 and self.repeat_batch_sizes else self.batch_sizes
+        return list(chosen) if chosen else None
+
+    def describe(self, profile: Any) -> str:
+        """One line for the report and the results files' notes."""
+        prompt = self.prompt_tokens or profile.prompt_tokens
+        new = self.new_tokens or profile.new_tokens
+        first = list(self.batch_sizes or profile.batch_sizes)
+        later = list(self.repeat_batch_sizes or first)
+        differs = "" if (prompt, new) == (profile.prompt_tokens, profile.new_tokens) else (
+            f" (the profile's: {profile.prompt_tokens} and {profile.new_tokens})")
+        return (f"timed with a {prompt}-token prompt and {new} new tokens{differs}; paired blocks of 1 untimed and "
+                f"{self.repeats_per_block} timed run(s), at least {self.min_blocks} pairs and {self.min_seconds:g} s of timed work "
+                f"per side; batch sizes {first} in run 1" + (f", {later} in the later runs" if self.runs > 1 else "")
+                + "; peak memory in run 1 only")
+
+
+def _state(settings: Settings, bws: list[Any], runs: list[dict[tuple[str, str], dict[str, Any]]], loads: list[float],
+           seconds: dict[str, float]) -> dict[str, Any]:
+    return {"settings": dataclasses.asdict(settings), "bandwidth": [dataclasses.asdict(b) for b in bws], "load_averages": loads,
+            "seconds": seconds, "runs": [{f"{k[0]}|{k[1]}": v for k, v in r.items()} for r in runs]}
+
+
+def dump(path: Path, state: dict[str, Any]) -> None:
+    """Write the state atomically: a benchmark stopped at any point keeps what it measured."""
+    from kompakt.atomic import write_text
+
+    write_text(path, json.dumps(state, indent=1, default=str) + "\n")
+
+
+def load_state(path: Path, settings: Settings) -> tuple[list[Any], list[dict[tuple[str, str], dict[str, Any]]], list[float], dict[str, float]]:
+    """What an earlier benchmark under the same settings measured: bandwidths, runs (the last one possibly
+    partial), load averages and seconds per measurement. Raises ``SystemExit`` with the reason when the file cannot
+    be resumed."""
+    from harness.measure.efficiency.bandwidth import Bandwidth
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        saved = data["settings"]
+        bws = [Bandwidth(**b) for b in data["bandwidth"]]
+        runs = [{tuple(k.split("|", 1)): v for k, v in r.items()} for r in data["runs"]]
+    except FileNotFoundError:
+        raise SystemExit(f"--resume: no state file at {path}; start without --resume") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"--resume: {path} is not a benchmark state file ({type(err).__name__}: {err}); start without --resume") from None
+    ours = json.loads(json.dumps(dataclasses.asdict(settings)))
+    changed = sorted(k for k in set(ours) | set(saved) if ours.get(k) != saved.get(k))
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} there, {ours.get(k)!r} now" for k in changed)
+        raise SystemExit(f"--resume: {path} was measured under other settings ({detail}); give the same options or start afresh")
+    return bws, runs, list(data.get("load_averages", [])), dict(data.get("seconds", {}))
+
+
+def remaining_seconds(todo: list[tuple[int, Spec]], seconds: dict[str, float]) -> float | None:
+    """About how long the measurements in ``todo`` (run index, spec) take, from ``seconds`` (``"run|variant|backend"``:
+    seconds taken). The first run measures memory and its own batch sizes, the later ones only speed, so runs are of two
+    kinds. Each measurement is estimated as the same (variant, backend) in a run of its kind; else as its first run
+    times the mean ratio of later to first runs so far; else as the mean of its backend's measurements of its kind,
+    else of all of its kind, else of all. None before anything was measured."""
+    if not seconds:
+        return None
+    parsed = [(int(k.split("|", 1)[0]), k.split("|", 1)[1], v) for k, v in seconds.items()]
+
+    def mean(values: list[float]) -> float | None:
+        return sum(values) / len(values) if values else None
+
+    first = {key: v for run, key, v in parsed if run == 0}
+    ratio = mean([v / first[key] for run, key, v in parsed if run > 0 and first.get(key)])
+    total = 0.0
+    for run, s in todo:
+        key, later = f"{s.variant}|{s.backend}", run > 0
+        kind = [(k, v) for r, k, v in parsed if (r > 0) == later]
+        guess = (mean([v for k, v in kind if k == key])
+                 or (first[key] * ratio if later and key in first and ratio else None)
+                 or mean([v for k, v in kind if k.endswith(f"|{s.backend}")])
+                 or mean([v for _, v in kind])
+                 or mean([v for _, _, v in parsed]))
+        total += guess or 0.0
+    return total
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown until the first measurement ends"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
+
+
+# --------------------------------------------------------------------------- main
+
+
+#: The fuller protocol (the profile's lengths and batch sizes, 3 timed runs per block, every batch size in every run):
+#: about 8 hours for all-methods on two cores, against about 1.4 hours for the defaults (README, *Paired speed-ups*).
+FULL = {"prompt_tokens": None, "new_tokens": None, "repeats_per_block": 3, "batch_sizes": "profile", "repeat_batch_sizes": "same"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--runs", type=int, default=2, help="back-to-back runs of the whole benchmark (2 to check agreement)")
     ap.add_argument("--recipe", default="all-methods", help="recipe whose variants to measure (built or taken from the cache)")
-    ap.add_argument("--only", help="comma-separated variant ids")
+    ap.add_argument("--also", default="thesis:prune-8-lora-awq4", help="comma-separated recipe:variant from other recipes, measured "
+                    "too (default: the thesis' pipeline of the committed set; '' for none)")
+    ap.add_argument("--only", help="comma-separated variant ids (the reference's A/A check is one of them: 'reference')")
     ap.add_argument("--backends", default="pytorch,llama.cpp")
-    ap.add_argument("--batch-sizes", help="comma-separated batch sizes instead of the profile's")
-    ap.add_argument("--repeat-batch-sizes", help="comma-separated batch sizes of the runs after the first (default: the same as the first); "
-                    "e.g. 1 to check the agreement of batch-1 decode, the ranked figure, in less time")
-    ap.add_argument("--threads", type=int, help="threads for both backends and the bandwidth copy (default: PyTorch's, the physical cores); "
-                    "on a machine shared with other work, 1 thread avoids spinning thread barriers waiting for a descheduled peer")
-    ap.add_argument("--quick", action="store_true", help="3 repeats and no time minimum: a smoke run, not figures to keep")
-    ap.add_argument("--json", type=Path, help="write every figure of every run to this file")
-    ap.add_argument("--write-results", action="store_true", help="write results files of the first run (which also measures memory) under data/results/")
+    ap.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes of the first run (default 1, the ranked figure; "
+                    "'profile' for the profile's, 1 and 4 on the cpu profile: the 8-bit packed kernel alone then adds half an hour)")
+    ap.add_argument("--repeat-batch-sizes", default="1", help="comma-separated batch sizes of the runs after the first (default 1: the "
+                    "ranked figure, whose agreement between the runs is checked); 'same' for the first run's")
+    ap.add_argument("--prompt-tokens", type=int, default=128, help="prompt length of the timed runs (default 128; 0: the profile's)")
+    ap.add_argument("--new-tokens", type=int, default=32, help="tokens generated per timed run (default 32; 0: the profile's)")
+    ap.add_argument("--threads", type=int, help="threads for both backends and the bandwidth copy (default: PyTorch's, the physical cores)")
+    ap.add_argument("--min-blocks", type=int, default=10, help="pairs of blocks at least (default 10; at least 10 unless --quick)")
+    ap.add_argument("--repeats-per-block", type=int, default=1, help="timed runs in each block after its untimed one (default 1)")
+    ap.add_argument("--full", action="store_true", help="the fuller protocol: the profile's prompt and generation lengths and batch "
+                    "sizes, 3 timed runs per block, every batch size in every run (about six times as long)")
+    ap.add_argument("--quick", action="store_true", help="3 short blocks and no time minimum: a smoke run, not figures to keep")
+    ap.add_argument("--json", type=Path, help="the state file: every figure of every run, written after each measurement "
+                    "(default: <KOMPAKT_CACHE>/bench-efficiency/state.json)")
+    ap.add_argument("--resume", action="store_true", help="continue the benchmark the state file holds (same options), "
+                    "measuring only what it lacks")
+    ap.add_argument("--write-results", action="store_true", help="write results files of the first run (which also measures memory)")
+    ap.add_argument("--results-dir", type=Path, help="where --write-results writes (default: data/results/)")
     args = ap.parse_args(argv)
+    if args.full:
+        for k, v in FULL.items():
+            setattr(args, k, v)
+    if not args.quick and args.min_blocks < 10:
+        ap.error("--min-blocks: at least 10 pairs of blocks (fewer make no interval worth recording); --quick for a smoke run")
+    if args.repeats_per_block is not None and args.repeats_per_block < 1:
+        ap.error("--repeats-per-block: at least 1")
+    return args
 
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    def sizes(text: str | None) -> tuple[int, ...] | None:
+        return tuple(int(b) for b in text.split(",")) if text and text not in ("same", "profile") else None
+
+    quick = args.quick
+    return Settings(
+        profile=args.profile, recipe=args.recipe, also=tuple(a for a in (args.also or "").split(",") if a),
+        only=tuple(args.only.split(",")) if args.only else (),
+        backends=tuple(args.backends.split(",")), batch_sizes=sizes(args.batch_sizes), repeat_batch_sizes=sizes(args.repeat_batch_sizes),
+        prompt_tokens=args.prompt_tokens or None, new_tokens=args.new_tokens or None,
+        min_blocks=3 if quick else args.min_blocks, min_seconds=0.0 if quick else 10.0, repeats_per_block=1 if quick else args.repeats_per_block,
+        runs=args.runs, threads=args.threads,
+    )
+
+
+def measure_all(specs: list[Spec], settings: Settings, state_path: Path, resume: bool, rule: RepeatRule, paired_rule: PairedRule
+                ) -> tuple[list[dict[tuple[str, str], dict[str, Any]]], list[Any], list[float]]:
+    """Every run of every spec, resuming from ``state_path`` when asked; progress and an estimate of the time left on stderr."""
     from harness.measure.efficiency.bandwidth import measure_bandwidth
+
+    bws, runs, loads, seconds = load_state(state_path, settings) if resume else ([], [], [os.getloadavg()[0]], {})
+    t_all = time.perf_counter()
+    total = settings.runs * len(specs)
+    for i in range(settings.runs):
+        if i >= len(bws):
+            bws.append(measure_bandwidth("cpu"))
+        if i >= len(runs):
+            runs.append({})
+        results = runs[i]
+        print(f"run {i + 1}: {bws[i].note()}; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+        for s in specs:
+            key = (s.variant, s.backend)
+            done = sum(len([1 for x in r.values() if "error" not in x]) for r in runs)
+            if key in results and "error" not in results[key]:
+                print(f"  {s.variant} on {s.backend}: from {state_path.name}", file=sys.stderr)
+                continue
+            todo = [(j, t) for j in range(i, settings.runs) for t in specs if (t.variant, t.backend) not in (runs[j] if j < len(runs) else {})]
+            print(f"  [{done + 1}/{total}] {s.variant} on {s.backend} (time left in all: {fmt_duration(remaining_seconds(todo, seconds))})",
+                  file=sys.stderr)
+            t0 = time.perf_counter()
+            results[key] = run_one(s, settings.profile, rule, paired_rule, bws[i], settings.sizes(i), memory=i == 0, threads=settings.threads,
+                                   lengths=settings.lengths())
+            r = results[key]
+            seconds[f"{i}|{s.variant}|{s.backend}"] = time.perf_counter() - t0
+            status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else "ok")
+            loads.append(os.getloadavg()[0])
+            print(f"  {s.variant} on {s.backend}: {status} ({time.perf_counter() - t0:.0f} s, load average {loads[-1]:.1f})", file=sys.stderr)
+            dump(state_path, _state(settings, bws, runs, loads, seconds))  # after every measurement: resumable
+    print(f"\nProfile `{settings.profile}`, {len(runs)} run(s) back to back, {time.perf_counter() - t_all:.0f} s in this session "
+          f"({sum(seconds.values()):.0f} s of measurements in all).")
+    return runs, bws, loads
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = settings_of(args)
+    from kompakt import paths
+    from kompakt.profiles import get_profile
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)  # the bandwidth copy runs on the threads the backends get
 
+    blocks = RepeatRule(warmup=1, min_runs=settings.min_blocks, min_seconds=settings.min_seconds,
+                        max_runs=200 if not args.quick else settings.min_blocks, max_seconds=600.0)
+    paired_rule = PairedRule(blocks, repeats=settings.repeats_per_block)
     rule = RepeatRule(warmup=1, min_runs=3, min_seconds=0.0) if args.quick else RepeatRule()
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None
-    repeat_sizes = [int(b) for b in args.repeat_batch_sizes.split(",")] if args.repeat_batch_sizes else None
-    specs, notes, base = plan(set(args.only.split(",")) if args.only else None, set(args.backends.split(",")), args.recipe)
-    runs: list[dict[tuple[str, str], dict[str, Any]]] = []
-    bws = []
-    loads: list[float] = []
-    t_all = time.perf_counter()
-    for i in range(args.runs):
-        bw = measure_bandwidth("cpu")
-        bws.append(bw)
-        print(f"run {i + 1}: {bw.note()}; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
-        results = {}
-        for s in specs:
-            t0 = time.perf_counter()
-            # Peak memory is measured in the first run only (the agreement check is on speed).
-            sizes = repeat_sizes if i > 0 and repeat_sizes else batch_sizes
-            results[(s.variant, s.backend)] = run_one(s, args.profile, rule, bw, sizes, memory=i == 0, threads=args.threads)
-            r = results[(s.variant, s.backend)]
-            status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else "ok")
-            load = os.getloadavg()[0]
-            loads.append(load)
-            print(f"  {s.variant} on {s.backend}: {status} ({time.perf_counter() - t0:.0f} s, load average {load:.1f})", file=sys.stderr)
-            if args.json:  # after every measurement, so a long benchmark that is stopped keeps what it measured
-                dump(args.json, bws, runs + [results])
-        runs.append(results)
-    print(f"\nProfile `{args.profile}`, {len(runs)} run(s) back to back, {time.perf_counter() - t_all:.0f} s in all.")
+    state_path = args.json or paths.cache_dir() / "bench-efficiency" / "state.json"
+    specs, notes, base = plan(set(settings.only) or None, set(settings.backends), settings.recipe, settings.also)
+    how = settings.describe(get_profile(settings.profile))
+    print(f"{len(specs)} measurements a run, {settings.runs} run(s): {how}; state in {state_path}", file=sys.stderr)
+    runs, bws, loads = measure_all(specs, settings, state_path, args.resume, rule, paired_rule)
     for i, bw in enumerate(bws):
         print(f"- run {i + 1}: {bw.note()}")
-    # Other work on the machine shows up as spread: the 1-minute load average after each
+    # Other work on the machine shows up as spread: the 1-minute load average before the benchmark and after each
     # measurement, against the number of cores, says how quiet the machine was.
-    print(f"- load average after each measurement: {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores")
+    print(f"- load average before and after each measurement: {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores")
+    print(f"- {how}")
     for n in notes:
         print(f"- {n}")
     first = next((r for r in runs[0].values() if "notes" in r), None)
@@ -344,21 +620,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(specs, runs, bws))
     if len(runs) > 1:
-        diffs = []
-        for key, r1 in runs[0].items():
-            r2 = runs[1].get(key, {})
-            for t1 in r1.get("throughput", []):
-                t2 = next((t for t in r2.get("throughput", []) if t["batch_size"] == t1["batch_size"]), None)
-                if t2:
-                    diffs.append((relative_difference(t1["decode_tokens_per_s"]["value"], t2["decode_tokens_per_s"]["value"]), key, t1["batch_size"]))
-        if diffs:
-            worst = max(diffs)
-            within = sum(d <= AGREEMENT for d, *_ in diffs)
-            print(f"\nDecode tokens/s between the two runs: {within} of {len(diffs)} figures within {AGREEMENT:.0%}; "
-                  f"largest difference {worst[0]:.1%} ({worst[1][0]} on {worst[1][1]}, batch {worst[2]}).")
+        lines, _ = agreement(specs, runs)
+        print()
+        print("\n".join(lines))
     if args.write_results:
         command = "python benchmarks/bench_efficiency.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        for p in write_results(specs, runs[0], base, args.profile, command, bws[0]):
+        for p in write_results(specs, runs[0], base, settings.profile, command, args.results_dir, how):
             print(f"wrote {p}", file=sys.stderr)
     return 0
 

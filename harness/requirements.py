@@ -33,6 +33,7 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "bitsandbytes": ("bitsandbytes", HARNESS_HINT),
     "datasets": ("datasets", HARNESS_HINT),
     "lm_eval": ("lm_eval", HARNESS_HINT),
+    "scipy": ("scipy", HARNESS_HINT),
     "gptqmodel": ("gptqmodel", PACKED_HINT),
     "optimum": ("optimum", PACKED_HINT),
     "pcre": ("PyPcre", PACKED_HINT),
@@ -47,7 +48,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "lora": ("peft",),
     "bnb": ("bitsandbytes",),
     "hub_data": ("datasets",),
-    "bench": ("lm_eval", "datasets"),
+    "bench": ("lm_eval", "datasets", "scipy"),
     "gguf_quant": ("llama_cpp",),
     "packed": ("gptqmodel", "optimum", "pcre"),
 }

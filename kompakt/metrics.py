@@ -100,7 +100,18 @@ _ALL = [
     MetricInfo("time_to_first_token_ms", "TTFT", "ms", True, "speed", "Milliseconds from the call to the first generated token, median."),
     MetricInfo("bandwidth_bound_share", "Share of bound", "", False, "speed", "Decode tokens/s at batch 1 divided by the memory-bandwidth bound (measured bandwidth / weights bytes): how close decoding comes to the physical limit."),
     MetricInfo("joules_per_token", "Energy", "J/tok", True, "energy", "Energy per generated token from NVML (GPU) or RAPL (CPU)."),
+    MetricInfo("decode_speedup", "Decode speed-up", "×", False, "speed", "Decode tokens/s against the reference timed in alternating blocks in the same run on the same backend: the ratio of the medians of the block figures, with a 95 % bootstrap interval over the paired blocks; an interval containing 1 is no measurable difference."),
+    MetricInfo("prefill_speedup", "Prefill speed-up", "×", False, "speed", "Prefill tokens/s against the reference, paired as the decode speed-up."),
+    MetricInfo("ttft_speedup", "TTFT speed-up", "×", False, "speed", "Time to first token of the reference / of the variant (above 1 is faster), paired as the decode speed-up."),
+    MetricInfo("decode_tokens_per_s_paired", "Decode tok/s (paired)", "tok/s", False, "speed", "Where a paired speed-up was measured: the reference's decode tokens/s on the same backend times the variant's paired speed-up, so the variants of one backend are ranked by what was measured side by side; elsewhere the row's own median."),
 ]
+
+#: The paired speed-up of each throughput figure: (the figure in ``Throughput.paired``, its metric key).
+PAIRED_KEYS: dict[str, str] = {
+    "decode_tokens_per_s": "decode_speedup",
+    "prefill_tokens_per_s": "prefill_speedup",
+    "time_to_first_token_ms": "ttft_speedup",
+}
 
 METRICS: dict[str, MetricInfo] = {m.key: m for m in _ALL}
 

@@ -249,6 +249,45 @@ class Stat(Strict):
     repeats: int | None = Field(default=None, ge=1, description="Number of timed repeats after warm-up.")
 
 
+class PairedFigure(Strict):
+    speedup: float = Field(
+        gt=0,
+        description="The variant against its reference, as the ratio of the medians of the two sides' block figures: variant / reference for a rate, reference / variant for a time, so above 1 is faster.",
+    )
+    ci_low: float = Field(gt=0, description="Lower end of the speed-up's confidence interval (`confidence_level` of the paired record), from a bootstrap over the paired blocks.")
+    ci_high: float = Field(gt=0, description="Upper end of the speed-up's confidence interval. An interval that contains 1.0 is no measurable difference from the reference.")
+    blocks: int = Field(ge=2, description="Pairs of blocks the speed-up is computed from (one reference block and the variant block timed next to it).")
+    variant_blocks: list[float] = Field(max_length=1000, description="The variant's figure in each block (the median of the block's repeats), in timing order.")
+    reference_blocks: list[float] = Field(
+        max_length=1000,
+        description="The reference's paired timings: its figure in each block (the median of the block's repeats), in timing order; block i was timed next to the variant's block i.",
+    )
+
+
+class PairedSpeed(Strict):
+    reference: ShortText = Field(description="What the variant was timed against: the reference's variant id and the artifact or file that ran.")
+    aa_check: bool = Field(
+        default=False,
+        description="True when the timed variant is the reference itself, loaded a second time (an A/A check: its speed-up should read 1.00 within the interval).",
+    )
+    loading: Literal["same_process", "process_per_block"] = Field(
+        description="How the two sides ran: both models loaded at once in one process, or each block in a process of its own (when the two do not fit in memory together).",
+    )
+    repeats_per_block: int = Field(ge=1, description="Timed repeats in each block, after the block's own warm-up.")
+    warmup_per_block: int = Field(ge=0, description="Untimed runs at the start of each block.")
+    confidence_level: float = Field(gt=0, lt=1, description="Confidence level of every interval here, e.g. 0.95.")
+    method: ShortText = Field(description="How the intervals were computed (the bootstrap and its settings).")
+    decode_tokens_per_s: PairedFigure | None = Field(default=None, description="Paired speed-up of decode tokens/s.")
+    prefill_tokens_per_s: PairedFigure | None = Field(default=None, description="Paired speed-up of prefill tokens/s.")
+    time_to_first_token_ms: PairedFigure | None = Field(default=None, description="Paired speed-up of the time to first token (reference time / variant time).")
+    weights_ratio: float | None = Field(
+        default=None, gt=0, description="Weights bytes of the variant / of the reference on this backend (memory needs no pairing; recorded beside the speed-ups)."
+    )
+    peak_memory_ratio: float | None = Field(
+        default=None, gt=0, description="Peak memory while generating, variant / reference, where the reference's peak was measured in the same run."
+    )
+
+
 class Throughput(Strict):
     backend: ShortText | None = Field(default=None, description="Inference backend and its settings, e.g. `pytorch` or `llama.cpp`; the same variant on two backends is two entries.")
     batch_size: int | None = Field(default=None, ge=1, description="Sequences generated at once.")
@@ -266,6 +305,10 @@ class Throughput(Strict):
         default=None,
         gt=0,
         description="Decode tokens/s at batch 1 as a share of the memory-bandwidth bound (bandwidth / weights bytes).",
+    )
+    paired: PairedSpeed | None = Field(
+        default=None,
+        description="The variant timed against its reference in alternating blocks in the same run (same backend, threads, prompt, lengths and batch size): speed-ups with confidence intervals and the reference's paired timings. Absent in files from before paired timing and for figures timed alone.",
     )
     notes: Text | None = Field(default=None, description="Remarks, e.g. how the source measured it.")
 

@@ -294,6 +294,33 @@ def _speed_cell(key: str) -> Callable[[Row, Context], str]:
     return cell
 
 
+def _speedup_cell(r: Row, ctx: Context) -> str:
+    """``1.32× [1.28–1.36]`` for a paired speed-up (timed side by side with the reference in one run), ``≈ 1 [0.97–1.04]
+    no measurable difference`` when its interval contains 1, ``1.10×`` for a ratio of two separate runs (older files);
+    the reference's own row shows its A/A check (against a separately loaded copy of itself) where it has one."""
+    value = r.get("speedup")
+    if r.get("is_reference") and r.get("decode_speedup") is not None:
+        lo, hi = r.get("decode_speedup_low"), r.get("decode_speedup_high")
+        interval = f" [{fmt_num(lo, 2)}–{fmt_num(hi, 2)}]" if lo is not None and hi is not None else ""
+        return (f'<small title="the reference against a separately loaded copy of itself, paired like a variant: '
+                f'near 1 is what the protocol should give">A/A {fmt_ratio(r["decode_speedup"])}{interval}</small>')
+    if value is None or not r.get("speedup_paired"):
+        return fmt_ratio(value)
+    interval = f'<span class="kompakt-se">[{fmt_num(r["speedup_low"], 2)}–{fmt_num(r["speedup_high"], 2)}]</span>'
+    title = esc(f"paired decode speed-up over {r['speedup_blocks']} pairs of blocks, 95 % bootstrap interval")
+    if not r.get("speedup_measurable"):
+        return (f'<span title="measured {fmt_ratio(value)}; the 95 % interval contains 1">≈ 1</span> {interval}'
+                '<br><small class="kompakt-no-change">no measurable difference</small>')
+    return f'<span title="{title}">{fmt_ratio(value)}</span> {interval}'
+
+
+def _speedup_value(r: Row) -> float | None:
+    """What the grid sorts and filters a speed-up by: 1 where its interval contains 1 (its digits are not a rank)."""
+    if r.get("speedup_paired") and not r.get("speedup_measurable"):
+        return 1.0
+    return r.get("speedup")
+
+
 def _delta_ppl(value: float | None) -> str:
     return "" if value is None else fmt_signed(value, 2)
 
@@ -350,7 +377,14 @@ COLUMNS: tuple[GridColumn, ...] = (
     # speed
     GridColumn("decode", "speed", "Decode tok/s", METRICS["decode_tokens_per_s"].description + " [min–max of the repeats]; batch 1 unless the tooltip says otherwise", _value_or("decode_tokens_per_s"), _speed_cell("decode_tokens_per_s")),
     GridColumn("generate", "speed", "Generate tok/s", METRICS["generate_tokens_per_s"].description + " [min–max of the repeats]", _value_or("generate_tokens_per_s"), _speed_cell("generate_tokens_per_s")),
-    GridColumn("speedup", "speed", "Speed-up", "tokens/s against the reference on the same hardware, backend and batch size", _value_or("speedup"), _fmt("speedup", fmt_ratio)),
+    GridColumn("speedup", "speed", "Speed-up", "decode tokens/s against the reference on the same hardware, backend and batch size. "
+               "[low–high]: the 95 % interval where the two were timed side by side in one run (paired blocks); ≈ 1: that interval "
+               "contains 1, no measurable difference (sorted and filtered as 1). Without an interval: a ratio of two separate runs "
+               "(older results). On the reference's row: its A/A check against a separately loaded copy of itself",
+               _speedup_value, _speedup_cell, csv="Speed-up vs reference (1 where no measurable difference)",
+               extras=(Extra("measured", "Speed-up as measured", _value_or("speedup")),
+                       Extra("low", "Speed-up 95 % interval low", _value_or("speedup_low")),
+                       Extra("high", "Speed-up 95 % interval high", _value_or("speedup_high")))),
     GridColumn("prefill", "speed", "Prefill tok/s", METRICS["prefill_tokens_per_s"].description, _value_or("prefill_tokens_per_s"), _speed_cell("prefill_tokens_per_s"), shown=False),
     GridColumn("ttft", "speed", "TTFT (ms)", METRICS["time_to_first_token_ms"].description, _value_or("time_to_first_token_ms"), _fmt("time_to_first_token_ms", lambda v: fmt_num(v, 1)), shown=False),
     GridColumn("bound_share", "speed", "Share of bound", METRICS["bandwidth_bound_share"].description, _value_or("bandwidth_bound_share"), _fmt("bandwidth_bound_share", fmt_percent), shown=False),

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 from kompakt import methods as method_catalogue
-from kompakt.metrics import accuracy_key, lower_is_better
+from kompakt.metrics import PAIRED_KEYS, accuracy_key, lower_is_better
 from kompakt.profiles import UNSPECIFIED
-from kompakt.results import Perplexity, ResultsFile, Step
+from kompakt.results import Perplexity, ResultsFile, Step, Throughput
 
 
 def step_label(step: Step) -> str:
@@ -130,7 +130,7 @@ def run_row(r: ResultsFile, file: str) -> dict[str, Any]:
 METRIC_COLUMNS = [
     "run_id", "key", "family", "task", "metric", "value", "stderr", "n", "limit", "num_fewshot", "task_version",
     "batch_size", "backend", "prompt_tokens", "generated_tokens", "context_length", "p90", "min", "max", "repeats",
-    "lower_is_better", "notes", "chance_level", "language",
+    "lower_is_better", "notes", "chance_level", "language", "ci_low", "ci_high", "blocks",
 ]
 
 
@@ -208,6 +208,23 @@ def metric_rows(r: ResultsFile) -> list[dict[str, Any]]:
                 )
         if t.bandwidth_bound_share is not None and t.decode_tokens_per_s is not None:
             rows.append(_row(r.run_id, "bandwidth_bound_share", "speed", t.bandwidth_bound_share, batch_size=t.batch_size, backend=t.backend))
+        rows += paired_rows(r.run_id, t)
     for e in m.energy:
         rows.append(_row(r.run_id, "joules_per_token", "energy", e.joules_per_token, batch_size=e.batch_size, backend=backend, notes=f"energy counter: {e.source}"))
+    return rows
+
+
+def paired_rows(run_id: str, t: Throughput) -> list[dict[str, Any]]:
+    """The paired speed-ups of one throughput entry (``Throughput.paired``), one row per figure, with their interval."""
+    p = t.paired
+    if p is None:
+        return []
+    what = "A/A check: the reference against a separately loaded copy of itself" if p.aa_check else f"paired with {p.reference}"
+    rows = []
+    for figure, key in PAIRED_KEYS.items():
+        f = getattr(p, figure)
+        if f is not None:
+            rows.append(_row(run_id, key, "speed", f.speedup, batch_size=t.batch_size, backend=t.backend, prompt_tokens=t.prompt_tokens,
+                             generated_tokens=t.generated_tokens, ci_low=f.ci_low, ci_high=f.ci_high, blocks=f.blocks,
+                             notes=f"{what}; {p.loading.replace('_', ' ')}; {p.confidence_level:.0%} interval by {p.method}"))
     return rows

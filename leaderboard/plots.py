@@ -317,11 +317,16 @@ def _stderr(row: Row, key: str) -> float | None:
 
 
 def _spread(row: Row, key: str, axis: Axis) -> tuple[float, float]:
-    """(below, above) the value: the min–max of the timed repeats of a speed, else nothing."""
+    """(below, above) the value: the min–max of the timed repeats of a speed, or a paired speed's interval
+    (``decode_tokens_per_s_paired``: the reference's tokens/s times the speed-up's interval), else nothing."""
     value, lo, hi = row.get(key), row.get(f"{key}_min"), row.get(f"{key}_max")
-    if key.endswith("_tokens_per_s") and value is not None and lo is not None and hi is not None:
+    if _is_speed(key) and value is not None and lo is not None and hi is not None:
         return axis.to_plot(value - lo), axis.to_plot(hi - value)
     return 0.0, 0.0
+
+
+def _is_speed(key: str) -> bool:
+    return key.endswith(("_tokens_per_s", "_tokens_per_s_paired"))
 
 
 def _hover(row: Row, point: Row, x_axis: Axis, y_axis: Axis) -> str:
@@ -330,6 +335,9 @@ def _hover(row: Row, point: Row, x_axis: Axis, y_axis: Axis) -> str:
         lines.append(f"{esc(info(axis.key).label)}: {axis.to_plot(value):.4g}")
     if row.get("mean_accuracy_stderr") is not None and y_axis.key == "mean_accuracy":
         lines[-1] += f" ± {row['mean_accuracy_stderr']:.4f}"
+    if x_axis.key == "decode_tokens_per_s_paired" and row.get("speedup_paired"):
+        verdict = "" if row.get("speedup_measurable") else ", no measurable difference"
+        lines.append(f"paired speed-up {row['speedup']:.2f}× [{row['speedup_low']:.2f}–{row['speedup_high']:.2f}]{verdict}")
     lines.append("on the Pareto frontier" if point["on_frontier"] else "dominated")
     if row.get("quality_from"):
         lines.append(esc(f"accuracy from {row['quality_from']}"))
@@ -345,7 +353,11 @@ def pareto_caption(points: list[Row], unlabelled: int) -> str:
              + (", shapes the inference backend." if len({p["backend"] for p in points}) > 1 else ".")]
     if y_key == "mean_accuracy":
         parts.append("Vertical bars: ± one standard error of the mean accuracy, the standard error of the mean of the four tasks treating them as independent.")
-    if x_key.endswith("_tokens_per_s"):
+    if x_key == "decode_tokens_per_s_paired":
+        parts.append("Tokens/s of a variant timed side by side with its reference: the reference's tokens/s times the paired speed-up, "
+                     "its horizontal bar the speed-up's 95 % interval; the reference's bar (and that of a variant without a paired figure): "
+                     "min–max of its timed repeats.")
+    elif x_key.endswith("_tokens_per_s"):
         parts.append("Horizontal bars: min–max of the timed repeats.")
     if info(y_key).family == "perplexity":
         parts.append("Perplexity on a log axis.")

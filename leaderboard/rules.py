@@ -124,6 +124,30 @@ def speeds_positive(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem
         yield _err(name, ("metrics", "reported_mean_accuracy"), f"{mean} outside [0, 1]", "a fraction between 0 and 1")
 
 
+def paired_consistent(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
+    """A paired speed-up's interval is an interval, its block lists have as many entries as it has blocks, the
+    block figures are positive, and only the reference's own file is an A/A check."""
+    for i, t in enumerate(r.metrics.throughput):
+        if t.paired is None:
+            continue
+        loc = ("metrics", "throughput", i, "paired")
+        if t.paired.aa_check and not r.variant.is_reference:
+            yield _err(name, (*loc, "aa_check"), "an A/A check in the file of a variant that is not the reference",
+                       "aa_check: true only when the reference is timed against a copy of itself")
+        for figure in ("decode_tokens_per_s", "prefill_tokens_per_s", "time_to_first_token_ms"):
+            f = getattr(t.paired, figure)
+            if f is None:
+                continue
+            if f.ci_low > f.ci_high:
+                yield _err(name, (*loc, figure, "ci_low"), f"interval [{f.ci_low}, {f.ci_high}] is empty", "ci_low <= ci_high")
+            for side in ("variant_blocks", "reference_blocks"):
+                values = getattr(f, side)
+                if len(values) != f.blocks:
+                    yield _err(name, (*loc, figure, side), f"{len(values)} block figures for {f.blocks} blocks", "one figure per block")
+                if any(v <= 0 for v in values):
+                    yield _err(name, (*loc, figure, side), "a block figure that is not positive", "speeds and times > 0")
+
+
 def status_consistent(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
     s = r.status
     if s.code != "ok" and not s.reason:
@@ -191,6 +215,7 @@ RULES: dict[int, list[Rule]] = {
         perplexity_ranges,
         distance_ranges,
         speeds_positive,
+        paired_consistent,
         status_consistent,
         lineage,
         provenance_and_profile,

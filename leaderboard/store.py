@@ -107,6 +107,7 @@ def _typed_metrics(rows: list[dict[str, Any]]) -> pa.Table:
         "value": pa.float64(), "stderr": pa.float64(), "p90": pa.float64(), "min": pa.float64(), "max": pa.float64(),
         "n": pa.int64(), "limit": pa.int64(), "num_fewshot": pa.int64(), "batch_size": pa.int64(), "prompt_tokens": pa.int64(),
         "generated_tokens": pa.int64(), "context_length": pa.int64(), "repeats": pa.int64(), "lower_is_better": pa.bool_(),
+        "ci_low": pa.float64(), "ci_high": pa.float64(), "blocks": pa.int64(),
         "chance_level": pa.float64(),
     }
     return pa.table({c: pa.array([r[c] for r in rows], types.get(c, pa.string())) for c in METRIC_COLUMNS})

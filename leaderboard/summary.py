@@ -33,7 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kompakt.metrics import MEAN_TASKS, Basis, comparable, lower_is_better
+from kompakt.metrics import MEAN_TASKS, PAIRED_KEYS, Basis, comparable, lower_is_better
+from kompakt.paired import contains_one
 from kompakt.tasks import TASKS
 from leaderboard.budgets import fitting
 from leaderboard.chance_rows import add_above_chance, figure_verdict
@@ -58,7 +59,7 @@ SHOWN_ACCURACY += [(t.name, t.headline) for t in TASKS.values() if t.kind == "ac
 #: The first x key that at least two variants have is used for the whole plot.
 PLOTS: list[tuple[str, list[str], str]] = [
     ("accuracy-memory", ["peak_device_bytes", "peak_host_bytes", "weights_bytes", "disk_bytes"], "mean_accuracy"),
-    ("accuracy-speed", ["decode_tokens_per_s", "generate_tokens_per_s"], "mean_accuracy"),
+    ("accuracy-speed", ["decode_tokens_per_s_paired", "decode_tokens_per_s", "generate_tokens_per_s"], "mean_accuracy"),
     ("perplexity-size", ["weights_bytes", "disk_bytes"], "word_perplexity"),
     ("kl-memory", ["weights_bytes", "disk_bytes"], "kl_divergence"),
 ]
@@ -92,6 +93,11 @@ class Figure:
     """An accuracy's chance level on the documents scored (not part of its basis: it follows from the documents)."""
     language: str | None = None
     """A parallel-text perplexity's language."""
+    ci_low: float | None = None
+    """A paired speed-up's confidence interval (low end)."""
+    ci_high: float | None = None
+    blocks: int | None = None
+    """Pairs of blocks a paired speed-up was computed from."""
 
     def basis(self) -> Basis:
         """What must be equal for two figures of one metric to be compared (:class:`kompakt.metrics.Basis`)."""
@@ -116,6 +122,7 @@ def _latest_figures(runs: list[dict[str, Any]], metrics_by_run: dict[str, list[d
                 task_version=m["task_version"], lm_eval_version=run["lm_eval_version"], batch_size=m["batch_size"], backend=backend,
                 min=m["min"], max=m["max"], p90=m["p90"], repeats=m["repeats"], context_length=m["context_length"],
                 chance_level=m.get("chance_level"), language=m.get("language"),
+                ci_low=m.get("ci_low"), ci_high=m.get("ci_high"), blocks=m.get("blocks"),
             )
     return out
 
@@ -257,6 +264,13 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
         row[metric] = f.value if f else None
         row[f"{metric}_min"] = f.min if f else None
         row[f"{metric}_max"] = f.max if f else None
+        row[f"{metric}_batch"] = f.batch_size if f else None
+    for metric in PAIRED_KEYS.values():
+        f = _pick(figures, metric)
+        row[metric] = f.value if f else None
+        row[f"{metric}_low"] = f.ci_low if f else None
+        row[f"{metric}_high"] = f.ci_high if f else None
+        row[f"{metric}_blocks"] = f.blocks if f else None
         row[f"{metric}_batch"] = f.batch_size if f else None
     return row
 
@@ -433,6 +447,7 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
         r["delta_mean_accuracy"] = r["keeps_mean_accuracy"] = None
         r["delta_word_perplexity"] = r["speedup"] = r["memory_ratio"] = None
         r["_reference"] = ref
+        _paired_speedup(r, same_backend)
         if ref is None or r["variant_id"] == ref["variant_id"] or r["status"] != "ok":
             continue
         pair = _mean_pair(r, ref)
@@ -448,6 +463,8 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
         if ref is not same_backend:
             continue  # llama.cpp and PyTorch differ by several times in speed and in memory
         for speed in ("decode_tokens_per_s", "generate_tokens_per_s"):
+            if r["speedup_paired"]:
+                break  # measured side by side with the reference: that figure, not a ratio of two runs
             fs, fref_s = _pick(r["_figures"], speed), _pick(ref["_figures"], speed)
             if fs is not None and fref_s is not None and fs.batch_size == fref_s.batch_size:
                 r["speedup"] = fs.value / fref_s.value
@@ -456,6 +473,36 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
             if r[mem] is not None and ref[mem] is not None:
                 r["memory_ratio"] = r[mem] / ref[mem]
                 break
+
+
+def _paired_speedup(r: dict[str, Any], ref: dict[str, Any] | None) -> None:
+    """The row's paired decode speed-up (timed against the reference in the same run), where it has one.
+
+    ``speedup`` takes it with its interval (``speedup_low``, ``speedup_high``); ``speedup_measurable`` is False
+    when the interval contains 1.0 (no measurable difference: not a number to rank). ``decode_tokens_per_s_paired``,
+    the x of the speed plots, is the reference's decode tokens/s on the same backend and batch size times the
+    paired speed-up (its ``_min``/``_max``, the plot's bars, times the interval's ends), so a backend's variants sit where they were measured against the reference, not where the
+    machine's mood of another minute put them; elsewhere it is the row's own figure. The reference's own row
+    (whose paired figure is an A/A check) gets no speed-up."""
+    r["speedup_low"] = r["speedup_high"] = r["speedup_blocks"] = r["speedup_measurable"] = None
+    r["speedup_paired"] = False
+    r["decode_tokens_per_s_paired"] = r.get("decode_tokens_per_s")
+    r["decode_tokens_per_s_paired_min"] = r.get("decode_tokens_per_s_min")
+    r["decode_tokens_per_s_paired_max"] = r.get("decode_tokens_per_s_max")
+    if r["is_reference"] or r["status"] != "ok":
+        return
+    f = _pick(r["_figures"], "decode_speedup")
+    if f is None or f.ci_low is None or f.ci_high is None:
+        return
+    r["speedup"], r["speedup_low"], r["speedup_high"], r["speedup_blocks"] = f.value, f.ci_low, f.ci_high, f.blocks
+    r["speedup_paired"] = True
+    r["speedup_measurable"] = not contains_one(f.ci_low, f.ci_high)
+    fref = _pick(ref["_figures"], "decode_tokens_per_s") if ref is not None else None
+    if fref is not None and fref.batch_size == f.batch_size:
+        # the bars of the speed plot: the paired interval on the reference's figure, not the variant's own repeats
+        r["decode_tokens_per_s_paired"] = fref.value * f.value
+        r["decode_tokens_per_s_paired_min"] = fref.value * f.ci_low
+        r["decode_tokens_per_s_paired_max"] = fref.value * f.ci_high
 
 
 def _plot_basis(row: dict[str, Any], y_key: str) -> tuple | None:

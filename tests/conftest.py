@@ -1,6 +1,11 @@
-"""Shared test options: slow tests run only with --runslow, and say so when skipped."""
+"""Shared test options: slow tests run only with --runslow, and say so when skipped; whether the llama.cpp backend is
+tested is said at the top and, when its tests were skipped, again at the bottom of every run."""
 
 from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
 
 import pytest
 
@@ -16,3 +21,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def llama_cpp_missing() -> str | None:
+    """Why the llama.cpp backend cannot be tested here, or None when llama-cpp-python is installed."""
+    if importlib.util.find_spec("llama_cpp") is not None:
+        return None
+    why = "KOMPAKT_LLAMACPP=skip was set" if os.environ.get("KOMPAKT_LLAMACPP") == "skip" else "it was not built"
+    return f"llama-cpp-python is not installed ({why}); `make test` builds it (scripts/build-llamacpp.sh)"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    missing = llama_cpp_missing()
+    if missing:
+        return f"llama.cpp backend: NOT TESTED: {missing}"
+    return f"llama.cpp backend: llama-cpp-python {importlib.metadata.version('llama-cpp-python')}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    missing = llama_cpp_missing()
+    if not missing:
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "llama" in str(r.longrepr).lower()]
+    terminalreporter.write_sep("=", f"{len(skipped)} llama.cpp test(s) SKIPPED: {missing}", red=True, bold=True)

@@ -15,12 +15,23 @@ choice. ``KompaktLM`` subclasses ``HFLM`` and replaces only the scoring:
 3. The cache of the last prefix is kept: the next group's prefix reuses its
    longest common prefix (TruthfulQA's six-question primer is computed once
    per task, not once per choice).
-4. Requests without a partner (rolling windows of wikitext, ...) run as
-   ordinary right-padded batches, as in ``HFLM``.
+4. Sharing is decided per group from the requests themselves
+   (:func:`sharing_pays`): a shared group takes two forward calls (its prefix,
+   then its tails) where plain batches take a fraction of one, so it must save
+   more tokens than those calls cost. Every forward call pays a fixed price
+   (reading every weight once, dispatching every layer) worth
+   :data:`CALL_COST_TOKENS` tokens of computation. WinoGrande's two options share
+   only the words before the blank (about 10 tokens): plain batches win there.
+   ARC's and HellaSwag's choices share a question or a sentence of 16 to 40
+   tokens four times over, TruthfulQA's its primer of ~190 tokens: those are
+   shared. No task name is consulted.
+5. Requests that are not shared (rolling windows of wikitext, groups that do
+   not pay) run as ordinary right-padded batches, longest first, as in ``HFLM``.
 
-The language-model head is applied only to the positions that are scored, in
-chunks, so a long rolling window does not hold a ``[seq, vocab]`` logits tensor
-per batch row. Log-softmax is taken in float32.
+The language-model head is applied only to the positions that are scored, for
+all requests of a forward call at once, in chunks, so a long rolling window does
+not hold a ``[seq, vocab]`` logits tensor per batch row (``HFLM`` applies it to
+every position of every row). Log-softmax is taken in float32.
 
 The result of each request equals ``HFLM``'s up to float rounding (the same
 tokens and the same positions; only the order of floating point operations
@@ -49,6 +60,26 @@ MIN_SHARED_TOKENS = 4
 MIN_REUSED_TOKENS = 8
 #: Positions passed through the LM head at once (bounds the logits tensor).
 HEAD_CHUNK = 1024
+#: The fixed price of one forward call, in tokens of computation: a call of ``n`` tokens costs about
+#: ``CALL_COST_TOKENS + n`` token-times. Measured on the embedded SmolLM2-135M (float32, 2 CPU threads):
+#: a decoder call over B x L tokens takes about a + b * B * L, with a / b between 20 and 40 (see the README's
+#: lm-eval backend benchmark); the larger end is used, so that a group is shared only when it clearly pays.
+CALL_COST_TOKENS = 40
+
+
+def sharing_pays(k: int, shared: int, reused: int, batch_rows: int, call_cost: float = CALL_COST_TOKENS) -> bool:
+    """Whether scoring ``k`` requests that share their first ``shared`` input tokens as a group costs less than
+    putting them into plain batches of ``batch_rows`` rows.
+
+    Shared: the prefix runs once (``reused`` of its tokens are still in the cache from the previous group), then
+    the tails, in two forward calls. Plain: every request runs whole, ``k / batch_rows`` of a call. The group saves
+    ``(k - 1) * shared + reused`` tokens and costs ``2 - k / batch_rows`` extra calls of ``call_cost`` tokens each.
+    """
+    if k < 2:
+        return False
+    saved = (k - 1) * shared + reused
+    extra_calls = 2 - min(k, batch_rows) / batch_rows
+    return saved > call_cost * extra_calls
 
 
 @dataclass
@@ -78,7 +109,8 @@ class KompaktLM(HFLM):
 
     Extra arguments: ``prefix_sharing`` (default True; False gives plain
     batched scoring, as ``HFLM`` but with the memory-lean head),
-    ``max_batch_tokens`` (padded tokens per plain batch), and
+    ``call_cost_tokens`` (the price of a forward call in tokens, :data:`CALL_COST_TOKENS`;
+    0 shares every group), ``max_batch_tokens`` (padded tokens per plain batch), and
     ``progress_desc`` (the label of the progress bar, settable between tasks).
     """
 
@@ -88,10 +120,12 @@ class KompaktLM(HFLM):
         prefix_sharing: bool = True,
         max_batch_tokens: int = 16384,
         progress_desc: str = "scoring",
+        call_cost_tokens: float = CALL_COST_TOKENS,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.prefix_sharing = bool(prefix_sharing)
+        self.call_cost_tokens = float(call_cost_tokens)
         self.max_batch_tokens = int(max_batch_tokens)
         self.progress_desc = progress_desc
         self._parts = self._split_model()
@@ -99,7 +133,7 @@ class KompaktLM(HFLM):
             log.info("prefix sharing disabled: the model's cache cannot be reused safely")
             self.prefix_sharing = False
         self._last_prefix: tuple[list[int], Any] | None = None
-        self.stats = {"forward_calls": 0, "tokens_computed": 0, "tokens_requested": 0}
+        self.stats = {"forward_calls": 0, "tokens_computed": 0, "tokens_requested": 0, "groups_shared": 0, "groups_plain": 0}
 
     # ------------------------------------------------------------------ model parts
 
@@ -147,18 +181,30 @@ class KompaktLM(HFLM):
 
     def _score_rows(self, rows: torch.Tensor, targets: list[int]) -> tuple[float, bool]:
         """Sum of log-probs of ``targets`` at ``rows`` (hidden states or logits) and whether all are greedy."""
-        total = 0.0
-        greedy = True
-        tgt = torch.tensor(targets, dtype=torch.long, device=rows.device)
+        return self._score_many([(rows, targets)])[0]
+
+    def _score_many(self, pieces: list[tuple[torch.Tensor, list[int]]]) -> list[tuple[float, bool]]:
+        """:meth:`_score_rows` for several requests at once: their rows go through the LM head together, in chunks."""
+        if not pieces:
+            return []
+        rows = torch.cat([r for r, _ in pieces], dim=0) if len(pieces) > 1 else pieces[0][0]
+        tgt = torch.tensor([t for _, ts in pieces for t in ts], dtype=torch.long, device=rows.device)
+        logps, hits = [], []
         with torch.inference_mode():
             for s in range(0, rows.shape[0], HEAD_CHUNK):
                 chunk = rows[s : s + HEAD_CHUNK]
                 logits = self._parts[1](chunk) if self._parts is not None else chunk
                 logp = F.log_softmax(logits.float(), dim=-1)
                 t = tgt[s : s + HEAD_CHUNK]
-                total += float(logp.gather(1, t.unsqueeze(1)).sum())
-                greedy = greedy and bool((logp.argmax(dim=-1) == t).all())
-        return total, greedy
+                logps.append(logp.gather(1, t.unsqueeze(1)).squeeze(1))
+                hits.append(logp.argmax(dim=-1) == t)
+        logp_all, hit_all = torch.cat(logps), torch.cat(hits)
+        out, start = [], 0
+        for _, ts in pieces:
+            end = start + len(ts)
+            out.append((float(logp_all[start:end].sum()), bool(hit_all[start:end].all())))
+            start = end
+        return out
 
     # ------------------------------------------------------------------ lm-eval API
 
@@ -178,10 +224,16 @@ class KompaktLM(HFLM):
         results: list[tuple[float, bool] | None] = [None] * len(items)
         pbar = tqdm(total=len(items), desc=self.progress_desc, disable=disable_tqdm or self.rank != 0, dynamic_ncols=True)
         singles: list[_Item] = []
+        rows = self.batch_size if isinstance(self.batch_size, int) and self.batch_size > 0 else (override_bs or 16)
         for group, shared in self._groups(items):
             if len(group) == 1:
                 singles.append(group[0])
                 continue
+            if not sharing_pays(len(group), shared, self._reusable(group[0].x[:shared]), rows, self.call_cost_tokens):
+                self.stats["groups_plain"] += 1
+                singles.extend(group)
+                continue
+            self.stats["groups_shared"] += 1
             for item, answer in self._score_group(group, shared):
                 results[item.index] = answer
                 self._cache_answer(item, answer)
@@ -247,6 +299,13 @@ class KompaktLM(HFLM):
 
     # ------------------------------------------------------------------ scoring
 
+    def _reusable(self, prefix: list[int]) -> int:
+        """Tokens of ``prefix`` the kept cache of the previous shared prefix already holds (0 below MIN_REUSED_TOKENS)."""
+        if self._last_prefix is None:
+            return 0
+        common = _common_prefix(self._last_prefix[0], prefix, len(prefix) - 1)
+        return common if common >= MIN_REUSED_TOKENS else 0
+
     def _prefix_cache(self, prefix: list[int]) -> tuple[torch.Tensor, Any]:
         """Run ``prefix`` (reusing the previous prefix's cache where they agree); return its last row and cache."""
         cache = None
@@ -282,11 +341,13 @@ class KompaktLM(HFLM):
                 expanded.batch_repeat_interleave(len(part))
                 hidden, _ = self._forward(ids, past=expanded, use_cache=True)
                 del expanded
+            pieces = []
             for row, it in enumerate(part):
                 tail = hidden[row, : len(it.x) - shared] if hidden is not None else last_row[:0]
                 rows = torch.cat([last_row, tail], dim=0)  # positions shared-1 .. len(x)-1
                 first = it.ctx_len - shared  # position ctx_len-1 in row coordinates
-                yield it, self._score_rows(rows[first : first + len(it.cont)], it.cont)
+                pieces.append((rows[first : first + len(it.cont)], it.cont))
+            yield from zip(part, self._score_many(pieces))
 
     @staticmethod
     def _cache_bytes_per_token(cache: Any) -> int:
@@ -309,6 +370,5 @@ class KompaktLM(HFLM):
             i += n
             ids = torch.tensor([it.x + [pad] * (width - len(it.x)) for it in batch], dtype=torch.long, device=self.device)
             hidden, _ = self._forward(ids)
-            for row, it in enumerate(batch):
-                first = it.ctx_len - 1
-                yield it, self._score_rows(hidden[row, first : first + len(it.cont)], it.cont)
+            pieces = [(hidden[row, it.ctx_len - 1 : it.ctx_len - 1 + len(it.cont)], it.cont) for row, it in enumerate(batch)]
+            yield from zip(batch, self._score_many(pieces))

@@ -47,10 +47,39 @@ from harness.run.results_writer import new_run_id, write_results, write_samples
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BenchConfig", "VariantJob", "VariantOutcome", "default_tasks", "known_tasks", "measure_variant", "run_bench"]
+__all__ = ["BenchConfig", "PairingReference", "VariantJob", "VariantOutcome", "default_tasks", "known_tasks", "measure_variant", "run_bench"]
 
 
 # --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class PairingReference:
+    """The reference a variant's speed is timed against, as each efficiency backend runs it."""
+
+    artifact: Any
+    """The reference's :class:`harness.build.artifacts.Artifact`."""
+    base: Any
+    """The resolved base model (:class:`harness.build.base_model.ResolvedBase`), for writing the reference as GGUF."""
+
+    @property
+    def key(self) -> str:
+        return self.artifact.key
+
+    def for_backend(self, backend: str) -> tuple[Path, str]:
+        """The reference as ``backend`` runs it: its checkpoint, or (llama.cpp) its weights as an F32 GGUF."""
+        from harness.measure.backends import backend_class
+
+        formats = backend_class(backend).formats
+        if self.artifact.format in formats:
+            path = self.artifact.model_path
+        elif "gguf" in formats:
+            from harness.build.as_gguf import f32_gguf
+
+            path, _ = f32_gguf(self.artifact, self.base)
+        else:
+            raise ValueError(f"the {backend} backend cannot run the reference's {self.artifact.format!r} checkpoint")
+        return Path(path), f"{self.artifact.variant.id} (artifact {self.key[:12]}, {Path(path).name})"
 
 
 @dataclass
@@ -63,6 +92,9 @@ class VariantJob:
     is_reference: bool = False
     planned: tuple[Any, Any] | None = None
     """(BaseModelInfo, Variant) as planned, for the results file of a variant whose build fails."""
+    reference: PairingReference | None = None
+    """What its speed is paired with: the reference (for the reference itself a second load of itself, the A/A check);
+    None: timed alone."""
 
     def get(self) -> Any:
         if self.artifact is None:
@@ -189,7 +221,7 @@ def measure_variant(job: VariantJob, config: BenchConfig, *, hardware: Hardware,
         got.notes.append("Memory and speed are not measured for a variant loaded in 4 bit by the profile's fallback: "
                          "the efficiency backends load a variant as it is stored.")
     elif others and got.status.code == "ok":
-        ctx = TaskContext(config=config, artifact=artifact, say=say, progress_prefix=f"{job.id} · ")
+        ctx = TaskContext(config=config, artifact=artifact, say=say, progress_prefix=f"{job.id} · ", reference=job.reference)
         for task in others:
             _run_and_store(task, ctx, artifact, config, got, say)
 
@@ -201,8 +233,9 @@ def measure_variant(job: VariantJob, config: BenchConfig, *, hardware: Hardware,
 def _from_cache(job: VariantJob, artifact: Any, config: BenchConfig, got: _Collected, say: Callable[[str], None]) -> list[str]:
     """Take every finished measurement from the cache into ``got``; returns the tasks still to run."""
     pending = []
+    ref_key = job.reference.key if job.reference is not None else None
     for task in config.tasks:
-        path = measurement_path(artifact, config, task)
+        path = measurement_path(artifact, config, task, ref_key)
         cached = read_measurement(path) if config.use_cache else None
         if cached is None:
             pending.append(task)
@@ -214,7 +247,7 @@ def _from_cache(job: VariantJob, artifact: Any, config: BenchConfig, got: _Colle
             log.debug("completing a cached measurement failed", exc_info=True)
             say(f"  {job.id}: {task}: the cached figures lack what kompakt now records beside them ({type(err).__name__}: {err})")
         if cached.to_cache() != before:
-            store_measurement(path, measurement_key(artifact, config, task), cached)
+            store_measurement(path, measurement_key(artifact, config, task, ref_key), cached)
         got.add(cached)
         got.cached_tasks.append(task)
     if got.cached_tasks:
@@ -271,7 +304,8 @@ def _run_and_store(task: str, ctx: TaskContext, artifact: Any, config: BenchConf
         return True
     payload.extra.setdefault("seconds", round(time.perf_counter() - t0, 3))
     got.add(payload)
-    store_measurement(measurement_path(artifact, config, task), measurement_key(artifact, config, task), payload)
+    ref_key = ctx.reference.key if ctx.reference is not None else None
+    store_measurement(measurement_path(artifact, config, task, ref_key), measurement_key(artifact, config, task, ref_key), payload)
     return True
 
 

@@ -43,9 +43,11 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def measurement_key(artifact: Any, config: BenchConfig, task: str) -> dict[str, Any]:
-    """Everything that can change the figures of ``task`` on ``artifact`` under ``config``."""
+def measurement_key(artifact: Any, config: BenchConfig, task: str, reference: str | None = None) -> dict[str, Any]:
+    """Everything that can change the figures of ``task`` on ``artifact`` under ``config``; ``reference`` is the key of
+    the reference artifact a task that pairs its timings with it (efficiency) was measured against."""
     spec = get_task(task)
+    paired = {"reference": reference} if spec.pairs_with_reference and reference is not None else {}
     return {
         "base": artifact.base_model.content_hash,
         "artifact": artifact.key,
@@ -62,11 +64,12 @@ def measurement_key(artifact: Any, config: BenchConfig, task: str) -> dict[str, 
         **spec.artifact_settings(artifact),
         "data": spec.fingerprint(config.data_dir),
         "versions": _versions(),
+        **paired,
     }
 
 
-def measurement_path(artifact: Any, config: BenchConfig, task: str) -> Path:
-    key = measurement_key(artifact, config, task)
+def measurement_path(artifact: Any, config: BenchConfig, task: str, reference: str | None = None) -> Path:
+    key = measurement_key(artifact, config, task, reference)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     art = (artifact.key or "unknown")[:40]
     return paths.cache_dir() / "measurements" / artifact.base_model.id / art / config.profile.name / f"{task}-{digest}.json"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.run.bench import VariantJob
+from harness.run.bench import PairingReference, VariantJob
 
 
 class PlanError(ValueError):
@@ -56,16 +56,22 @@ def plan_jobs(model: str | None, recipe_name: str | None, variant_ids: list[str]
     from harness.build.artifacts import build, reference_artifact
 
     if recipe is None:
-        return base, [VariantJob("reference", artifact=reference_artifact(base), is_reference=True)]
+        ref = reference_artifact(base)
+        return base, [VariantJob("reference", artifact=ref, is_reference=True, reference=PairingReference(ref, base))]
     ids = variant_ids or list(recipe.variants)
+    # Every variant's speed is timed against the recipe's reference (its own id and notes), on the same backend; the
+    # reference's own against a second load of itself (the A/A check).
+    ref_rv = next((rv for rv in recipe.variants.values() if rv.is_reference), None)
+    pairing = PairingReference(reference_artifact(base, ref_rv.id, ref_rv.notes) if ref_rv else reference_artifact(base), base)
     jobs = []
     for vid in ids:
         if vid == "reference" and vid not in recipe.variants:
-            jobs.append(VariantJob("reference", artifact=reference_artifact(base), is_reference=True))
+            jobs.append(VariantJob("reference", artifact=reference_artifact(base), is_reference=True, reference=pairing))
             continue
         rv = recipe.variant(vid)
         if rv.is_reference:
-            jobs.append(VariantJob(vid, artifact=reference_artifact(base, vid, rv.notes), is_reference=True))
+            jobs.append(VariantJob(vid, artifact=reference_artifact(base, vid, rv.notes), is_reference=True, reference=pairing))
         else:
-            jobs.append(VariantJob(vid, build=(lambda r=recipe, v=vid: build(r, v, base=base)), planned=_planned(base.info, rv)))
+            jobs.append(VariantJob(vid, build=(lambda r=recipe, v=vid: build(r, v, base=base)), planned=_planned(base.info, rv),
+                                   reference=pairing))
     return base, jobs

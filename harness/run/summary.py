@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from kompakt.chance import verdict
 from kompakt.metrics import Basis, comparable
+from kompakt.paired import contains_one
 from kompakt.results import ResultsFile
 from kompakt.tasks import LANGUAGES, TASKS, parallel_entries
 
@@ -57,14 +58,33 @@ SUMMARY_COLUMNS = [
 ]
 
 
+def paired_speedup(r: ResultsFile | None) -> str | None:
+    """The decode speed-up at the smallest batch size timed paired with the reference (``1.32x [1.28–1.36] on pytorch,
+    batch 1``; ``≈ 1 [0.97–1.03]`` when the interval contains 1: no measurable difference; the reference's own A/A check
+    says so), or None."""
+    if r is None:
+        return None
+    paired = sorted((t for t in r.metrics.throughput if t.paired is not None and t.paired.decode_tokens_per_s is not None),
+                    key=lambda t: (t.batch_size or 0))
+    if not paired:
+        return None
+    t = paired[0]
+    f = t.paired.decode_tokens_per_s
+    interval = f"[{f.ci_low:.2f}–{f.ci_high:.2f}]"
+    value = f"≈ 1 {interval}" if contains_one(f.ci_low, f.ci_high) else f"{f.speedup:.2f}x {interval}"
+    aa = "A/A check (a second load of the reference): " if t.paired.aa_check else ""
+    return f"{aa}{value} on {t.backend}, batch {t.batch_size}"
+
+
 def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None = None) -> str:
     """Markdown table: each variant's figures and their change against the reference."""
     if reference is None:
         reference = next((o.results for o in outcomes if o.results is not None and o.results.variant.is_reference), None)
     ref = _figures(reference) if reference else {}
     present = [c for c in SUMMARY_COLUMNS if any(o.results and c[0] in _figures(o.results) for o in outcomes)]
-    head = "| variant | status | " + " | ".join(h for _, h, _ in present) + " |"
-    lines = [head, "|" + " --- |" * (2 + len(present))]
+    speed = any(paired_speedup(o.results) for o in outcomes)
+    head = "| variant | status | " + " | ".join(h for _, h, _ in present) + (" | decode speed-up (paired)" if speed else "") + " |"
+    lines = [head, "|" + " --- |" * (2 + len(present) + speed)]
     marked = False
     for o in outcomes:
         figs = _figures(o.results) if o.results else {}
@@ -92,11 +112,16 @@ def summary_table(outcomes: list[VariantOutcome], reference: ResultsFile | None 
                 else:
                     text += f" ({100 * (v - r):+.1f} pp)"
             cells.append(text)
+        if speed:
+            cells.append(paired_speedup(o.results) or "–")
         lines.append(f"| {o.variant_id} | {o.status.code} | " + " | ".join(cells) + " |")
     note = ("Accuracies in %, changes against the reference in percentage points; perplexities with their relative change; "
             "KL: mean KL divergence from the reference's next-token distribution in nats; "
             "n/c: not comparable, the reference's figure was measured on other documents (--limit), shots, task or lm-eval "
             "version, or context length.")
+    if speed:
+        note += (" Decode speed-up: against the reference timed in alternating blocks in the same run on the same backend, "
+                 "with its 95 % interval; ≈ 1: the interval contains 1, no measurable difference.")
     if marked:
         note += (" °: at chance, the score is not significantly different from answering at random (exact binomial test, "
                  "TruthfulQA mc2: t-test; 5 %).")

@@ -51,9 +51,10 @@ def test_a_new_method_task_and_backend_run_through_kompakt_bench(registered, kom
     import functools
 
     import harness.measure.efficiency as efficiency
-    from harness.measure.efficiency import RepeatRule
+    from harness.measure.efficiency import PairedRule, RepeatRule
 
-    monkeypatch.setattr(efficiency, "measure", functools.partial(efficiency.measure, rule=RepeatRule(warmup=1, min_runs=2, min_seconds=0)))
+    monkeypatch.setattr(efficiency, "measure", functools.partial(efficiency.measure, rule=RepeatRule(warmup=1, min_runs=2, min_seconds=0),
+                                                                 paired_rule=PairedRule(RepeatRule(warmup=1, min_runs=2, min_seconds=0), 1)))
     results = kompakt_env / "results"
     res = CliRunner().invoke(app, ["bench", "--recipe", str(recipe), "--variant", "reference,shrunk", "--tasks", "sentence_ppl,efficiency",
                                    "--backend", "loop", "--results-dir", str(results)])
@@ -66,6 +67,12 @@ def test_a_new_method_task_and_backend_run_through_kompakt_bench(registered, kom
     [ref_ppl] = files["reference"]["metrics"]["perplexity"]
     assert ppl["task"] == "sentence_ppl" and ppl["token_perplexity"] != ref_ppl["token_perplexity"]
     assert {t["backend"] for t in shrunk["metrics"]["throughput"]} == {"loop"}
+    # the variant's speed is paired with the reference on the same backend; the reference with a second load of itself (A/A)
+    for t in shrunk["metrics"]["throughput"]:
+        assert t["paired"]["reference"].startswith("reference (artifact ") and t["paired"]["decode_tokens_per_s"]["blocks"] == 2
+        assert t["paired"]["loading"] == "same_process" and not t["paired"]["aa_check"]
+    ref_throughput = files["reference"]["metrics"]["throughput"]
+    assert ref_throughput and all(t["paired"]["aa_check"] and t["paired"]["decode_tokens_per_s"]["blocks"] == 2 for t in ref_throughput)
     res = CliRunner().invoke(app, ["validate", str(results), "--results-dir", str(results)])
     assert res.exit_code == 0, res.output
 

@@ -148,3 +148,24 @@ def test_a_large_overview_is_not_labelled_and_stays_small():
     assert [a["text"] for a in fig["layout"]["annotations"]] == ["the reference"]
     assert all(d[3] == "" for t in point_traces(fig) for d in t["customdata"])  # no lineage in the hover of a large set
     assert "Too many points to label" in overview_caption(points, len(points))
+
+
+def test_a_paired_variant_sits_at_the_reference_times_its_speedup_with_the_interval_as_its_bar():
+    results = [make_result("m", v, "cpu") for v in SET]
+    fig = {"speedup": 1.5, "ci_low": 1.4, "ci_high": 1.6, "blocks": 10, "variant_blocks": [1.0] * 10, "reference_blocks": [1.0] * 10}
+    results[1]["metrics"]["throughput"][0]["paired"] = {
+        "reference": "reference", "loading": "same_process", "repeats_per_block": 1, "warmup_per_block": 1, "confidence_level": 0.95,
+        "method": "scipy.stats.bootstrap", "decode_tokens_per_s": fig}
+    rows = rows_of(*results)
+    points, speed = figure_for(rows, "accuracy-speed")
+    assert {p["x_key"] for p in points} == {"decode_tokens_per_s_paired"}
+    ref = next(r for r in rows if r["variant_id"] == "reference")
+    awq = next(p for p in points if p["variant_id"] == "awq-4bit")
+    assert abs(awq["x"] - 1.5 * ref["decode_tokens_per_s"]) < 1e-9
+    trace = next(t for t in point_traces(speed) if "awq-4bit" in " ".join(t["text"]))
+    i = trace["text"].index(next(x for x in trace["text"] if "awq-4bit" in x))
+    assert abs(trace["error_x"]["array"][i] - 0.1 * ref["decode_tokens_per_s"]) < 1e-9  # 1.6 - 1.5 of the reference's figure
+    assert abs(trace["error_x"]["arrayminus"][i] - 0.1 * ref["decode_tokens_per_s"]) < 1e-9
+    assert "paired speed-up 1.50× [1.40–1.60]" in trace["hovertext"][i]
+    caption = pareto_caption(points, 0)
+    assert "times the paired speed-up" in caption and "95 % interval" in caption

@@ -174,6 +174,28 @@ def test_a_variant_on_two_backends_is_two_rows_on_the_pages(results_root, write,
     assert board.count("<td>pytorch</td>") == 1 and board.count("<td>llama.cpp</td>") == 1
 
 
+def test_the_speedup_cell_shows_the_interval_and_reads_no_measurable_difference_when_it_contains_one():
+    from leaderboard.columns import COLUMNS, Context
+
+    col = next(c for c in COLUMNS if c.key == "speedup")
+    cell = lambda r: col.cell(r, Context())  # noqa: E731
+    base = {"is_reference": False}
+    paired = {**base, "speedup": 1.32, "speedup_low": 1.28, "speedup_high": 1.36, "speedup_blocks": 12, "speedup_paired": True,
+              "speedup_measurable": True}
+    assert cell(paired).count("1.32×") == 1 and "[1.28–1.36]" in cell(paired) and "12 pairs of blocks" in cell(paired)
+    assert col.value(paired) == 1.32
+    assert [e.value(paired) for e in col.extras] == [1.32, 1.28, 1.36]  # the CSV export carries the measured figure and its interval
+    same = {**paired, "speedup": 0.97, "speedup_low": 0.93, "speedup_high": 1.02, "speedup_measurable": False}
+    visible = re.sub(r"<[^>]+>", " ", cell(same))
+    assert "≈ 1" in visible and "no measurable difference" in visible and "[0.93–1.02]" in visible and "0.97" not in visible
+    assert col.value(same) == 1.0 and col.extras[0].value(same) == 0.97  # sorted as 1: not a number to rank; exported as measured
+    old = {**base, "speedup": 1.1, "speedup_paired": False}
+    assert cell(old) == "1.10×"
+    assert cell({**base, "speedup": None}) == ""
+    aa = {"is_reference": True, "speedup": None, "decode_speedup": 1.01, "decode_speedup_low": 0.98, "decode_speedup_high": 1.03}
+    assert "A/A 1.01× [0.98–1.03]" in re.sub(r"<[^>]+>", "", cell(aa))
+
+
 def test_paired_figures_and_kl_reach_the_pages(results_root, tmp_path):
     """A reference and two variants with per-sample results and a KL: the leaderboard and the model page show the
     changes (significant only by the rule), the flips and the KL, and the model page plots KL against weights memory."""

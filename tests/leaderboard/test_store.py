@@ -158,3 +158,21 @@ def test_run_dates_with_other_time_zones_order_by_instant(memdb):
     late["metrics"]["accuracy"][0]["value"] = 0.5
     load(memdb, early, late)
     assert memdb.execute("SELECT run_id FROM latest_runs").fetchall() == [("early",)]
+
+
+def test_paired_speedups_are_metric_rows_with_their_interval(memdb):
+    var = make_result("m", "awq-4bit", "cpu", run_id="var")
+    fig = {"speedup": 1.25, "ci_low": 1.2, "ci_high": 1.3, "blocks": 2, "variant_blocks": [25.0, 25.0], "reference_blocks": [20.0, 20.0]}
+    var["metrics"]["throughput"] = [{
+        "backend": "pytorch", "batch_size": 1, "decode_tokens_per_s": {"value": 25.0},
+        "paired": {"reference": "reference (artifact 1)", "loading": "same_process", "repeats_per_block": 3, "warmup_per_block": 1,
+                   "confidence_level": 0.95, "method": "m", "decode_tokens_per_s": fig, "time_to_first_token_ms": {**fig, "speedup": 0.9,
+                   "ci_low": 0.85, "ci_high": 1.05}},
+    }]
+    load(memdb, make_result("m", "reference", "cpu", run_id="ref"), var)
+    got = memdb.execute("SELECT key, value, ci_low, ci_high, blocks, batch_size, backend, lower_is_better FROM metrics "
+                        "WHERE key LIKE '%speedup' ORDER BY key").fetchall()
+    assert got == [("decode_speedup", 1.25, 1.2, 1.3, 2, 1, "pytorch", False), ("ttft_speedup", 0.9, 0.85, 1.05, 2, 1, "pytorch", False)]
+    board = memdb.execute("SELECT speedup, speedup_low, speedup_high, speedup_paired, speedup_measurable FROM leaderboard "
+                          "WHERE variant_id = 'awq-4bit'").fetchone()
+    assert board == (1.25, 1.2, 1.3, True, True)

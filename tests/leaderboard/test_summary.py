@@ -349,6 +349,52 @@ def test_a_measured_row_borrows_measured_accuracy_before_reported():
     assert rows[("awq-4bit", "a100")]["quality_from"] == "unspecified hardware (reported)"
 
 
+def _paired(speedup: float, low: float, high: float, blocks: int = 10, aa: bool = False) -> dict:
+    fig = {"speedup": speedup, "ci_low": low, "ci_high": high, "blocks": blocks,
+           "variant_blocks": [70.0 * speedup] * blocks, "reference_blocks": [70.0] * blocks}
+    return {"reference": "reference (artifact abc, ref.gguf)", "aa_check": aa, "loading": "same_process", "repeats_per_block": 3,
+            "warmup_per_block": 1, "confidence_level": 0.95, "method": "scipy.stats.bootstrap", "decode_tokens_per_s": fig}
+
+
+def test_a_paired_speedup_replaces_the_ratio_of_two_runs():
+    """rtn8 reads the reference's bytes: a drifted run shows 0.7x by division, the paired figure 1.01 [0.98–1.03]; gguf-q8
+    is paired at 2.00 [1.90–2.10]. The speed plot places each at the reference's figure times its paired speed-up."""
+    ref = efficiency_only("reference", "llama.cpp", 93.0, 800_000_000, "ref")
+    ref["metrics"]["throughput"][0]["paired"] = _paired(1.0, 0.97, 1.03, aa=True)
+    rtn8 = efficiency_only("rtn8", "llama.cpp", 65.0, 800_000_000, "rtn8")
+    rtn8["variant"]["steps"] = [{"method": "rtn", "params": {"bits": 8}}]
+    rtn8["metrics"]["throughput"][0]["paired"] = _paired(1.01, 0.98, 1.03)
+    q8 = efficiency_only("gguf-q8", "llama.cpp", 150.0, 200_000_000, "q8")
+    q8["metrics"]["throughput"][0]["paired"] = _paired(2.0, 1.9, 2.1)
+    old = efficiency_only("gguf-q4", "llama.cpp", 140.0, 100_000_000, "q4")  # a file from before paired timing
+    rows, all_ = rows_by_backend(ref, rtn8, q8, old)
+    r8, rq8, rq4, rref = rows[("rtn8", "llama.cpp")], rows[("gguf-q8", "llama.cpp")], rows[("gguf-q4", "llama.cpp")], rows[("reference", "llama.cpp")]
+    assert (r8["speedup"], r8["speedup_low"], r8["speedup_high"], r8["speedup_blocks"]) == (1.01, 0.98, 1.03, 10)
+    assert r8["speedup_paired"] and r8["speedup_measurable"] is False  # the interval contains 1: no measurable difference
+    assert rq8["speedup"] == 2.0 and rq8["speedup_measurable"] is True
+    assert abs(rq4["speedup"] - 140.0 / 93.0) < 1e-12 and not rq4["speedup_paired"] and rq4["speedup_measurable"] is None
+    assert rref["speedup"] is None and rref["decode_speedup"] == 1.0  # the A/A figure is kept, not ranked
+    assert abs(r8["decode_tokens_per_s_paired"] - 93.0 * 1.01) < 1e-9 and rq8["decode_tokens_per_s_paired"] == 186.0
+    assert rq4["decode_tokens_per_s_paired"] == 140.0 and rref["decode_tokens_per_s_paired"] == 93.0
+    # the speed plot's bars: the paired interval on the reference's figure; elsewhere the row's own min–max
+    assert (rq8["decode_tokens_per_s_paired_min"], rq8["decode_tokens_per_s_paired_max"]) == (93.0 * 1.9, 93.0 * 2.1)
+    assert rref["decode_tokens_per_s_paired_min"] == rref["decode_tokens_per_s_min"]
+    # with accuracy on every row, the speed plot uses the paired figure as its x
+    quality = []
+    for v, steps in (("reference", []), ("rtn8", rtn8["variant"]["steps"]), ("gguf-q8", q8["variant"]["steps"])):
+        qr = make_result("m", v, "cpu", run_id=f"quality-{v}")
+        if steps:
+            qr["variant"]["steps"] = steps
+        qr["metrics"].pop("memory")
+        qr["metrics"].pop("throughput")
+        quality.append(qr)
+    _, with_quality = rows_by_backend(*quality, ref, rtn8, q8)
+    speed = {f["variant_id"]: f for f in frontier_rows(with_quality) if f["plot"] == "accuracy-speed"}
+    assert set(speed) == {"reference", "rtn8", "gguf-q8"}
+    assert {f["x_key"] for f in speed.values()} == {"decode_tokens_per_s_paired"}
+    assert speed["gguf-q8"]["x"] == 186.0 and abs(speed["rtn8"]["x"] - 93.93) < 1e-9
+
+
 def test_stderr_of_the_mean_treats_the_tasks_as_independent():
     from leaderboard.summary import stderr_of_mean
 

@@ -274,6 +274,44 @@ def test_every_problem_names_file_and_path(results_root, write):
         assert problem.expected
 
 
+def _paired_throughput(aa: bool = False, **figure: Any) -> dict[str, Any]:
+    fig = {"speedup": 1.5, "ci_low": 1.4, "ci_high": 1.6, "blocks": 2, "variant_blocks": [30.0, 31.0], "reference_blocks": [20.0, 21.0], **figure}
+    return {"backend": "pytorch", "batch_size": 1, "decode_tokens_per_s": {"value": 30.0},
+            "paired": {"reference": "reference", "aa_check": aa, "loading": "same_process", "repeats_per_block": 3, "warmup_per_block": 1,
+                       "confidence_level": 0.95, "method": "scipy.stats.bootstrap", "decode_tokens_per_s": fig}}
+
+
+@pytest.mark.parametrize(
+    ("variant", "throughput", "needle", "json_path"),
+    [
+        ("awq-4bit", _paired_throughput(ci_low=1.7), "is empty", "$.metrics.throughput[0].paired.decode_tokens_per_s.ci_low"),
+        ("awq-4bit", _paired_throughput(variant_blocks=[30.0]), "1 block figures for 2 blocks", "$.metrics.throughput[0].paired.decode_tokens_per_s.variant_blocks"),
+        ("awq-4bit", _paired_throughput(reference_blocks=[20.0, -1.0]), "not positive", "$.metrics.throughput[0].paired.decode_tokens_per_s.reference_blocks"),
+        ("awq-4bit", _paired_throughput(aa=True), "A/A check in the file of a variant", "$.metrics.throughput[0].paired.aa_check"),
+        ("awq-4bit", _paired_throughput(blocks=1, variant_blocks=[1.0], reference_blocks=[1.0]), "greater than or equal to 2",
+         "$.metrics.throughput[0].paired.decode_tokens_per_s.blocks"),
+    ],
+)
+def test_paired_speedup_rules(results_root, write, variant, throughput, needle, json_path):
+    result = make_result("m", variant, "cpu")
+    result["metrics"]["throughput"] = [throughput]
+    write(result, f"m/{variant}/cpu/{result['run_id']}.json")
+    errors = errors_of(results_root)
+    assert any(needle in e and json_path in e for e in errors), errors
+
+
+def test_a_paired_speedup_is_optional_and_valid(results_root, write):
+    """Files without paired timings (schema v1 as before) and files with them both validate."""
+    ref = make_result("m", "reference", "cpu")
+    ref["metrics"]["throughput"] = [_paired_throughput(aa=True)]
+    var = make_result("m", "awq-4bit", "cpu")
+    var["metrics"]["throughput"] = [_paired_throughput()]
+    old = make_result("m", "gptq-4bit", "cpu")
+    for r in (ref, var, old):
+        write(r, f"m/{r['variant']['id']}/cpu/{r['run_id']}.json")
+    assert run(results_root).problems == []
+
+
 # ----------------------------------------------------------------------------- one file against the whole results root
 
 

@@ -113,6 +113,7 @@ class LlamaCppBackend:
         self._contexts: dict[tuple[int, int], Any] = {}
         self._batches: dict[tuple[int, int], Any] = {}
         self._flash_name = "auto"
+        self._last_new_tokens = 64
 
     @classmethod
     def available(cls) -> tuple[bool, str | None]:
@@ -221,7 +222,10 @@ class LlamaCppBackend:
 
     # ------------------------------------------------------------------ timed work
 
-    def prefill(self, prompt: list[list[int]], new_tokens: int = 64) -> float:
+    def prefill(self, prompt: list[list[int]], new_tokens: int | None = None) -> float:
+        """Seconds of one ``llama_decode`` over the prompt, in the context generation of the same batch uses (sized for
+        the last ``generate``'s new tokens, 64 before any), so timing prefills creates no context of its own."""
+        new_tokens = new_tokens if new_tokens is not None else self._last_new_tokens
         n_seq, plen = len(prompt), len(prompt[0])
         ctx, batch = self._context(n_seq, n_seq * (plen + new_tokens), max(n_seq * plen, n_seq))
         ctx.kv_cache_clear()
@@ -231,6 +235,7 @@ class LlamaCppBackend:
         return time.perf_counter() - t0
 
     def generate(self, prompt: list[list[int]], new_tokens: int) -> list[float]:
+        self._last_new_tokens = new_tokens
         n_seq, plen = len(prompt), len(prompt[0])
         ctx, batch = self._context(n_seq, n_seq * (plen + new_tokens), max(n_seq * plen, n_seq))
         ctx.kv_cache_clear()

@@ -15,7 +15,7 @@ This is the API ``kompakt bench`` calls to fill ``metrics.memory``,
         notes += eff.notes               # bandwidth, absent energy and why, settings
 
 ``measure(model_or_path, profile, backend="pytorch", *, tokenizer=None, rule=RepeatRule(),
-bandwidth=None, artifact_path=None, memory=True, speed=True, log=None) -> EfficiencyResult``
+bandwidth=None, artifact_path=None, memory=True, speed=True, log=None, reference=None) -> EfficiencyResult``
 
 - ``model_or_path``: a loaded transformers model (PyTorch backend; used as it is, on
   the device it is on), a checkpoint folder or a ``.gguf`` file. A folder is loaded
@@ -27,6 +27,9 @@ bandwidth=None, artifact_path=None, memory=True, speed=True, log=None) -> Effici
 - ``bandwidth``: a :class:`bandwidth.Bandwidth` measured earlier; otherwise it is
   measured once per process and device (:func:`machine_bandwidth`).
 - ``rule``: warm-up and repeat rule (:class:`speed.RepeatRule`); tests shorten it.
+- ``reference``: a :class:`pairing.PairedReference` (the reference as this backend runs it): speed is then
+  timed paired with it, in alternating blocks of one run, and every throughput figure carries the paired
+  speed-ups with their confidence intervals (``Throughput.paired``); ``paired_rule`` shortens the blocks in tests.
 
 :class:`EfficiencyResult` holds ``memory`` (:class:`kompakt.results.Memory`),
 ``throughput`` (one :class:`~kompakt.results.Throughput` per batch size, ``backend``
@@ -40,7 +43,8 @@ before loading when the weights alone exceed it, and ``measure`` raises it after
 run when the measured peak does (``err.memory`` keeps what was measured). An out-of-memory
 error is also a :class:`DoesNotFit`.
 
-Modules: ``speed`` (repeat rule and statistics, pure), ``bandwidth`` (the copy
+Modules: ``speed`` (repeat rule and statistics, pure), ``pairing`` (alternating blocks with the reference;
+the statistics are :mod:`kompakt.paired`), ``bandwidth`` (the copy
 benchmark and the decode bound, pure maths), ``memory`` (weights bytes, disk bytes,
 peak RSS and device memory), ``energy`` (RAPL and NVML). The backends that load and
 time one model are :mod:`harness.measure.backends` (``backend`` names one of them;
@@ -64,13 +68,14 @@ from typing import Any
 from harness.measure.efficiency.bandwidth import Bandwidth, bound_share, measure_bandwidth
 from harness.measure.efficiency.energy import EnergyMeter, joules_per_token
 from harness.measure.efficiency.memory import PeakMemory
+from harness.measure.efficiency.pairing import PairedReference, PairedRule
 from harness.measure.efficiency.speed import RepeatRule, prompt_ids, rates, repeat, summarize
 from harness.measure.fit import DoesNotFit, check_fits, fits, gib, is_out_of_memory, out_of_memory, peak_needed
 from kompakt.profiles import Profile
 from kompakt.results import Energy, Memory, Throughput
 
 __all__ = [
-    "DoesNotFit", "EfficiencyResult", "RepeatRule", "check_fits", "fits", "generation_samples",
+    "DoesNotFit", "EfficiencyResult", "PairedReference", "PairedRule", "RepeatRule", "check_fits", "fits", "generation_samples",
     "machine_bandwidth", "measure",
 ]
 
@@ -179,8 +184,16 @@ def measure(
     batch_sizes: list[int] | None = None,
     log: Callable[[str], None] | None = None,
     backend_options: Any = None,
+    reference: PairedReference | None = None,
+    paired_rule: PairedRule | None = None,
 ) -> EfficiencyResult:
-    """Memory, speed and energy of one model on one backend under ``profile`` (see the module docstring)."""
+    """Memory, speed and energy of one model on one backend under ``profile`` (see the module docstring).
+
+    With ``reference``, speed is timed paired with it (:mod:`harness.measure.efficiency.pairing`):
+    each throughput figure then carries the paired speed-ups and their intervals. ``paired_rule`` replaces the
+    reference's block rule (tests shorten it)."""
+    if reference is not None and paired_rule is not None:
+        reference = dataclasses.replace(reference, rule=paired_rule)
     if isinstance(model_or_path, (str, Path)):
         path = Path(model_or_path)
         from harness.measure.efficiency.memory import checkpoint_weights_bytes, gguf_weights_bytes
@@ -200,8 +213,10 @@ def measure(
             raise out_of_memory(err, profile, "while loading") from err
         raise
     try:
+        source = Path(model_or_path) if isinstance(model_or_path, (str, Path)) else None
+        pair = _Pair(reference, backend, backend_options, source) if reference is not None else None
         return _measure_loaded(be, profile, tokenizer=tokenizer, rule=rule, bandwidth=bandwidth, artifact_path=artifact_path,
-                               memory=memory, speed=speed, batch_sizes=batch_sizes, log=log)
+                               memory=memory, speed=speed, batch_sizes=batch_sizes, log=log, pair=pair)
     except DoesNotFit:
         raise
     except Exception as err:
@@ -213,9 +228,26 @@ def measure(
             be.close()
 
 
+@dataclass
+class _Pair:
+    """A paired measurement's settings and, once the reference is opened, its two sides."""
+
+    reference: PairedReference
+    backend: str
+    options: Any
+    source: Path | None
+    """The variant's path (None: a model loaded by the caller, which cannot run in another process)."""
+    sides: tuple[Any, Any] | None = None
+    loading: str = "same_process"
+    reason: str = ""
+    weights_ratio: float | None = None
+    opened: list[Any] = field(default_factory=list)
+    """Backends opened for the pairing, closed at the end."""
+
+
 def _measure_loaded(be: Any, profile: Profile, *, tokenizer: Any, rule: RepeatRule, bandwidth: Bandwidth | None,
                     artifact_path: Path | None, memory: bool, speed: bool, batch_sizes: list[int] | None,
-                    log: Callable[[str], None] | None) -> EfficiencyResult:
+                    log: Callable[[str], None] | None, pair: _Pair | None = None) -> EfficiencyResult:
     notes = list(be.load_notes)
     weights = be.weights_bytes()
     be._weights = weights
@@ -260,10 +292,84 @@ def _measure_loaded(be: Any, profile: Profile, *, tokenizer: Any, rule: RepeatRu
             # A model with a short maximum context (a test model) gets the longest prompt it can take.
             prompt_len = max(1, int(be.max_context) - profile.new_tokens)
             notes.append(f"prompt shortened to {prompt_len} tokens: the model takes at most {be.max_context} positions")
-        for b in sizes:
-            _time_batch(be, profile, result, b, prompt_len, avoid, rule, meter, bw, weights, describe, log)
+        notes += _time_sizes(be, pair, profile, result, sizes, prompt_len, avoid, rule, meter, bw, weights, describe, log)
     result.notes = notes
     return result
+
+
+def _time_sizes(be: Any, pair: _Pair | None, profile: Profile, result: EfficiencyResult, sizes: list[int], prompt_len: int,
+                avoid: list[int], rule: RepeatRule, meter: EnergyMeter, bw: Bandwidth, weights: int, describe: str,
+                log: Callable[[str], None] | None) -> list[str]:
+    """Time every batch size, paired with the reference when ``pair`` is given; notes for the results file."""
+    notes = _open_pair(be, pair, profile, result, weights, meter, log) if pair is not None else []
+    try:
+        for b in sizes:
+            if pair is not None and pair.sides is not None:
+                _time_batch_paired(be, pair, profile, result, b, prompt_len, avoid, bw, weights, describe, log)
+            else:
+                _time_batch(be, profile, result, b, prompt_len, avoid, rule, meter, bw, weights, describe, log)
+    finally:
+        for opened in pair.opened if pair is not None else []:
+            opened.close()
+    return notes
+
+
+def _open_pair(be: Any, pair: _Pair, profile: Profile, result: EfficiencyResult, weights: int, meter: EnergyMeter,
+               log: Callable[[str], None] | None) -> list[str]:
+    """Open the reference side by side with the variant (or plan a process per block); notes for the results file."""
+    from harness.measure.backends import open_backend
+    from harness.measure.efficiency.pairing import LoadedSide, ProcessSide, choose_loading, reference_weights_bytes
+
+    ref = pair.reference
+    ref_weights = reference_weights_bytes(ref.path, profile)
+    needed = peak_needed(result.memory, profile) if result.memory.peak_host_bytes or result.memory.peak_device_allocated_bytes else None
+    pair.loading, pair.reason = choose_loading(ref, needed or weights, ref_weights, profile)
+    energy = meter if meter.available else None
+    if pair.loading == "process_per_block":
+        if pair.source is None:
+            pair.sides = None
+            return [f"speed not paired with {ref.label}: the two do not fit together and the variant was passed loaded, "
+                    "so its blocks cannot run in processes of their own"]
+        be.close()  # free this process: every block loads its own model
+        pair.sides = (ProcessSide(pair.backend, ref.path, profile, pair.options),
+                      ProcessSide(pair.backend, pair.source, profile, pair.options, energy=energy is not None))
+    else:
+        _say(log, f"[{be.name}] loading the reference for paired timing: {ref.path.name}")
+        ref_be = open_backend(pair.backend, ref.path, profile, pair.options)
+        pair.opened.append(ref_be)
+        pair.sides = (LoadedSide(ref_be), LoadedSide(be, energy))
+        ref_weights = ref_be.weights_bytes()
+    pair.weights_ratio = weights / ref_weights if weights and ref_weights else None
+    return []
+
+
+def _time_batch_paired(be: Any, pair: _Pair, profile: Profile, result: EfficiencyResult, b: int, prompt_len: int, avoid: list[int],
+                       bw: Bandwidth, weights: int, describe: str, log: Callable[[str], None] | None) -> None:
+    """Reference and variant in alternating blocks at batch size ``b``; the variant's figures with the paired record."""
+    from harness.measure.efficiency.pairing import describe as describe_pairing
+    from harness.measure.efficiency.pairing import paired_record, time_blocks
+
+    prompt = prompt_ids(prompt_len, be.vocab_size, avoid=avoid, batch_size=b)
+    _say(log, f"[{be.name}] batch {b}: paired with {pair.reference.label} ({pair.loading.replace('_', ' ')})")
+    ref_side, var_side = pair.sides
+    ref_blocks, var_blocks = time_blocks(ref_side, var_side, prompt, profile.new_tokens, pair.reference.rule,
+                                         log=lambda m: _say(log, f"[{be.name}] batch {b}: {m}"))
+    prefill_s = [x for blk in var_blocks for x in blk.prefill_s]
+    stamps = [ts for blk in var_blocks for ts in blk.stamps]
+    record = paired_record(ref_blocks, var_blocks, b, prompt_len, pair.reference, pair.loading, pair.weights_ratio)  # type: ignore[arg-type]
+    note = describe + "; " + describe_pairing(pair.reference, pair.reason, len(var_blocks))
+    gen = _add_throughput(be.name, profile, result, b, prompt_len, prefill_s, stamps, bw, weights, note, paired=record)
+    joules: dict[str, float] = {}
+    for blk in var_blocks:
+        for r in blk.energy:
+            joules[r.source] = joules.get(r.source, 0.0) + r.joules
+    tokens = b * profile.new_tokens * len(stamps)
+    for source, j in joules.items():
+        result.energy.append(Energy(joules_per_token=joules_per_token(j, tokens), source=source, batch_size=b))  # type: ignore[arg-type]
+    ref_prefill = [x for blk in ref_blocks for x in blk.prefill_s]
+    ref_gen = generation_samples([ts for blk in ref_blocks for ts in blk.stamps], b)
+    result.raw[f"batch{b}"] = {"prefill_s": prefill_s, **gen, "reference": {"prefill_s": ref_prefill, **ref_gen},
+                               "blocks": len(var_blocks)}
 
 
 def _measure_peak(be: Any, profile: Profile, result: EfficiencyResult, weights: int, disk: int | None, avoid: list[int]) -> list[str]:
@@ -280,6 +386,31 @@ def _measure_peak(be: Any, profile: Profile, result: EfficiencyResult, weights: 
             memory=mem,
         )
     return notes
+
+
+def _add_throughput(name: str, profile: Profile, result: EfficiencyResult, b: int, prompt_len: int, prefill_s: list[float],
+                    stamps: list[list[float]], bw: Bandwidth, weights: int, describe: str, paired: Any = None) -> dict[str, list[float]]:
+    """The throughput figures of batch size ``b`` from its timed prefills and generations, added to ``result``."""
+    gen = generation_samples(stamps, b)
+    decode = summarize(gen["decode_tps"])
+    share = bound_share(decode.value, bw.bytes_per_s, weights) if b == 1 else None
+    result.throughput.append(
+        Throughput(
+            backend=name,
+            batch_size=b,
+            prompt_tokens=prompt_len,
+            generated_tokens=profile.new_tokens,
+            prefill_tokens_per_s=summarize(rates(b * prompt_len, prefill_s)),
+            decode_tokens_per_s=decode,
+            generate_tokens_per_s=summarize(gen["generate_tps"]),
+            time_to_first_token_ms=summarize(gen["ttft_ms"]),
+            ms_per_token=summarize(gen["ms_per_token"]),
+            bandwidth_bound_share=share,
+            paired=paired,
+            notes=(describe + (f"; bound: {bw.bytes_per_s / 1e9:.1f} GB/s / {weights} weight bytes" if share else ""))[:2000],
+        )
+    )
+    return gen
 
 
 def _time_batch(be: Any, profile: Profile, result: EfficiencyResult, b: int, prompt_len: int, avoid: list[int], rule: RepeatRule,
@@ -302,24 +433,7 @@ def _time_batch(be: Any, profile: Profile, result: EfficiencyResult, b: int, pro
         meter.start()
     repeat(one, dataclasses.replace(rule, warmup=0))
     readings = meter.stop() if meter.available else []
-    gen = generation_samples(stamps, b)
-    decode = summarize(gen["decode_tps"])
-    share = bound_share(decode.value, bw.bytes_per_s, weights) if b == 1 else None
-    result.throughput.append(
-        Throughput(
-            backend=be.name,
-            batch_size=b,
-            prompt_tokens=prompt_len,
-            generated_tokens=profile.new_tokens,
-            prefill_tokens_per_s=summarize(rates(b * prompt_len, prefill_s)),
-            decode_tokens_per_s=decode,
-            generate_tokens_per_s=summarize(gen["generate_tps"]),
-            time_to_first_token_ms=summarize(gen["ttft_ms"]),
-            ms_per_token=summarize(gen["ms_per_token"]),
-            bandwidth_bound_share=share,
-            notes=describe + (f"; bound: {bw.bytes_per_s / 1e9:.1f} GB/s / {weights} weight bytes" if share else ""),
-        )
-    )
+    gen = _add_throughput(be.name, profile, result, b, prompt_len, prefill_s, stamps, bw, weights, describe)
     tokens = b * profile.new_tokens * len(stamps)
     for r in readings:
         result.energy.append(Energy(joules_per_token=joules_per_token(r.joules, tokens), source=r.source, batch_size=b))  # type: ignore[arg-type]

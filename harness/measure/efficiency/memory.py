@@ -31,6 +31,8 @@ PyTorch's allocator does not).
 
 from __future__ import annotations
 
+import functools
+
 import os
 import resource
 import threading
@@ -137,10 +139,19 @@ def weights_bytes(model: Any) -> int:
 
 
 def gguf_weights_bytes(path: Path) -> int:
-    """Bytes of the tensor data in a GGUF file: the quantized blocks with their scales, as llama.cpp loads them."""
+    """Bytes of the tensor data in a GGUF file: the quantized blocks with their scales, as llama.cpp loads them.
+
+    Reading the file's header parses its whole metadata (the tokenizer's vocabulary too: seconds in Python), so the
+    answer is kept per file, size and modification time."""
+    st = Path(path).stat()
+    return _gguf_weights_bytes(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _gguf_weights_bytes(path: str, size: int, mtime_ns: int) -> int:
     from gguf import GGUFReader
 
-    reader = GGUFReader(str(path))
+    reader = GGUFReader(path)
     return int(sum(int(t.n_bytes) for t in reader.tensors))
 
 

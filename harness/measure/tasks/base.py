@@ -49,6 +49,17 @@ class RunSettings(Protocol):
         ...
 
 
+class ReferenceSource(Protocol):
+    """The reference a variant's speed is paired with (``kompakt bench`` passes :class:`harness.run.bench.PairingReference`)."""
+
+    key: str
+    """The reference artifact's cache key (part of the measurement cache's key)."""
+
+    def for_backend(self, backend: str) -> tuple[Path, str]:
+        """The reference as ``backend`` runs it (a folder or a ``.gguf`` file) and how results files name it."""
+        ...
+
+
 class TaskError(ValueError):
     """A task is unknown or its data is missing; the message says what to do."""
 
@@ -68,6 +79,8 @@ class TaskContext:
     """The lm-eval model wrapping ``model`` (:class:`harness.measure.lm_eval_model.KompaktLM`)."""
     say: Callable[[str], None] = print
     progress_prefix: str = ""
+    reference: ReferenceSource | None = None
+    """What tasks that time speed pair their timings with (None: the reference itself, or no reference known)."""
 
 
 @dataclass
@@ -121,6 +134,8 @@ class Task:
     name: str
     needs_model: ClassVar[bool] = True
     """True: runs on the variant loaded once for quality; False: loads what it needs itself."""
+    pairs_with_reference: ClassVar[bool] = False
+    """True: its figures are measured against the reference in the same run (the reference is part of its cache key)."""
 
     @property
     def info(self) -> TaskInfo:

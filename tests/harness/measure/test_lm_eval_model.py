@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from lm_eval.api.instance import Instance  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 
-from harness.measure.lm_eval_model import KompaktLM, _common_prefix  # noqa: E402
+from harness.measure.lm_eval_model import KompaktLM, _common_prefix, sharing_pays  # noqa: E402
 from harness.build.tiny_model import tiny_model_and_tokenizer  # noqa: E402
 
 TOL = 1e-4
@@ -56,6 +56,34 @@ def test_common_prefix():
     assert _common_prefix([], [1], 5) == 0
 
 
+def test_sharing_pays_only_when_the_saved_tokens_outweigh_the_extra_calls():
+    """A shared group takes two calls (prefix, tails) where plain batches of 8 take k/8 of one; each call costs 40 tokens."""
+    # WinoGrande: two options sharing the 10 tokens before the blank save 10 tokens for 1.75 extra calls (70 tokens)
+    assert not sharing_pays(2, 10, 0, 8, 40)
+    # ARC: four choices of a 31-token question save 93 tokens for 1.5 extra calls (60)
+    assert sharing_pays(4, 31, 0, 8, 40)
+    # a short HellaSwag context of 16 tokens saves 48: not enough; its usual 30 tokens (90) are
+    assert not sharing_pays(4, 16, 0, 8, 40) and sharing_pays(4, 30, 0, 8, 40)
+    # exactly even is not a gain
+    assert not sharing_pays(4, 20, 0, 8, 40)
+    # TruthfulQA: the primer kept from the previous question counts as saved too
+    assert sharing_pays(2, 30, 190, 8, 40) and not sharing_pays(2, 30, 0, 8, 40)
+    # a group larger than a batch takes one call in plain batches per batch: one extra call for sharing
+    assert sharing_pays(16, 3, 0, 8, 40) and not sharing_pays(16, 2, 0, 8, 40)
+    assert not sharing_pays(1, 500, 0, 8, 40)  # a lone request has nothing to share
+
+
+def test_short_shared_prefixes_are_scored_in_plain_batches(tiny):
+    """WinoGrande-like pairs share only a few tokens: they go into plain batches (no extra calls), with HFLM's scores."""
+    model, tokenizer = tiny
+    ref, fast = _both(model, tokenizer)
+    reqs = [_ll(f"{a} {b} so {o}", " got it.") for a, b in (("Ann", "Bo"), ("Cy", "Di"), ("Ed", "Flo")) for o in (a, b)]
+    for (la, ga), (lb, gb) in zip(ref.loglikelihood(reqs, disable_tqdm=True), fast.loglikelihood(reqs, disable_tqdm=True)):
+        assert abs(la - lb) < TOL and ga == gb
+    assert fast.stats["groups_shared"] == 0 and fast.stats["groups_plain"] == 3
+    assert fast.stats["forward_calls"] == 2  # six requests in batches of three, as HFLM runs them
+
+
 def test_loglikelihood_equals_hflm(tiny):
     model, tokenizer = tiny
     ref, fast = _both(model, tokenizer)
@@ -68,6 +96,7 @@ def test_loglikelihood_equals_hflm(tiny):
         assert ga == gb
     # the shared contexts were computed once: fewer tokens than requested
     assert fast.stats["tokens_computed"] < fast.stats["tokens_requested"]
+    assert fast.stats["groups_shared"] >= 2
 
 
 def test_without_prefix_sharing_equals_hflm(tiny):

@@ -203,6 +203,12 @@ def test_measurement_key_follows_limit_and_protocol(env: dict[str, Any]) -> None
     d = measurement_key(art, _config(env, profile=_tiny_budget()), "arc_challenge")
     assert a != b and b == c and a != d
     assert json.dumps(a)  # JSON-serialisable, as stored beside each measurement
+    # the reference a variant's speed is paired with is part of the efficiency task's key, not of a quality task's
+    assert measurement_key(art, _config(env), "arc_challenge", "ref-1") == a
+    eff = measurement_key(art, _config(env), "efficiency")
+    assert "reference" not in eff
+    assert measurement_key(art, _config(env), "efficiency", "ref-1") == {**eff, "reference": "ref-1"}
+    assert measurement_key(art, _config(env), "efficiency", "ref-2") != measurement_key(art, _config(env), "efficiency", "ref-1")
     shutil.rmtree(env["results"], ignore_errors=True)
 
 

@@ -51,6 +51,33 @@ def test_the_reference_for_the_summary_is_the_newest_file_with_quality(tmp_path:
     assert found is not None and found.run_id == with_quality.run_id
 
 
+def test_the_summary_table_shows_paired_speedups_with_their_interval() -> None:
+    from kompakt.results import PairedFigure, PairedSpeed, Status
+
+    def with_paired(r: ResultsFile, speedup: float, low: float, high: float) -> ResultsFile:
+        fig = PairedFigure(speedup=speedup, ci_low=low, ci_high=high, blocks=2, variant_blocks=[1.0, 1.0], reference_blocks=[1.0, 1.0])
+        paired = PairedSpeed(reference="reference", loading="same_process", repeats_per_block=3, warmup_per_block=1, confidence_level=0.95,
+                             method="m", decode_tokens_per_s=fig)
+        t = r.metrics.throughput[0].model_copy(update={"paired": paired, "backend": "pytorch", "batch_size": 1})
+        return r.model_copy(update={"metrics": r.metrics.model_copy(update={"throughput": [t]})})
+
+    ok = Status(code="ok")
+    ref = _result("reference", wino=0.60)
+    fast = with_paired(_result("awq-4bit", wino=0.55), 1.32, 1.28, 1.36)
+    same = with_paired(_result("rtn-4bit", wino=0.55), 0.99, 0.96, 1.02)
+    table = summary_table([VariantOutcome(v.variant.id, ok, results=v) for v in (ref, fast, same)])
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:] if line.startswith("|")}
+    assert "decode speed-up (paired)" in table.splitlines()[0]
+    assert rows["awq-4bit"].endswith("| 1.32x [1.28–1.36] on pytorch, batch 1 |")
+    assert rows["rtn-4bit"].endswith("| ≈ 1 [0.96–1.02] on pytorch, batch 1 |")
+    assert rows["reference"].endswith("| – |")
+    aa = with_paired(ref, 1.01, 0.98, 1.03)
+    aa = aa.model_copy(update={"metrics": aa.metrics.model_copy(update={"throughput": [
+        t.model_copy(update={"paired": t.paired.model_copy(update={"aa_check": True})}) for t in aa.metrics.throughput]})})
+    table = summary_table([VariantOutcome(v.variant.id, ok, results=v) for v in (aa, fast)])
+    assert "| A/A check (a second load of the reference): ≈ 1 [0.98–1.03] on pytorch, batch 1 |" in table
+
+
 def test_the_summary_table_shows_the_kl_divergence_as_it_is() -> None:
     from kompakt.results import DistributionDistance, Status
 

@@ -64,7 +64,7 @@ def test_direct_export_round_trips(quant_type: str, tolerance: float, tiny_model
         assert np.abs(logits - ref.numpy()).max() <= tolerance * 10 * max(1.0, float(ref.abs().max()))
 
 
-@pytest.mark.skipif(not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed (make llamacpp)")
+@pytest.mark.skipif(not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed: `make test` builds it (scripts/build-llamacpp.sh)")
 def test_llama_cpp_quant_type(tiny_model_dir: Path, kompakt_env: Path) -> None:
     a = export(tiny_model_dir, kompakt_env, "Q4_K_M")
     rec = a.variant.steps[0].record

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (make llamacpp)")
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: `make test` builds it (scripts/build-llamacpp.sh)")
 
 from harness.measure.efficiency import DoesNotFit, RepeatRule, measure  # noqa: E402
 from harness.measure.efficiency.bandwidth import Bandwidth  # noqa: E402
@@ -53,3 +53,18 @@ def test_llamacpp_gguf_over_budget_does_not_fit(gguf) -> None:
     with pytest.raises(DoesNotFit) as err:
         measure(gguf, small(budget=50 * 2**20), "llama.cpp", bandwidth=BW)
     assert err.value.needed_bytes == gguf_weights_bytes(gguf)  # refused before loading
+
+
+def test_llamacpp_paired_with_a_second_load_of_the_same_file(gguf) -> None:
+    """The A/A check on llama.cpp: the same file loaded twice (two llama.cpp models), timed in alternating blocks."""
+    from harness.measure.efficiency import PairedReference, PairedRule
+
+    rule = PairedRule(RepeatRule(warmup=1, min_runs=3, min_seconds=0.0), repeats=1)
+    profile = small().model_copy(update={"batch_sizes": [1]})
+    r = measure(gguf, profile, "llama.cpp", rule=RepeatRule(warmup=1, min_runs=2, min_seconds=0.0), bandwidth=BW, memory=False,
+                reference=PairedReference(gguf, "reference (the shipped file)", aa_check=True, rule=rule))
+    (t,) = r.throughput
+    p = t.paired
+    assert p.aa_check and p.loading == "same_process" and p.weights_ratio == 1.0
+    assert p.decode_tokens_per_s.blocks == 3 and p.decode_tokens_per_s.ci_low <= p.decode_tokens_per_s.ci_high
+    assert t.decode_tokens_per_s.repeats == 3  # one timed run in each of the variant's three blocks

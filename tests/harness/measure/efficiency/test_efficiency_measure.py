@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from harness.measure.efficiency import DoesNotFit, RepeatRule, measure  # noqa: 
 from harness.measure.efficiency.bandwidth import Bandwidth  # noqa: E402
 from harness.measure.efficiency.energy import EnergyMeter  # noqa: E402
 from kompakt.profiles import Profile  # noqa: E402
-from kompakt.results import BaseModelInfo, Hardware, Measured, Metrics, ResultsFile, Status, Variant  # noqa: E402
+from efficiency_sections import validate_in_a_results_file  # noqa: E402
 
 #: A made-up bandwidth so tests do not spend seconds copying half a gigabyte.
 BW = Bandwidth(bytes_per_s=10e9, median_bytes_per_s=9e9, device="test", method="fixed for tests", repeats=1)
@@ -53,14 +52,7 @@ def test_measure_fills_memory_throughput_and_notes(result, tiny_model_dir: Path)
 
 
 def test_sections_validate_in_a_results_file(result) -> None:
-    rf = ResultsFile(
-        schema_version=1, run_id="t-1", status=Status(code="ok"),
-        base_model=BaseModelInfo(id="tiny", name="tiny", source="local"), variant=Variant(id="reference", is_reference=True),
-        profile="cpu", hardware=Hardware(cpu_cores=2),
-        provenance=Measured(kind="measured", command="pytest", date=dt.datetime.now(dt.timezone.utc)),
-        metrics=Metrics(memory=result.memory, throughput=result.throughput, energy=result.energy), notes=result.notes,
-    )
-    ResultsFile.model_validate_json(rf.model_dump_json())
+    validate_in_a_results_file(result)
 
 
 def test_weights_over_budget_do_not_fit_before_loading(tiny_model_dir: Path) -> None:

@@ -1,0 +1,257 @@
+"""Paired timing: a variant and its reference in alternating blocks on one backend, in one run.
+
+The protocol (the statistics are :mod:`kompakt.paired`):
+
+1. Both sides run on the same backend with the same settings (threads, device, dtype), the same
+   fixed prompt ids, lengths and batch size.
+2. Blocks alternate: reference, variant, reference, variant, ... Each block is ``warmup`` untimed
+   generations and prefills (switching models evicts the other's weights from the caches), then
+   ``repeats`` timed generations and ``repeats`` timed prefills.
+3. Blocks continue until both sides have at least ``min_runs`` blocks and ``min_seconds`` of timed
+   work each (:class:`~harness.measure.efficiency.speed.RepeatRule`, the same rule as for unpaired
+   repeats, counted in blocks), capped as that rule caps.
+4. Both models stay loaded in this process when they fit the profile's memory budget together
+   (``same_process``); otherwise every block runs in a process of its own that loads its model,
+   runs the block and exits (``process_per_block``). Which one was used is recorded.
+
+Each block's figure is the median of its repeats; the speed-up is the ratio of the medians of the
+two sides' block figures with a bootstrap interval over the pairs of blocks
+(:func:`kompakt.paired.paired_speedup`). The variant's absolute figures (median, p90, min, max)
+are taken over all its repeats in all blocks, as unpaired figures are over theirs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from harness.measure.efficiency.speed import RepeatRule, rates
+from kompakt import paired as stats
+from kompakt.profiles import Profile
+from kompakt.results import PairedFigure, PairedSpeed
+
+Loading = Literal["same_process", "process_per_block"]
+
+
+@dataclass(frozen=True)
+class PairedRule:
+    """How many blocks, and what each block holds."""
+
+    blocks: RepeatRule = RepeatRule(warmup=1, min_runs=10, min_seconds=10.0, max_runs=200, max_seconds=600.0)
+    """Blocks per side: at least ``min_runs`` and ``min_seconds`` of timed work, capped like any repeat rule;
+    ``warmup`` is the untimed generations (and prefills) at the start of *every* block."""
+    repeats: int = 3
+    """Timed generations (and prefills) in each block."""
+
+    @property
+    def warmup(self) -> int:
+        return self.blocks.warmup
+
+
+@dataclass(frozen=True)
+class PairedReference:
+    """What to pair a variant's timings with."""
+
+    path: Path
+    """The reference as the backend runs it (a checkpoint folder, or a ``.gguf`` for llama.cpp)."""
+    label: str
+    """How the results file names it (variant id and artifact)."""
+    aa_check: bool = False
+    """The timed variant is the reference itself, loaded a second time (an A/A check)."""
+    loading: Literal["auto", "same_process", "process_per_block"] = "auto"
+    """``auto``: both models loaded at once when they fit the profile's budget together."""
+    rule: PairedRule = PairedRule()
+    """How many blocks, and what each holds."""
+
+
+@dataclass
+class Block:
+    """The timings of one block of one side."""
+
+    prefill_s: list[float]
+    """Seconds of each timed prefill."""
+    stamps: list[list[float]]
+    """Each timed generation's ``[call, token 1, ..., token n]``."""
+    energy: list[Any] = field(default_factory=list)
+    """Energy readings around the timed generations (:class:`~harness.measure.efficiency.energy.EnergyReading`)."""
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.prefill_s) + sum(ts[-1] - ts[0] for ts in self.stamps)
+
+
+def run_block(be: Any, prompt: list[list[int]], new_tokens: int, repeats: int, warmup: int, meter: Any = None) -> Block:
+    """One block on a loaded backend: warm-up, then ``repeats`` timed generations and prefills."""
+    for _ in range(warmup):
+        be.generate(prompt, new_tokens)
+        be.prefill(prompt)
+    if meter is not None:
+        meter.start()
+    stamps = [be.generate(prompt, new_tokens) for _ in range(repeats)]
+    energy = meter.stop() if meter is not None else []
+    prefill = [be.prefill(prompt) for _ in range(repeats)]
+    return Block(prefill, stamps, energy)
+
+
+class Side(Protocol):
+    """One side of a pair: runs a block when asked."""
+
+    def block(self, prompt: list[list[int]], new_tokens: int, repeats: int, warmup: int) -> Block: ...
+
+
+@dataclass
+class LoadedSide:
+    """A model loaded in this process (``same_process``)."""
+
+    backend: Any
+    meter: Any = None
+    """An energy meter read around the timed generations (the variant's side only)."""
+
+    def block(self, prompt: list[list[int]], new_tokens: int, repeats: int, warmup: int) -> Block:
+        return run_block(self.backend, prompt, new_tokens, repeats, warmup, self.meter)
+
+
+def _block_process(name: str, path: str, profile: Profile, options: Any, threads: int, prompt: list[list[int]], new_tokens: int,
+                   repeats: int, warmup: int, energy: bool, queue: Any) -> None:
+    """The body of a ``process_per_block`` block: load, run one block, report, exit."""
+    try:
+        if not Path(path).exists():  # before importing torch: a missing file is reported in a second
+            raise FileNotFoundError(f"no model at {path}")
+        import torch
+
+        torch.set_num_threads(threads)
+        from harness.measure.backends import open_backend
+        from harness.measure.efficiency.energy import EnergyMeter
+
+        be = open_backend(name, Path(path), profile, options)
+        try:
+            meter = EnergyMeter(device=be.device) if energy else None
+            b = run_block(be, prompt, new_tokens, repeats, warmup, meter if meter is not None and meter.available else None)
+        finally:
+            be.close()
+        queue.put({"prefill_s": b.prefill_s, "stamps": b.stamps, "energy": [dataclasses.asdict(e) for e in b.energy]})
+    except BaseException as err:  # report, do not hang the parent
+        import traceback
+
+        queue.put({"error": f"{type(err).__name__}: {err}\n{traceback.format_exc()[-1500:]}"})
+
+
+@dataclass
+class ProcessSide:
+    """A model loaded afresh for every block, in a process of its own (``process_per_block``)."""
+
+    backend: str
+    path: Path
+    profile: Profile
+    options: Any = None
+    energy: bool = False
+
+    def block(self, prompt: list[list[int]], new_tokens: int, repeats: int, warmup: int) -> Block:
+        import multiprocessing as mp
+
+        import torch
+
+        from harness.measure.efficiency.energy import EnergyReading
+
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_block_process, args=(self.backend, str(self.path), self.profile, self.options, torch.get_num_threads(),
+                                                        prompt, new_tokens, repeats, warmup, self.energy, queue))
+        proc.start()
+        out = queue.get()
+        proc.join()
+        if "error" in out:
+            raise RuntimeError(f"a block in its own process failed ({self.path}): {out['error']}")
+        return Block(out["prefill_s"], out["stamps"], [EnergyReading(**e) for e in out["energy"]])
+
+
+def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tokens: int, rule: PairedRule,
+                log: Callable[[str], None] | None = None) -> tuple[list[Block], list[Block]]:
+    """Alternate blocks, reference first, until ``rule`` says stop; returns (reference blocks, variant blocks)."""
+    ref_blocks: list[Block] = []
+    var_blocks: list[Block] = []
+    ref_s = var_s = 0.0
+    while rule.blocks.keep_going(len(var_blocks), min(ref_s, var_s)):
+        r = reference.block(prompt, new_tokens, rule.repeats, rule.warmup)
+        v = variant.block(prompt, new_tokens, rule.repeats, rule.warmup)
+        ref_blocks.append(r)
+        var_blocks.append(v)
+        ref_s += r.seconds
+        var_s += v.seconds
+        if log is not None and len(var_blocks) % 5 == 0:
+            log(f"{len(var_blocks)} pairs of blocks")
+    return ref_blocks, var_blocks
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def block_figures(blocks: list[Block], batch_size: int, prompt_tokens: int) -> dict[str, list[float]]:
+    """Each block's figure (the median of its repeats): prefill tokens/s, decode tokens/s, time to first token."""
+    from harness.measure.efficiency import generation_samples
+
+    out: dict[str, list[float]] = {"prefill_tokens_per_s": [], "decode_tokens_per_s": [], "time_to_first_token_ms": []}
+    for b in blocks:
+        gen = generation_samples(b.stamps, batch_size)
+        out["prefill_tokens_per_s"].append(stats.block_figure(rates(batch_size * prompt_tokens, b.prefill_s)))
+        out["decode_tokens_per_s"].append(stats.block_figure(gen["decode_tps"]))
+        out["time_to_first_token_ms"].append(stats.block_figure(gen["ttft_ms"]))
+    return out
+
+
+#: Whether a larger value of each paired figure is faster.
+HIGHER_IS_FASTER = {"prefill_tokens_per_s": True, "decode_tokens_per_s": True, "time_to_first_token_ms": False}
+
+
+def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: int, prompt_tokens: int, ref: PairedReference,
+                  loading: Loading, weights_ratio: float | None) -> PairedSpeed:
+    """The results file's paired record of one batch size."""
+    ref_fig = block_figures(ref_blocks, batch_size, prompt_tokens)
+    var_fig = block_figures(var_blocks, batch_size, prompt_tokens)
+    figures = {}
+    for key, faster in HIGHER_IS_FASTER.items():
+        p = stats.paired_speedup(ref_fig[key], var_fig[key], higher_is_faster=faster)
+        figures[key] = PairedFigure(speedup=p.speedup, ci_low=p.low, ci_high=p.high, blocks=p.blocks,
+                                    variant_blocks=[round(x, 6) for x in var_fig[key]], reference_blocks=[round(x, 6) for x in ref_fig[key]])
+    return PairedSpeed(
+        reference=ref.label, aa_check=ref.aa_check, loading=loading, repeats_per_block=ref.rule.repeats, warmup_per_block=ref.rule.warmup,
+        confidence_level=stats.CONFIDENCE, method=stats.METHOD, weights_ratio=weights_ratio, **figures,
+    )
+
+
+def reference_weights_bytes(path: Path, profile: Profile) -> int:
+    """The reference's weights bytes before loading it (for the memory decision)."""
+    from harness.measure.efficiency.memory import checkpoint_weights_bytes, gguf_weights_bytes
+
+    path = Path(path)
+    return gguf_weights_bytes(path) if path.suffix == ".gguf" else checkpoint_weights_bytes(path, profile.dtype)
+
+
+def choose_loading(ref: PairedReference, variant_needed: int | None, reference_weights: int, profile: Profile) -> tuple[Loading, str]:
+    """``same_process`` when the variant's measured need plus the reference's weights fit the profile's budget; why, in words."""
+    from harness.measure.fit import fits, gib
+
+    if ref.loading != "auto":
+        return ref.loading, f"{ref.loading.replace('_', ' ')} as asked"
+    together = (variant_needed or 0) + reference_weights
+    if fits(together, profile):
+        return "same_process", f"both models loaded at once ({gib(together)} with the variant's peak, within the {gib(profile.memory_budget_bytes)} budget)"
+    return "process_per_block", (f"each block in its own process: the variant's peak and the reference's weights ({gib(together)}) "
+                                 f"exceed the {gib(profile.memory_budget_bytes)} budget together")
+
+
+def describe(ref: PairedReference, loading_reason: str, blocks: int) -> str:
+    rule = ref.rule
+    what = "a separately loaded copy of itself (A/A check)" if ref.aa_check else ref.label
+    return (f"paired with {what}: {blocks} alternating blocks each (reference first), each block {rule.warmup} untimed and "
+            f"{rule.repeats} timed runs; {loading_reason}; speed-ups are ratios of medians of the block medians, "
+            f"{stats.CONFIDENCE:.0%} intervals by {stats.METHOD}")
+
+
+__all__ = [
+    "Block", "LoadedSide", "PairedReference", "PairedRule", "ProcessSide", "block_figures", "choose_loading", "paired_record",
+    "reference_weights_bytes", "run_block", "time_blocks",
+]

@@ -1,0 +1,136 @@
+"""Paired speed-ups: the statistics of a variant timed against its reference in alternating blocks.
+
+On a shared machine the same model's speed drifts by tens of percent from one minute to the next,
+so two figures measured minutes apart cannot be divided. The harness therefore times the variant
+and its reference in alternating blocks within one run (reference, variant, reference, variant,
+...; :mod:`harness.measure.efficiency.pairing`), and this module turns the blocks into a speed-up:
+
+- each block's figure is the median of its repeats (:func:`block_figure`);
+- block ``i`` of the reference is paired with block ``i`` of the variant, the two timed next to
+  each other (:func:`pair_blocks`);
+- the speed-up is the ratio of the medians of the two sides' block figures
+  (:func:`ratio_of_medians`), oriented so that above 1 is faster: variant / reference for a rate
+  (tokens/s), reference / variant for a time (ms);
+- its 95 % confidence interval comes from a bootstrap over the *pairs* of blocks
+  (:func:`bootstrap_interval`): ``scipy.stats.bootstrap`` with ``paired=True`` resamples block
+  indices, so drift that moves both sides of a pair together stays together;
+- an interval that contains 1.0 is no measurable difference (:func:`contains_one`), and the
+  leaderboard does not rank it as a number.
+
+Everything here is pure (hand-made numbers in, numbers out) and tested directly; scipy is
+imported only by :func:`bootstrap_interval`, so the leaderboard, which only reads intervals,
+does not need it.
+
+Why scipy's percentile interval and not BCa (scipy's default): BCa's acceleration comes from a
+jackknife that is undefined when the block figures coincide (identical timings give a NaN
+interval), while the percentile interval is defined for any data and is the textbook bootstrap
+interval for a median. The resampling is seeded, so the same blocks always give the same
+interval.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+#: The confidence level of every interval.
+CONFIDENCE = 0.95
+#: Bootstrap resamples (scipy's default).
+RESAMPLES = 9999
+#: The seed of the resampling: the same blocks give the same interval.
+SEED = 0
+#: At least this many pairs of blocks for an interval (a bootstrap of one pair says nothing).
+MIN_BLOCKS = 2
+#: How :func:`bootstrap_interval` computes its interval, as results files record it.
+METHOD = f"scipy.stats.bootstrap over paired blocks, percentile interval, {RESAMPLES} resamples, seed {SEED}"
+
+
+@dataclass(frozen=True)
+class PairedRatio:
+    """A speed-up with its interval, from paired blocks."""
+
+    speedup: float
+    """Ratio of medians, above 1 = the variant is faster."""
+    low: float
+    """Lower end of the confidence interval."""
+    high: float
+    """Upper end of the confidence interval."""
+    blocks: int
+    """Number of pairs of blocks."""
+
+    @property
+    def measurable(self) -> bool:
+        """False when the interval contains 1.0: no measurable difference from the reference."""
+        return not contains_one(self.low, self.high)
+
+
+def block_figure(samples: Sequence[float]) -> float:
+    """One block's figure: the median of its repeats."""
+    if not samples:
+        raise ValueError("a block without samples")
+    return float(statistics.median(samples))
+
+
+def pair_blocks(reference: Sequence[float], variant: Sequence[float]) -> list[tuple[float, float]]:
+    """Block ``i`` of the reference with block ``i`` of the variant (timed next to each other).
+
+    Both sides must have the same number of blocks, at least :data:`MIN_BLOCKS`, every figure > 0.
+    """
+    if len(reference) != len(variant):
+        raise ValueError(f"unpaired blocks: {len(reference)} of the reference, {len(variant)} of the variant")
+    if len(reference) < MIN_BLOCKS:
+        raise ValueError(f"{len(reference)} pair(s) of blocks; at least {MIN_BLOCKS} are needed for an interval")
+    if any(x <= 0 for x in (*reference, *variant)):
+        raise ValueError("block figures must be positive (rates or times)")
+    return list(zip(reference, variant, strict=True))
+
+
+def ratio_of_medians(reference: Sequence[float], variant: Sequence[float], *, higher_is_faster: bool = True) -> float:
+    """The speed-up: median(variant) / median(reference) for a rate, the inverse for a time (above 1 = faster)."""
+    ref, var = float(statistics.median(reference)), float(statistics.median(variant))
+    return var / ref if higher_is_faster else ref / var
+
+
+def bootstrap_interval(reference: Sequence[float], variant: Sequence[float], *, higher_is_faster: bool = True,
+                       confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED) -> tuple[float, float]:
+    """The ``confidence`` interval of :func:`ratio_of_medians` from a bootstrap over the paired blocks."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    pairs = pair_blocks(reference, variant)
+    ref = np.array([p[0] for p in pairs], dtype=float)
+    var = np.array([p[1] for p in pairs], dtype=float)
+
+    def statistic(r: np.ndarray, v: np.ndarray, axis: int = -1) -> np.ndarray:
+        num, den = (np.median(v, axis=axis), np.median(r, axis=axis)) if higher_is_faster else (np.median(r, axis=axis), np.median(v, axis=axis))
+        return num / den
+
+    result = bootstrap((ref, var), statistic, paired=True, vectorized=True, n_resamples=resamples, confidence_level=confidence,
+                       method="percentile", rng=np.random.default_rng(seed))
+    low, high = result.confidence_interval
+    return float(low), float(high)
+
+
+def paired_speedup(reference: Sequence[float], variant: Sequence[float], *, higher_is_faster: bool = True,
+                   confidence: float = CONFIDENCE) -> PairedRatio:
+    """Speed-up and interval of paired block figures (``reference[i]`` timed next to ``variant[i]``)."""
+    pairs = pair_blocks(reference, variant)
+    value = ratio_of_medians(reference, variant, higher_is_faster=higher_is_faster)
+    low, high = bootstrap_interval(reference, variant, higher_is_faster=higher_is_faster, confidence=confidence)
+    return PairedRatio(speedup=value, low=low, high=high, blocks=len(pairs))
+
+
+def contains_one(low: float, high: float) -> bool:
+    """Whether the interval [low, high] contains 1.0: no measurable difference from the reference."""
+    if low > high:
+        raise ValueError(f"interval [{low}, {high}] is empty")
+    return low <= 1.0 <= high
+
+
+def intervals_overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether intervals ``a`` and ``b`` (each ``(low, high)``) share at least one point (two runs that agree)."""
+    for low, high in (a, b):
+        if low > high:
+            raise ValueError(f"interval [{low}, {high}] is empty")
+    return a[0] <= b[1] and b[0] <= a[1]

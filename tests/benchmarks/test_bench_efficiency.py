@@ -1,0 +1,140 @@
+"""benchmarks/bench_efficiency.py without timing anything: its settings, the resumable state, the estimate of the time
+left, and the report of two runs' paired speed-ups on hand-made figures."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_efficiency", ROOT / "benchmarks" / "bench_efficiency.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_efficiency"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _spec(bench, variant: str, backend: str = "pytorch"):
+    return bench.Spec(variant, backend, Path(f"/x/{variant}"), Path("/x/reference"), "reference")
+
+
+def _paired(speedup: float, low: float, high: float, aa: bool = False) -> dict:
+    fig = {"speedup": speedup, "ci_low": low, "ci_high": high, "blocks": 10}
+    return {"batch_size": 1, "paired": {"aa_check": aa, "decode_tokens_per_s": fig}}
+
+
+def test_the_defaults_are_the_budgeted_protocol_and_full_is_the_profiles(bench) -> None:
+    s = bench.settings_of(bench.parse_args([]))
+    assert (s.prompt_tokens, s.new_tokens, s.repeats_per_block, s.min_blocks, s.min_seconds) == (128, 32, 1, 10, 10.0)
+    assert s.sizes(0) == [1] and s.sizes(1) == [1]  # batch 1, the ranked figure, in both runs
+    assert s.lengths() == {"prompt_tokens": 128, "new_tokens": 32}
+    assert s.also == ("thesis:prune-8-lora-awq4",)  # the committed set's pipeline from the thesis recipe
+    assert bench.settings_of(bench.parse_args(["--also", ""])).also == ()
+    full = bench.settings_of(bench.parse_args(["--full"]))
+    assert (full.prompt_tokens, full.new_tokens, full.repeats_per_block, full.sizes(0), full.sizes(1)) == (None, None, 3, None, None)
+    assert bench.settings_of(bench.parse_args(["--batch-sizes", "1,4"])).sizes(0) == [1, 4]
+    assert full.lengths() == {}
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--min-blocks", "5"])  # fewer than 10 pairs of blocks only for a smoke run
+    assert bench.settings_of(bench.parse_args(["--quick"])).min_blocks == 3
+
+
+def test_the_state_resumes_only_under_the_same_settings(bench, tmp_path: Path) -> None:
+    from harness.measure.efficiency.bandwidth import Bandwidth
+
+    settings = bench.settings_of(bench.parse_args(["--only", "reference,rtn8"]))
+    bw = Bandwidth(4e10, 3.9e10, "cpu", "copy", 10, [4e10])
+    runs = [{("reference", "pytorch"): {"throughput": [_paired(1.0, 0.98, 1.02, aa=True)]}, ("rtn8", "pytorch"): {"error": "boom"}}]
+    path = tmp_path / "state.json"
+    bench.dump(path, bench._state(settings, [bw], runs, [1.0, 1.2], {"0|reference|pytorch": 60.0}))
+    bws, loaded, loads, seconds = bench.load_state(path, settings)
+    assert bws == [bw] and loaded == runs and loads == [1.0, 1.2] and seconds == {"0|reference|pytorch": 60.0}
+    other = bench.settings_of(bench.parse_args(["--only", "reference,rtn8", "--new-tokens", "64"]))
+    with pytest.raises(SystemExit, match=r"new_tokens: 32 there, 64 now"):
+        bench.load_state(path, other)
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(SystemExit, match="not a benchmark state file"):
+        bench.load_state(path, settings)
+    with pytest.raises(SystemExit, match="no state file"):
+        bench.load_state(tmp_path / "absent.json", settings)
+
+
+def test_the_time_left_is_estimated_from_what_was_measured(bench) -> None:
+    ref, a, b = _spec(bench, "reference"), _spec(bench, "a"), _spec(bench, "b", "llama.cpp")
+    assert bench.remaining_seconds([(0, a)], {}) is None
+    seconds = {"0|reference|pytorch": 100.0, "0|a|pytorch": 200.0, "1|reference|pytorch": 50.0}
+    # a in run 2: its first run times the later/first ratio so far (50 / 100); b: no llama.cpp figure yet, so the mean of
+    # its kind (the first run: 150); a in the first run again: as measured
+    assert bench.remaining_seconds([(1, a)], seconds) == 100.0
+    assert bench.remaining_seconds([(0, b)], seconds) == 150.0
+    assert bench.remaining_seconds([(0, a), (1, ref)], seconds) == 250.0
+    assert bench.fmt_duration(None).startswith("unknown") and bench.fmt_duration(30) == "1 min" and bench.fmt_duration(3900) == "1 h 05 min"
+
+
+def test_the_agreement_report_counts_overlaps_the_share_within_5_percent_and_the_worst(bench) -> None:
+    specs = [_spec(bench, "reference"), _spec(bench, "a"), _spec(bench, "b")]
+    run1 = {("reference", "pytorch"): {"throughput": [_paired(1.0, 0.97, 1.03, aa=True)]},
+            ("a", "pytorch"): {"throughput": [_paired(1.30, 1.25, 1.35)]},
+            ("b", "pytorch"): {"throughput": [_paired(0.80, 0.78, 0.82)]}}
+    run2 = {("reference", "pytorch"): {"throughput": [_paired(1.01, 0.98, 1.04, aa=True)]},
+            ("a", "pytorch"): {"throughput": [_paired(1.32, 1.28, 1.36)]},
+            ("b", "pytorch"): {"throughput": [_paired(0.90, 0.87, 0.93)]}}
+    lines, ok = bench.agreement(specs, [run1, run2])
+    text = "\n".join(lines)
+    assert "| reference (A/A) | pytorch | ≈ 1 (1.00x) [0.97–1.03] | ≈ 1 (1.01x) [0.98–1.04] | yes |" in text
+    assert "| b | pytorch | 0.80x [0.78–0.82] | 0.90x [0.87–0.93] | NO |" in text
+    assert "intervals overlap for 2 of 3" in text and "2 of 3 (67%) agree within 5%" in text
+    assert "the worst disagreement is 11.8% (b on pytorch)" in text  # |0.8 - 0.9| / 0.85
+    assert "A/A checks reading 1.00 within their interval: 2 of 2" in text and not ok
+    run2[("b", "pytorch")] = {"throughput": [_paired(0.81, 0.79, 0.83)]}
+    assert bench.agreement(specs, [run1, run2])[1]
+    json.dumps(lines)  # plain text, ready for the README
+
+
+def test_every_variant_is_paired_with_the_reference_on_each_backend_that_runs_it(bench, tmp_path: Path, monkeypatch) -> None:
+    """GGUF on llama.cpp only; a float checkpoint on PyTorch and, as an F32 GGUF, on llama.cpp; a packed AWQ/GPTQ
+    checkpoint and bitsandbytes on PyTorch only, with the reason for llama.cpp in the notes. Every spec names the
+    reference as its backend runs it."""
+    from types import SimpleNamespace
+
+    import harness.build.as_gguf as as_gguf
+    from kompakt.results import Variant
+
+    monkeypatch.setattr(as_gguf, "f32_gguf", lambda art, base: (tmp_path / f"{art.variant.id}-f32.gguf", "as F32"))
+
+    def artifact(vid: str, fmt: str = "hf", quantization: dict | None = None):
+        folder = tmp_path / vid
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"quantization_config": quantization} if quantization else {}))
+        path = folder / "model.gguf" if fmt == "gguf" else folder
+        return SimpleNamespace(variant=Variant(id=vid, is_reference=False, steps=[]), format=fmt, model_path=path)
+
+    refs = {"pytorch": (tmp_path / "ref", ""), "llama.cpp": (tmp_path / "ref-f32.gguf", "note")}
+    label = {"pytorch": "reference (pt)", "llama.cpp": "reference (gguf)"}
+    both = {"pytorch", "llama.cpp"}
+    notes: list[str] = []
+    got = {}
+    for vid, art in {"gguf-q8_0": artifact("gguf-q8_0", "gguf"), "prune-8": artifact("prune-8"),
+                     "awq4": artifact("awq4", quantization={"quant_method": "awq"}),
+                     "rtn8": artifact("rtn8", quantization={"quant_method": "gptq"}),
+                     "bnb-nf4": artifact("bnb-nf4", quantization={"quant_method": "bitsandbytes"})}.items():
+        got[vid] = [(s.backend, s.path.name, s.reference.name, s.notes) for s in bench._variant_specs(vid, art, None, both, True, refs, label, notes)]
+    assert got["gguf-q8_0"] == [("llama.cpp", "model.gguf", "ref-f32.gguf", None)]
+    assert got["prune-8"] == [("pytorch", "prune-8", "ref", None), ("llama.cpp", "prune-8-f32.gguf", "ref-f32.gguf", "as F32")]
+    assert got["awq4"] == [("pytorch", "awq4", "ref", None)] and got["rtn8"] == [("pytorch", "rtn8", "ref", None)]
+    assert got["bnb-nf4"] == [("pytorch", "bnb-nf4", "ref", None)]
+    assert notes == [
+        "awq4 not run on llama.cpp: a packed AWQ/GPTQ checkpoint; its integers run on llama.cpp as the recipe's *-gguf export of it",
+        "rtn8 not run on llama.cpp: a packed AWQ/GPTQ checkpoint; its integers run on llama.cpp as the recipe's *-gguf export of it",
+        "bnb-nf4 not run on llama.cpp: bitsandbytes' packed weights have no GGUF type",
+    ]
+    # without llama.cpp (not built, or not asked for): PyTorch only, GGUF variants not at all
+    assert bench._variant_specs("gguf-q4", artifact("gguf-q4", "gguf"), None, {"pytorch"}, False, refs, label, []) == []

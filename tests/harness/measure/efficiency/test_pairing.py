@@ -1,0 +1,127 @@
+"""Paired timing: the alternation, the block figures, the results-file record and measure(reference=...) on the tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("scipy")
+
+from efficiency_sections import validate_in_a_results_file  # noqa: E402
+from harness.measure.efficiency import PairedReference, PairedRule, RepeatRule, measure  # noqa: E402
+from harness.measure.efficiency.bandwidth import Bandwidth  # noqa: E402
+from harness.measure.efficiency.pairing import Block, ProcessSide, block_figures, choose_loading, paired_record, time_blocks  # noqa: E402
+from kompakt.profiles import Profile  # noqa: E402
+
+BW = Bandwidth(bytes_per_s=10e9, median_bytes_per_s=9e9, device="test", method="fixed for tests", repeats=1)
+#: Three pairs of blocks, one timed run each after one warm-up: enough for an interval, quick on the tiny model.
+SHORT = PairedRule(blocks=RepeatRule(warmup=1, min_runs=3, min_seconds=0.0), repeats=1)
+
+
+def profile(budget: int = 16 * 2**30, batch_sizes: list[int] | None = None) -> Profile:
+    return Profile(
+        name="tiny", label="tiny", description="tests", device="cpu", dtype="float32", memory_budget_bytes=budget,
+        batch_sizes=batch_sizes or [1], prompt_tokens=16, new_tokens=8, context_length=64,
+    )
+
+
+class FakeSide:
+    """A side whose blocks take a fixed time per token, noting when it ran."""
+
+    def __init__(self, name: str, log: list[str], step_s: float):
+        self.name, self.log, self.step_s = name, log, step_s
+
+    def block(self, prompt, new_tokens, repeats, warmup) -> Block:
+        self.log.append(self.name)
+        t = 100.0 * len(self.log)
+        stamps = [[t] + [t + 0.5 * self.step_s + i * self.step_s for i in range(new_tokens)] for _ in range(repeats)]
+        return Block(prefill_s=[self.step_s * 4] * repeats, stamps=stamps)
+
+
+def test_blocks_alternate_reference_first_until_the_rule_is_met() -> None:
+    log: list[str] = []
+    rule = PairedRule(blocks=RepeatRule(warmup=1, min_runs=4, min_seconds=0.0), repeats=2)
+    ref, var = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, rule)
+    assert log == ["ref", "var"] * 4
+    assert len(ref) == len(var) == 4
+
+
+def test_the_time_minimum_counts_the_slower_side() -> None:
+    """Each block of either side times 2 x 4 decode steps of 0.01 s plus two prefills: the rule asks for 0.5 s per side."""
+    log: list[str] = []
+    rule = PairedRule(blocks=RepeatRule(warmup=0, min_runs=2, min_seconds=0.5), repeats=2)
+    ref, var = time_blocks(FakeSide("ref", log, 0.01), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, rule)
+    per_block = 2 * (0.045 + 0.04)  # two generations of 4.5 steps after the call, two prefills of 0.04 s
+    assert len(var) == int(0.5 // per_block) + 1
+
+
+def test_block_figures_and_the_record_from_known_timings() -> None:
+    """The variant decodes every step in half the reference's time: 2.00x decode, prefill and time to first token."""
+    log: list[str] = []
+    ref = [FakeSide("ref", log, 0.02).block([[1] * 4], 5, 3, 0) for _ in range(4)]
+    var = [FakeSide("var", log, 0.01).block([[1] * 4], 5, 3, 0) for _ in range(4)]
+    figs = block_figures(ref, batch_size=1, prompt_tokens=4)
+    assert figs["decode_tokens_per_s"] == pytest.approx([50.0] * 4)  # 1 token per 0.02 s
+    assert figs["prefill_tokens_per_s"] == pytest.approx([4 / 0.08] * 4)
+    assert figs["time_to_first_token_ms"] == pytest.approx([10.0] * 4)
+    record = paired_record(ref, var, 1, 4, PairedReference(Path("ref"), "reference (test)", rule=SHORT), "same_process", 0.5)
+    for fig in (record.decode_tokens_per_s, record.prefill_tokens_per_s, record.time_to_first_token_ms):
+        assert fig.speedup == pytest.approx(2.0) and fig.ci_low == pytest.approx(2.0) and fig.ci_high == pytest.approx(2.0)
+        assert fig.blocks == 4 == len(fig.variant_blocks) == len(fig.reference_blocks)
+    assert record.decode_tokens_per_s.reference_blocks == pytest.approx([50.0] * 4)
+    assert record.decode_tokens_per_s.variant_blocks == pytest.approx([100.0] * 4)
+    assert record.loading == "same_process" and record.weights_ratio == 0.5 and record.repeats_per_block == 1
+    assert record.confidence_level == 0.95 and "scipy.stats.bootstrap" in record.method
+
+
+def test_loading_is_decided_by_the_budget() -> None:
+    ref = PairedReference(Path("ref"), "reference")
+    assert choose_loading(ref, 3 * 2**30, 2 * 2**30, profile(budget=8 * 2**30))[0] == "same_process"
+    mode, why = choose_loading(ref, 5 * 2**30, 4 * 2**30, profile(budget=8 * 2**30))
+    assert mode == "process_per_block" and "exceed the 8.00 GiB budget" in why
+    forced = PairedReference(Path("ref"), "reference", loading="process_per_block")
+    assert choose_loading(forced, 1, 1, profile())[0] == "process_per_block"
+
+
+def test_an_aa_check_on_the_tiny_model_in_one_process(tiny_model_dir: Path) -> None:
+    ref = PairedReference(tiny_model_dir, "reference (tiny)", aa_check=True, rule=SHORT)
+    result = measure(tiny_model_dir, profile(batch_sizes=[1, 2]), rule=RepeatRule(warmup=1, min_runs=2, min_seconds=0.0), bandwidth=BW,
+                     reference=ref)
+    assert [t.batch_size for t in result.throughput] == [1, 2]
+    for t in result.throughput:
+        p = t.paired
+        assert p is not None and p.aa_check and p.loading == "same_process" and p.reference == "reference (tiny)"
+        for fig in (p.decode_tokens_per_s, p.prefill_tokens_per_s, p.time_to_first_token_ms):
+            assert fig.blocks == 3 and len(fig.variant_blocks) == len(fig.reference_blocks) == 3
+            assert fig.ci_low <= fig.ci_high
+        assert p.weights_ratio == 1.0
+        # the variant's absolute figures pool its repeats over every block
+        assert t.decode_tokens_per_s.repeats == 3
+        assert "paired with a separately loaded copy of itself" in t.notes
+    assert result.raw["batch1"]["blocks"] == 3 and len(result.raw["batch1"]["reference"]["decode_tps"]) == 3
+    validate_in_a_results_file(result)
+
+
+def test_a_block_in_a_process_of_its_own(tiny_model_dir: Path) -> None:
+    """``process_per_block``: a fresh process loads the model, runs one block and reports its timings (one spawn:
+    the child imports torch, seconds on a busy machine)."""
+    side = ProcessSide("pytorch", tiny_model_dir, profile())
+    block = side.block([[5, 6, 7, 8]], 4, 2, 1)
+    assert len(block.prefill_s) == 2 and all(s > 0 for s in block.prefill_s)
+    assert len(block.stamps) == 2 and all(len(ts) == 5 and ts == sorted(ts) for ts in block.stamps)
+    with pytest.raises(RuntimeError, match="failed"):
+        ProcessSide("pytorch", tiny_model_dir / "missing", profile()).block([[5, 6]], 2, 1, 0)
+
+
+@pytest.mark.slow
+def test_measure_with_each_block_in_its_own_process(tiny_model_dir: Path) -> None:
+    """When the two do not fit together, every block loads its model in a fresh process (two pairs of blocks here)."""
+    rule = PairedRule(blocks=RepeatRule(warmup=1, min_runs=2, min_seconds=0.0), repeats=1)
+    ref = PairedReference(tiny_model_dir, "reference (tiny)", loading="process_per_block", rule=rule)
+    result = measure(tiny_model_dir, profile(), bandwidth=BW, reference=ref, memory=False)
+    (t,) = result.throughput
+    assert t.paired.loading == "process_per_block" and t.paired.decode_tokens_per_s.blocks == 2
+    assert "process per block as asked" in t.notes
+    validate_in_a_results_file(result)

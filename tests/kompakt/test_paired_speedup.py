@@ -1,0 +1,109 @@
+"""The paired speed-up's statistics on hand-made blocks with known answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from kompakt.paired import (
+    METHOD,
+    PairedRatio,
+    block_figure,
+    bootstrap_interval,
+    contains_one,
+    intervals_overlap,
+    pair_blocks,
+    paired_speedup,
+    ratio_of_medians,
+)
+
+pytest.importorskip("scipy")
+
+
+def test_block_figure_is_the_median_of_the_repeats() -> None:
+    assert block_figure([3.0, 1.0, 2.0]) == 2.0
+    assert block_figure([1.0, 2.0, 3.0, 10.0]) == 2.5
+    with pytest.raises(ValueError, match="without samples"):
+        block_figure([])
+
+
+def test_pairs_are_block_i_with_block_i() -> None:
+    assert pair_blocks([1.0, 2.0], [3.0, 4.0]) == [(1.0, 3.0), (2.0, 4.0)]
+    with pytest.raises(ValueError, match="unpaired blocks: 2 of the reference, 3 of the variant"):
+        pair_blocks([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="at least 2"):
+        pair_blocks([1.0], [1.0])
+    with pytest.raises(ValueError, match="positive"):
+        pair_blocks([1.0, 0.0], [1.0, 2.0])
+
+
+def test_ratio_of_medians_is_oriented_so_that_above_one_is_faster() -> None:
+    # rates: variant / reference
+    assert ratio_of_medians([1.0, 2.0, 3.0], [2.0, 4.0, 6.0]) == 2.0
+    # times: reference / variant (half the time is twice as fast)
+    assert ratio_of_medians([10.0, 20.0, 30.0], [5.0, 10.0, 15.0], higher_is_faster=False) == 2.0
+    # the medians are divided, not the pairs: one wild block does not move it
+    assert ratio_of_medians([10.0, 10.0, 10.0], [20.0, 20.0, 1000.0]) == 2.0
+
+
+def test_a_constant_ratio_has_a_zero_width_interval() -> None:
+    """Every resample of pairs (r, 2r) has a ratio of medians of exactly 2, whatever the blocks' drift."""
+    ref = [55.0, 93.0, 60.0, 90.0, 65.0, 88.0, 70.0, 75.0, 80.0, 85.0]
+    p = paired_speedup(ref, [2 * x for x in ref])
+    assert p == PairedRatio(speedup=2.0, low=2.0, high=2.0, blocks=10)
+    assert p.measurable
+
+
+def test_two_blocks_give_the_percentile_interval_of_four_equally_likely_resamples() -> None:
+    """Pairs (1, 1) and (1, 3): a resample takes each pair 0, 1 or 2 times, so the variant's median is 1, 2 or 3 with
+    probabilities 1/4, 1/2, 1/4 against a reference median of 1; the 2.5th and 97.5th percentiles are 1 and 3."""
+    assert bootstrap_interval([1.0, 1.0], [1.0, 3.0]) == (1.0, 3.0)
+    p = paired_speedup([1.0, 1.0], [1.0, 3.0])
+    assert (p.speedup, p.low, p.high, p.blocks) == (2.0, 1.0, 3.0, 2)
+    assert not p.measurable  # the interval contains 1.0
+
+
+def test_pairing_keeps_shared_drift_out_of_the_interval() -> None:
+    """The machine drifts between 55 and 93 tok/s; the variant is always 10 % faster than the reference timed next to it.
+    Resampling pairs keeps the two sides together, so the interval stays tight around 1.1; resampling the sides
+    independently (as if unpaired) would let the drift in."""
+    ref = [55.0, 93.0, 57.0, 91.0, 60.0, 88.0, 58.0, 92.0, 56.0, 90.0, 59.0, 89.0]
+    var = [1.1 * x for x in ref]
+    low, high = bootstrap_interval(ref, var)
+    assert low == pytest.approx(1.1) and high == pytest.approx(1.1)
+    # the same numbers, pairs broken (the variant's blocks in another order): a wide interval around 1.1
+    shuffled = var[1:] + var[:1]
+    low2, high2 = bootstrap_interval(ref, shuffled)
+    assert high2 - low2 > 0.3
+
+
+def test_the_interval_is_reproducible_and_oriented_for_times() -> None:
+    ref_ms = [100.0, 110.0, 95.0, 105.0, 120.0, 98.0]
+    var_ms = [50.0, 56.0, 47.0, 52.0, 61.0, 49.0]
+    a = paired_speedup(ref_ms, var_ms, higher_is_faster=False)
+    b = paired_speedup(ref_ms, var_ms, higher_is_faster=False)
+    assert a == b  # seeded resampling
+    assert a.speedup == pytest.approx(102.5 / 51.0)  # medians: (100 + 105) / 2 over (50 + 52) / 2
+    assert 1.9 < a.low <= a.speedup <= a.high < 2.1
+
+
+def test_contains_one() -> None:
+    assert contains_one(0.98, 1.02)
+    assert contains_one(1.0, 1.2) and contains_one(0.8, 1.0)  # the ends count
+    assert not contains_one(1.01, 1.1)
+    assert not contains_one(0.5, 0.99)
+    with pytest.raises(ValueError, match="empty"):
+        contains_one(1.2, 1.1)
+
+
+def test_method_names_scipy() -> None:
+    assert "scipy.stats.bootstrap" in METHOD and "percentile" in METHOD
+
+
+def test_intervals_overlap() -> None:
+    assert intervals_overlap((0.9, 1.1), (1.05, 1.2))
+    assert intervals_overlap((0.9, 1.1), (1.1, 1.2))  # touching ends share a point
+    assert intervals_overlap((0.9, 1.3), (1.0, 1.1))  # one inside the other
+    assert not intervals_overlap((0.9, 1.0), (1.01, 1.2))
+    assert not intervals_overlap((1.01, 1.2), (0.9, 1.0))
+    with pytest.raises(ValueError, match="empty"):
+        intervals_overlap((1.2, 1.1), (1.0, 1.3))
