@@ -26,6 +26,7 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "bitsandbytes": ("bitsandbytes", HARNESS_HINT),
     "datasets": ("datasets", HARNESS_HINT),
     "lm_eval": ("lm_eval", HARNESS_HINT),
+    "ray": ("ray", "pip install -e '.[ray]'  (Ray must be installed, in the same version, on the driver and on every node)"),
     "llama_cpp": (
         "llama-cpp-python",
         "pip install llama-cpp-python  (compiles llama.cpp from source, about five minutes on two cores)",
@@ -39,6 +40,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "hub_data": ("datasets",),
     "bench": ("lm_eval", "datasets"),
     "gguf_quant": ("llama_cpp",),
+    "ray": ("ray",),
 }
 
 
