@@ -261,10 +261,13 @@ def _run(specs: list[JobSpec], root: Path | None, options: RayOptions, say: Call
             reports[spec.key] = JobReport(spec, "not_run", reason=_no_hardware(placed[spec.key], nodes))
         else:
             send.append(spec)
+    said: dict[tuple[str, str], list[str]] = {}
     for spec in specs:
         r = reports.get(spec.key)
         if r is not None:
-            say(f"  {spec.key}: {r.state.replace('_', ' ')}: {r.reason}")
+            said.setdefault((r.state, r.reason if r.state == "not_run" else f"{spec.key}:{r.reason}"), []).append(spec.key)
+    for (state, _), keys in said.items():
+        say(f"  {', '.join(keys)}: {state.replace('_', ' ')}: {reports[keys[0]].reason}")
     run = ClusterRun(jobs=[])
     able = [n for n in nodes if any(fits(placed[s.key], n["Resources"]) for s in send)]
     if send and able:
