@@ -18,13 +18,13 @@ run the artifact as it is:
 
 - safetensors checkpoints on PyTorch (float variants, and bitsandbytes' packed int8/NF4);
 - GGUF exports on llama.cpp;
-- float safetensors variants (the reference, RTN/AWQ/GPTQ's float32 weights, pruned,
-  healed, distilled) on llama.cpp too, written unchanged as an F32 GGUF (the same values in
+- float safetensors variants (the reference, pruned, healed, distilled) on llama.cpp too, written unchanged as an F32 GGUF (the same values in
   another container). The reference's F32 GGUF is written by llama.cpp's own quantizer
   from the shipped Q4_1 file (Q4_1 -> F32 is exact dequantization, as the PyTorch
   reference is), the others by kompakt's GGUF writer (``harness/build/methods/gguf_export.py``).
 
 Not run, and said so: bitsandbytes' packed int8/NF4 on llama.cpp (GGUF has no such types),
+the packed RTN/AWQ/GPTQ checkpoints on llama.cpp (their integers are the ``*-gguf`` variants),
 and GGUF variants on PyTorch (transformers dequantizes them to float32, which is no longer
 the artifact's memory or speed; their accuracy is measured that way by ``kompakt bench``).
 
@@ -142,7 +142,10 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
         if "pytorch" in backends:
             specs.append(Spec(vid, "pytorch", art.model_path, lineage=lineage))
         if "llama.cpp" in backends and llama_ok and not rv.is_reference:
-            if saved_quantization_config(art.model_path) is not None:  # bitsandbytes' packed weights
+            qc = saved_quantization_config(art.model_path)
+            if qc is not None and qc.get("quant_method") in ("awq", "gptq"):  # a packed AWQ/GPTQ checkpoint
+                notes.append(f"{vid} not run on llama.cpp as such: its integers on llama.cpp are the variant {vid}-gguf")
+            elif qc is not None:  # bitsandbytes' packed weights
                 notes.append(f"{vid} not run on llama.cpp: bitsandbytes' packed weights have no GGUF type")
             else:
                 specs.append(Spec(vid, "llama.cpp", _f32_gguf(vid, art, base), lineage=lineage, notes=F32_NOTE))

@@ -4,7 +4,7 @@ Data flows one way, and the folders say where each part happens::
 
     recipe (data/recipes/*.yaml)
       -> variant        harness/build/    recipes, base models, calibration text, methods/, the artifact cache
-      -> measurements   harness/measure/  tasks/ (lm-eval, token perplexity, efficiency), efficiency/,
+      -> measurements   harness/measure/  tasks/ (lm-eval, token perplexity, KL divergence, efficiency), efficiency/,
                                           backends/ (PyTorch, llama.cpp), hardware detection, memory fit
       -> results file   harness/run/      planning, ``kompakt bench``'s orchestration, measurement cache,
                                           results writing, the end-of-run summary; the job a cluster runs
@@ -28,7 +28,9 @@ Adding a compression method:
 1. write ``harness/build/methods/<name>.py`` with a pydantic ``Config`` (unknown keys are
    errors, every field has a ``description``; methods that read calibration text extend
    ``CalibrationConfig``) and a ``Method`` subclass whose ``apply(model, config, ctx)``
-   returns the model and a ``record`` of what it found;
+   returns the model and a ``record`` of what it found (a weight quantizer subclasses
+   ``harness.build.methods.rtn.Quantizer`` instead: its ``quantize`` returns the integers of each
+   linear, which :mod:`harness.build.packing` stores as a packed checkpoint);
 2. add one ``MethodInfo(name, family, label, summary, "harness.build.methods.<name>:<Class>")``
    to ``kompakt/methods.py``; recipes, ``kompakt methods``, validation with did-you-mean and
    the site pick it up from there;
@@ -42,8 +44,11 @@ Adding a task:
    ``english.py``); anything else a ``Task`` subclass (:mod:`harness.measure.tasks.base`) that
    runs, fingerprints its data and returns results-file entries;
 2. add one ``TaskInfo(name, label, short, kind, "harness.measure.tasks.<module>:<OBJECT>", headline,
-   mean_slot, default)`` to ``kompakt/tasks.py``; ``--tasks``, its help text, the measurement
-   cache, the summary table and the site's labels follow from it;
+   mean_slot, default, documents, scores, suites, language=..., chance_test=...)`` to ``kompakt/tasks.py``;
+   ``--tasks`` (and its suites), its help text, the measurement cache, the summary table, the chance marks
+   and the site's labels follow from it (a multiple-choice task's per-document results and their checks
+   too: ``documents`` is the size of its split, ``scores`` its metrics that are scores rather than right or
+   wrong);
 3. add a test in ``tests/harness/measure/tasks/`` on hand-written data.
 
 Adding an efficiency backend:

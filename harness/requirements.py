@@ -12,6 +12,13 @@ import importlib.util
 
 HARNESS_HINT = "pip install -e '.[harness]'  (install torch==2.13.0, the CPU build, first)"
 
+#: gptqmodel (packed AWQ/GPTQ checkpoints and their CPU kernels) and optimum (GPTQ packing) are in the harness
+#: extra; gptqmodel's dependency PyPcre compiles a C extension at install, which needs a C compiler and libpcre2.
+PACKED_HINT = (
+    "pip install -e '.[harness]'  (brings gptqmodel==7.6.0 and optimum==2.3.0; PyPcre, a gptqmodel dependency, compiles "
+    "C at install and needs a C compiler and the PCRE2 library, e.g. apt-get install gcc libpcre2-8-0)"
+)
+
 #: Import name -> (distribution name, install hint) of every package a harness
 #: feature needs. Groups name what a feature needs; ``core`` is needed by all.
 PACKAGES: dict[str, tuple[str, str]] = {
@@ -27,6 +34,9 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "datasets": ("datasets", HARNESS_HINT),
     "lm_eval": ("lm_eval", HARNESS_HINT),
     "ray": ("ray", "pip install -e '.[ray]'  (Ray must be installed, in the same version, on the driver and on every node)"),
+    "gptqmodel": ("gptqmodel", PACKED_HINT),
+    "optimum": ("optimum", PACKED_HINT),
+    "pcre": ("PyPcre", PACKED_HINT),
     "llama_cpp": (
         "llama-cpp-python",
         "pip install llama-cpp-python  (compiles llama.cpp from source, about five minutes on two cores)",
@@ -41,6 +51,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "bench": ("lm_eval", "datasets"),
     "gguf_quant": ("llama_cpp",),
     "ray": ("ray",),
+    "packed": ("gptqmodel", "optimum", "pcre"),
 }
 
 

@@ -13,7 +13,8 @@ Packages:
 
 - ``kompakt``: what both sides share and the ground they stand on (it imports
   neither): the results-file contract (``kompakt.results``), the method and task
-  catalogues, metrics and the comparability rule, hardware profiles, paths and
+  catalogues (tasks with their suites and languages), metrics and the comparability
+  rule, the chance-level rule (``kompakt.chance``), hardware profiles, paths and
   atomic writes.
 - ``harness``: builds variants and measures them (needs the ``[harness]`` extra).
 - ``leaderboard``: validates results files, builds the database and the site.

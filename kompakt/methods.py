@@ -52,7 +52,7 @@ _ALL = [
     MethodInfo("lora", "healing", "LoRA", "Low-rank adapters trained on text and merged back into the weights (healing after pruning).", "harness.build.methods.lora:LoRA", short="LoRA[ r{r}]"),
     MethodInfo("qlora", "healing", "QLoRA", "LoRA trained over an NF4-quantized base, merged back.", "harness.build.methods.lora:QLoRA", short="QLoRA[ r{r}]"),
     MethodInfo("distill", "distillation", "Distillation", "Knowledge distillation: the reference model as teacher, KL divergence on temperature-scaled logits.", "harness.build.methods.distill:Distill", short="distill[ T={temperature}]"),
-    MethodInfo("gguf", "export", "GGUF", "Export to llama.cpp's GGUF format with a llama.cpp quant type (e.g. Q8_0, Q4_K_M).", "harness.build.methods.gguf_export:GGUFExport", short="GGUF[ {quant_type}]"),
+    MethodInfo("gguf", "export", "GGUF", "Export to llama.cpp's GGUF format with a llama.cpp quant type (e.g. Q8_0, Q4_K_M), or, after a weight quantizer, its integers unchanged (Q4_1, Q8_0).", "harness.build.methods.gguf_export:GGUFExport", short="GGUF[ {quant_type}][ (same integers){from_codes}]"),
     MethodInfo("load_4bit", "runtime", "4-bit load", "Loaded in 4 bit at run time because the full model did not fit the device (as the thesis did on the T4).", None, short="[{bits}-bit ]load"),
 ]
 

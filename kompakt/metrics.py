@@ -23,7 +23,7 @@ class MetricInfo:
     lower_is_better: bool
     """Direction: True for perplexity, memory, latency and energy."""
     family: str
-    """accuracy, perplexity, memory, speed or energy."""
+    """accuracy, perplexity, distance, memory, speed or energy."""
     description: str
     """One sentence for the methodology page."""
 
@@ -79,6 +79,17 @@ _ALL = [
     MetricInfo("byte_perplexity", "Byte PPL", "", True, "perplexity", "lm-eval wikitext: exp(total negative log-likelihood / UTF-8 bytes)."),
     MetricInfo("bits_per_byte", "Bits/byte", "", True, "perplexity", "lm-eval wikitext: total negative log-likelihood in bits / UTF-8 bytes; tokenizer-independent."),
     MetricInfo("token_perplexity", "Token PPL", "", True, "perplexity", "exp(mean token negative log-likelihood) over fixed-length windows, as quantization papers quote it; only comparable within one tokenizer and context length."),
+    MetricInfo("kl_divergence", "KL", "nats", True, "distance", "Mean over a fixed WikiText-2 slice's tokens of KL(reference || variant) of the next-token distribution, from the reference's top-k log-probabilities plus its remaining mass; 0 for the reference."),
+    MetricInfo("kl_median", "KL median", "nats", True, "distance", "Median over tokens of the per-token KL divergence from the reference."),
+    MetricInfo("kl_p99", "KL p99", "nats", True, "distance", "99th percentile over tokens of the per-token KL divergence from the reference: how far the worst tokens move."),
+    MetricInfo("top1_agreement", "Same top token", "", False, "distance", "Share of tokens of the slice where the variant and the reference put the same token first."),
+    MetricInfo("keeps_above_chance", "Kept (above chance)", "", False, "accuracy", "Quality kept, tasks above chance: the variant's mean over those of the four tasks at which its reference scores significantly above chance, divided by the reference's mean over the same tasks; the tasks are decided once per base model, profile and task from the reference (exact binomial test, TruthfulQA mc2: t-test; 5 %)."),
+    MetricInfo("parallel_token_perplexity", "Parallel PPL", "", True, "perplexity", "exp(total token negative log-likelihood / tokens) over Belebele's 488 FLORES passages, each scored whole from its first token, one figure per language (the same passages in English and German); only comparable within one tokenizer."),
+    MetricInfo("parallel_word_perplexity", "Parallel word PPL", "", True, "perplexity", "The same passages' negative log-likelihood per whitespace-separated word, exponentiated, per language."),
+    MetricInfo("parallel_byte_perplexity", "Parallel byte PPL", "", True, "perplexity", "The same passages' negative log-likelihood per UTF-8 byte, exponentiated, per language."),
+    MetricInfo("parallel_bits_per_byte", "Parallel bits/byte", "", True, "perplexity", "The same passages' negative log-likelihood in bits per UTF-8 byte, per language."),
+    MetricInfo("tokens_per_word", "Tokens/word", "", True, "tokenizer", "Tokens per whitespace-separated word of the parallel passages under the model's tokenizer, per language (German usually costs more)."),
+    MetricInfo("parallel_ppl_ratio", "DE/EN PPL ratio", "", True, "perplexity", "The German parallel perplexity relative to the reference's, divided by the English one relative to the reference's: above 1, the method hurts German more than English."),
     MetricInfo("weights_bytes", "Weights", "B", True, "memory", "Bytes of the weights as stored in memory, packed low-bit weights with their scales counted as such."),
     MetricInfo("disk_bytes", "Disk", "B", True, "memory", "Size of the artifact on disk."),
     MetricInfo("peak_device_bytes", "Peak GPU mem.", "B", True, "memory", "Peak accelerator memory allocated while generating at the profile's context length."),

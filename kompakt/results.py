@@ -184,6 +184,16 @@ class TaskAccuracy(Strict):
     limit: int | None = Field(default=None, ge=1, description="`--limit` of the run: only the first `limit` samples were scored. Null means the full test set.")
     task_version: ShortText | None = Field(default=None, description="Version of the task definition (lm-eval's `version`), so scores from different versions are not mixed.")
     notes: Text | None = Field(default=None, description="Remarks, e.g. on how a reported score was labelled.")
+    chance_level: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "What answering without knowledge scores on the documents scored, computed from the data when measured: the mean of "
+            "1 / number of choices, or for TruthfulQA's mc2 the mean share of true answers among the choices. The site marks a "
+            "score whose distance from it is not significant as at chance. Null: not computed (reported results, older files)."
+        ),
+    )
 
 
 class Perplexity(Strict):
@@ -206,6 +216,20 @@ class Perplexity(Strict):
     limit: int | None = Field(default=None, ge=1, description="Number of documents scored if not all.")
     task_version: ShortText | None = Field(default=None, description="Version of the task definition.")
     notes: Text | None = Field(default=None, description="Remarks.")
+    parallel_language: Slug | None = Field(
+        default=None,
+        description=(
+            "For a perplexity of parallel text (the same passages in several languages, e.g. `flores_ppl`): the language of "
+            "this entry as a FLORES-200 code (`eng_Latn`, `deu_Latn`). Its figures are stored under the `parallel_` metrics, "
+            "never mixed with the WikiText perplexities; `context_length` is then the longest passage scored, in tokens."
+        ),
+    )
+    documents: int | None = Field(default=None, ge=1, description="Documents (passages) scored, each whole from its first token.")
+    tokens: int | None = Field(default=None, ge=1, description="Tokens scored.")
+    words: int | None = Field(default=None, ge=1, description="Whitespace-separated words in the text scored.")
+    tokens_per_word: float | None = Field(
+        default=None, gt=0, description="Tokens per word of this text under the model's tokenizer (German usually costs more than English)."
+    )
 
 
 class Memory(Strict):
@@ -252,12 +276,63 @@ class Energy(Strict):
     batch_size: int | None = Field(default=None, ge=1, description="Batch size of the measured generation.")
 
 
+class DistributionDistance(Strict):
+    task: Slug = Field(description="Task that measured it, e.g. `wikitext2_kl` (kompakt's fixed WikiText-2 slice).")
+    kl_mean: float = Field(
+        description="Mean over the slice's tokens of KL(reference || variant) of the next-token distribution, in nats, computed "
+        "from the reference's top `top_k` log-probabilities plus its remaining mass (a lower bound of the full-vocabulary KL; "
+        "see `kl_gap_bound`). Lower is better; 0 for the reference itself."
+    )
+    kl_stderr: float | None = Field(
+        default=None,
+        description="Standard error of `kl_mean` over windows (tokens of one window are not independent): the standard "
+        "deviation of the per-window means divided by the square root of the number of windows; null with one window.",
+    )
+    kl_median: float = Field(description="Median over tokens of the per-token KL, in nats.")
+    kl_p99: float = Field(description="99th percentile over tokens of the per-token KL, in nats: how bad the worst tokens get.")
+    top1_agreement: float = Field(description="Share of tokens where the variant and the reference put the same token first, in [0, 1].")
+    tokens: int = Field(ge=1, description="Tokens (next-token distributions) compared.")
+    windows: int = Field(ge=1, description="Windows of `context_length` tokens scored.")
+    context_length: int = Field(ge=2, description="Tokens per window; each window is scored on its own.")
+    top_k: int = Field(ge=1, description="Log-probabilities of the reference kept per token (its k most likely tokens); the rest is one bucket of remaining mass.")
+    tail_mass_mean: float | None = Field(
+        default=None, description="Mean over tokens of the reference's probability mass outside its top `top_k` tokens (the part the KL sees only as one bucket)."
+    )
+    kl_gap_bound: float | None = Field(
+        default=None,
+        description="Mean over tokens of a proven upper bound on how far `kl_mean` can fall below the full-vocabulary KL: per token "
+        "r * max(0, log(min(1, p_k / r)) - log(q_min / q_rest)), with r the reference's remaining mass, p_k its k-th probability, "
+        "q_rest the variant's mass outside the reference's top k and q_min the variant's smallest probability there.",
+    )
+    slice: ShortText = Field(description="The text scored, e.g. `WikiText-2 raw test, first 32 windows of 512 tokens`.")
+    reference_sha256: ShortText | None = Field(
+        default=None, description="sha256 of the cached reference distributions compared against, so figures against the same reference can be told apart from others."
+    )
+    limit: int | None = Field(default=None, ge=1, description="Windows scored when fewer than the slice's (`--limit`); null: the whole slice.")
+    task_version: ShortText | None = Field(default=None, description="Version of kompakt's slice definition.")
+    notes: Text | None = Field(default=None, description="Remarks.")
+
+
+class PerSampleFile(Strict):
+    path: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}\.parquet$")] = Field(
+        description="File name of the per-sample results (Parquet), in the same folder as the results file and named from the "
+        "run id: `<run_id>.samples.parquet`. One row per task and document: the per-choice log-likelihoods, the answer chosen "
+        "under acc and acc_norm and lm-eval's per-document metric values (`kompakt.samples` describes the columns)."
+    )
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] = Field(description="sha256 of the file's bytes (lower-case hex).")
+    rows: int = Field(ge=0, description="Rows in the file: the sum over its tasks of each task's `n`.")
+
+
 class Metrics(Strict):
     accuracy: list[TaskAccuracy] = Field(default_factory=list, max_length=200, description="Accuracy per task and metric.")
     perplexity: list[Perplexity] = Field(default_factory=list, max_length=50, description="Perplexity measurements, one per task or corpus.")
     memory: Memory | None = Field(default=None, description="Memory figures.")
     throughput: list[Throughput] = Field(default_factory=list, max_length=100, description="Speed figures, one entry per backend, batch size and length.")
     energy: list[Energy] = Field(default_factory=list, max_length=50, description="Energy figures where they could be read.")
+    distribution_distance: list[DistributionDistance] | None = Field(
+        default=None, max_length=20,
+        description="How far the variant's next-token distribution lies from the reference's on a fixed text slice (KL divergence, top-1 agreement); null or absent: not measured.",
+    )
     reported_mean_accuracy: float | None = Field(
         default=None,
         description="For reported results: the average exactly as the source prints it. kompakt computes its own mean from the tasks and shows both when they differ.",
@@ -287,6 +362,11 @@ class ResultsFile(Strict):
     )
     metrics: Metrics = Field(default_factory=Metrics, description="The measurements; every section is optional so partial runs are valid.")
     notes: list[Text] = Field(default_factory=list, max_length=50, description="Remarks a reader must see, e.g. inconsistencies in a reported source.")
+    per_sample: PerSampleFile | None = Field(
+        default=None,
+        description="Per-document results of the multiple-choice tasks, in a Parquet file beside this one; the leaderboard pairs them "
+        "with the reference's (flips, paired confidence intervals and tests). Absent: no paired figures for this run.",
+    )
 
 
 def json_schema() -> dict[str, Any]:

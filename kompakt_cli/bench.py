@@ -23,32 +23,30 @@ def _require(*groups: str, purpose: str = "kompakt bench") -> None:
     from harness.requirements import MissingPackageError, require
 
     try:
-        require("bench", *groups, purpose=purpose)
+        require("bench", "packed", *groups, purpose=purpose)
     except MissingPackageError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from None
 
 
 def _tasks_help() -> str:
-    from kompakt.tasks import TASKS
+    from kompakt.tasks import SUITES, TASKS, suite
 
     names = ", ".join(TASKS)
     defaults = ", ".join(t.name for t in TASKS.values() if t.default)
-    return (f"Tasks (repeatable or comma-separated): {names}. Default: {defaults} (HellaSwag in llama.cpp's text "
-            "where only that is in the data folder).")
+    suites = "; ".join(f"{name} ({', '.join(suite(name))}): {what}" for name, what in SUITES.items())
+    return (f"Tasks or suites (repeatable or comma-separated). Tasks: {names}. Suites: {suites}. Default: {defaults} "
+            "(HellaSwag in llama.cpp's text where only that is in the data folder, in a suite too).")
 
 
 def _task_list(tasks: list[str] | None, efficiency: bool, data_dir: Path | None) -> list[str]:
-    from harness.run.bench import default_tasks, known_tasks
-    from kompakt.registry import suggest
+    from harness.measure.tasks import TaskError, expand_tasks
+    from harness.run.bench import default_tasks
 
-    task_list = _split(tasks) or default_tasks(data_dir)
-    unknown = [t for t in task_list if t not in known_tasks()]
-    if unknown:
-        raise typer.BadParameter(
-            "; ".join(f"unknown task {t!r}{suggest(t, known_tasks())}" for t in unknown) + f". Known: {', '.join(known_tasks())}",
-            param_hint="--tasks",
-        )
+    try:
+        task_list = expand_tasks(_split(tasks), data_dir) if _split(tasks) else default_tasks(data_dir)
+    except TaskError as err:
+        raise typer.BadParameter(str(err), param_hint="--tasks") from None
     if efficiency and "efficiency" not in task_list:
         task_list.append("efficiency")
     return task_list
@@ -176,7 +174,7 @@ def bench(
             failed = _bench_on_ray(models, recipe, _split(variant), profiles, config, described, cache_dir, ray_address,
                                    wait_for_hardware, max_retries, trust_remote_code)
         else:
-            failed = _bench_here(models, recipe, _split(variant), profiles, config, trust_remote_code)
+            failed = _bench_here(models, recipe, _split(variant), profiles, config, ", ".join(_split(limit)), trust_remote_code)
     except TaskError as err:
         typer.echo(f"kompakt bench: {err}", err=True)
         raise typer.Exit(2) from None
@@ -206,7 +204,7 @@ def _check_backend(backend: Optional[str]) -> None:
 
 
 def _bench_here(models: list[Optional[str]], recipe: Optional[str], variants: list[str], profiles: list[Any], config: Any,
-                trust_remote_code: bool) -> bool:
+                limits: str, trust_remote_code: bool) -> bool:
     """The local executor: every base model and profile in turn, here. True when a variant failed."""
     import dataclasses
 
@@ -223,9 +221,9 @@ def _bench_here(models: list[Optional[str]], recipe: Optional[str], variants: li
             typer.echo(f"kompakt bench: {err}", err=True)
             raise typer.Exit(2) from None
         for prof in profiles:
-            run = dataclasses.replace(config, profile=prof, tokenizer_path=base.path)
+            run = dataclasses.replace(config, profile=prof, tokenizer_path=base.path, reference_path=base.path)
             typer.echo(f"kompakt bench: {base.info.name} ({base.info.id}), {len(jobs)} variant(s), profile {prof.name}, "
-                       f"tasks {', '.join(config.tasks)}" + (f", limit {config.limit}" if config.limit else ""))
+                       f"tasks {', '.join(config.tasks)}" + (f", limit {limits}" if limits else ""))
             try:
                 outcomes = run_bench(jobs, run, say=typer.echo)
             except HardwareMismatch as err:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from kompakt.metrics import METRICS, TASK_LABELS
 from leaderboard.html import esc, fmt_bytes, fmt_fraction, fmt_num, fmt_percent, fmt_ratio, fmt_signed, fragment
+from leaderboard.marks import chance_badge
 
 Row = dict[str, Any]
 Kind = Literal["text", "choice", "number"]
@@ -152,6 +153,9 @@ def _mean_cell(r: Row, ctx: Context) -> str:
         out += ' <span class="kompakt-badge" title="HellaSwag scored on llama.cpp\'s preprocessed text">HS llama.cpp</span>'
     if r.get("quality_from"):
         out += f' <span class="kompakt-badge" title="accuracy from {esc(r["quality_from"])}">†</span>'
+    if r.get("mean_at_chance"):
+        n = len(r["mean_at_chance"].split(", "))
+        out += f' <span class="kompakt-badge kompakt-chance" title="at chance: {esc(r["mean_at_chance"])}">{n} at chance</span>'
     reported = r.get("reported_mean_accuracy")
     if reported is not None and abs(reported - r["mean_accuracy"]) >= 0.00005:
         out += f' <small title="the average as the source prints it">(source: {fmt_fraction(reported)})</small>'
@@ -169,13 +173,75 @@ def _accuracy(task: str, metric: str, shown: bool = True) -> GridColumn:
         limit = r.get(f"{col}_limit")
         if limit is not None:
             out += f' <span class="kompakt-badge kompakt-limit" title="only the first {esc(limit)} samples">limit {esc(limit)}</span>'
-        return out
+        return out + chance_badge(r, col, task) + _paired_line(r, col)
 
     label = TASK_LABELS.get(task, task)
     return GridColumn(
         col, "quality", f"{label} {metric}", f"lm-eval {task}, metric {metric}, ± one standard error", _value_or(col), cell,
         shown=shown, extras=(_stderr(f"{col}_stderr", f"{label} {metric}"),),
     )
+
+
+def _paired_line(r: Row, col: str) -> str:
+    """Under an accuracy: the paired change against the reference, significant only by the rule (Holm-adjusted p < 0.05)."""
+    diff = r.get(f"{col}_diff")
+    if diff is None:
+        return ""
+    ci = f"[{100 * r[f'{col}_ci_low']:+.1f}, {100 * r[f'{col}_ci_high']:+.1f}]"
+    flips = r.get(f"{col}_flips")
+    details = f"change {100 * diff:+.1f} points, 95 % CI {ci}" + (f", flips {fmt_percent(flips)}" if flips is not None else "")
+    details += f", Holm-adjusted p = {r[f'{col}_p_holm']:.3g}"
+    if r.get(f"{col}_significant"):
+        verdict = f'<strong class="kompakt-significant">{100 * diff:+.1f} pts, significant</strong>'
+    else:
+        verdict = '<span class="kompakt-no-change">no measurable change</span>'
+    return f'<br><small title="{esc(details)}">{verdict}</small>'
+
+
+def _flips_cell(r: Row, ctx: Context) -> str:
+    if r.get("flips") is None:
+        return ""
+    return f'<span title="answers that changed right/wrong against the reference, mean over {esc(r["flips_tasks"])}">{fmt_percent(r["flips"])}</span>'
+
+
+def _changes_cell(r: Row, ctx: Context) -> str:
+    if not r.get("paired_tests"):
+        return ""
+    changes = r.get("significant_changes") or []
+    if not changes:
+        return f'<span class="kompakt-no-change" title="{r["paired_tests"]} paired tests, none significant after Holm\'s correction">no measurable change</span>'
+    return "<br>".join(f'<strong class="kompakt-significant">{esc(c)}</strong>' for c in changes)
+
+
+def _kl_cell(r: Row, ctx: Context) -> str:
+    if r.get("kl_divergence") is None:
+        return ""
+    out = fmt_num(r["kl_divergence"], 4)
+    if r.get("kl_divergence_stderr") is not None:
+        out += f' <span class="kompakt-se">± {fmt_num(r["kl_divergence_stderr"], 4)}</span>'
+    if r.get("kl_divergence_limit") is not None:
+        out += f' <span class="kompakt-badge kompakt-limit" title="only the first {esc(r["kl_divergence_limit"])} windows">limit {esc(r["kl_divergence_limit"])}</span>'
+    if r.get("top1_agreement") is not None:
+        out += f'<br><small>same top token {fmt_percent(r["top1_agreement"])}</small>'
+    return out
+
+
+def _above_chance_cell(r: Row, ctx: Context) -> str:
+    if r.get("keeps_above_chance") is None:
+        if r.get("is_reference") and r.get("above_chance_tasks"):
+            return f'<small title="tasks at which this reference is significantly above chance">above chance: {esc(r["above_chance_tasks"])}</small>'
+        return ""
+    left = f'; left out, the reference at chance: {r["at_chance_left_out"]}' if r.get("at_chance_left_out") else ""
+    return f'<span title="averaged on {esc(r["above_chance_tasks"])}{esc(left)}">{fmt_percent(r["keeps_above_chance"])}</span>'
+
+
+def _ppl_ratio_cell(r: Row, ctx: Context) -> str:
+    ratio = r.get("parallel_ppl_ratio_deu_Latn")
+    if ratio is None:
+        return ""
+    title = (f"German parallel perplexity {fmt_percent(r.get('rel_parallel_ppl_deu_Latn'))} of the reference's, English "
+             f"{fmt_percent(r.get('rel_parallel_ppl_eng_Latn'))}; above 1: the method hurts German more")
+    return f'<span title="{esc(title)}">{fmt_num(ratio, 3)}</span>'
 
 
 def _window_cell(key: str, context_key: str, what: str) -> Callable[[Row, Context], str]:
@@ -248,6 +314,13 @@ COLUMNS: tuple[GridColumn, ...] = (
                _value_or("delta_mean_accuracy"), _fmt("delta_mean_accuracy", fmt_signed), csv="Δ mean accuracy vs reference"),
     GridColumn("kept", "quality", "Kept", "share of the reference's mean accuracy the variant keeps", _value_or("keeps_mean_accuracy"), _fmt("keeps_mean_accuracy", fmt_percent),
                csv="Mean accuracy kept (fraction of the reference)"),
+    GridColumn("kept_above_chance", "quality", "Kept (above chance)", METRICS["keeps_above_chance"].description, _value_or("keeps_above_chance"),
+               _above_chance_cell, csv="Mean accuracy kept, tasks above chance (fraction of the reference)"),
+    GridColumn("changes", "quality", "Changes", "changes against the reference that are significant by the rule (paired test, Holm-adjusted p < 0.05 "
+               "over the variant's tasks); otherwise no measurable change", lambda r: len(r.get("significant_changes") or []) if r.get("paired_tests") else None,
+               _changes_cell),
+    GridColumn("flips", "quality", "Flips", "share of answers that changed between right and wrong against the reference (mean over the mean "
+               "accuracy's right/wrong tasks)", _value_or("flips"), _flips_cell),
     _accuracy("winogrande", "acc"),
     _accuracy("arc_challenge", "acc_norm"),
     _accuracy("arc_challenge", "acc", shown=False),
@@ -261,6 +334,9 @@ COLUMNS: tuple[GridColumn, ...] = (
     GridColumn("bits_per_byte", "perplexity", "Bits/byte", METRICS["bits_per_byte"].description, _value_or("bits_per_byte"), _fmt("bits_per_byte", lambda v: fmt_num(v, 4))),
     GridColumn("token_ppl", "perplexity", "Token PPL", METRICS["token_perplexity"].description, _value_or("token_perplexity"),
                _window_cell("token_perplexity", "token_perplexity_context", "windows")),
+    GridColumn("de_en_ppl", "perplexity", "DE/EN PPL", METRICS["parallel_ppl_ratio"].description, _value_or("parallel_ppl_ratio_deu_Latn"), _ppl_ratio_cell),
+    GridColumn("kl", "perplexity", "KL", METRICS["kl_divergence"].description + " ± standard error over windows; share of tokens with the same top token",
+               _value_or("kl_divergence"), _kl_cell, extras=(Extra("se", "KL standard error", _value_or("kl_divergence_stderr")),)),
     GridColumn("delta_word_ppl", "perplexity", "Δ word PPL", "change of word perplexity against the reference (same rolling window)", _value_or("delta_word_perplexity"),
                _fmt("delta_word_perplexity", _delta_ppl), shown=False),
     # memory

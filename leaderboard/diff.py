@@ -33,8 +33,8 @@ from typing import Any
 from kompakt.metrics import TASK_LABELS, accuracy_key
 from leaderboard.html import fmt_bytes, fmt_fraction
 from leaderboard.problems import Problem, Report
+from leaderboard.store import tables_from
 from leaderboard.summary import SHOWN_ACCURACY, Figure, RowKey, build_rows, row_key
-from leaderboard.flatten import metric_rows, run_row
 from leaderboard.validate import validate_paths
 
 
@@ -62,6 +62,8 @@ COMPARED: list[Compared] = [
     ],
     Compared("word_perplexity", "word perplexity", "number"),
     Compared("token_perplexity", "token perplexity", "number"),
+    Compared("kl_divergence", "KL divergence", "number"),
+    Compared("flips", "flips", "fraction"),
     Compared("decode_tokens_per_s", "decode tok/s", "number"),
     Compared("generate_tokens_per_s", "generate tok/s", "number"),
     Compared("weights_bytes", "weights", "bytes"),
@@ -222,12 +224,11 @@ def _runs(root: Path) -> tuple[dict[str, tuple[str, dict[str, Any]]], Any]:
 
 
 def _rows(validation) -> dict[RowKey, dict[str, Any]]:
-    """The leaderboard's rows (as ``kompakt ingest`` builds them) of every valid file, by key."""
-    runs, metrics = [], []
-    for loaded in validation.valid if validation is not None else []:
-        runs.append(run_row(loaded.result, loaded.name))
-        metrics.extend(metric_rows(loaded.result))
-    return {row_key(r): r for r in build_rows(runs, metrics)}
+    """The leaderboard's rows (as ``kompakt ingest`` builds them, paired figures included) of every valid file, by key."""
+    if validation is None:
+        return {}
+    tables = tables_from(validation)
+    return {row_key(r): r for r in build_rows(tables.runs, tables.metrics, tables.paired)}
 
 
 Group = tuple[str, str, str]  # base model, profile, hardware

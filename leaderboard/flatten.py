@@ -9,7 +9,7 @@ from typing import Any
 from kompakt import methods as method_catalogue
 from kompakt.metrics import accuracy_key, lower_is_better
 from kompakt.profiles import UNSPECIFIED
-from kompakt.results import ResultsFile, Step
+from kompakt.results import Perplexity, ResultsFile, Step
 
 
 def step_label(step: Step) -> str:
@@ -32,7 +32,28 @@ def lineage_short(r: ResultsFile) -> str:
     if r.variant.is_reference:
         return "reference"
     catalogue = method_catalogue.METHODS
-    return " → ".join(catalogue[s.method].short_label(s.params) if s.method in catalogue else s.method for s in r.variant.steps)
+    return " → ".join((catalogue[s.method].short_label(s.params) if s.method in catalogue else s.method) + _packed(s)
+                      for s in r.variant.steps)
+
+
+#: How a packed checkpoint's format reads in a lineage (a quantizer step's ``record.format``).
+PACKED_FORMATS = {"awq-gemm": "AWQ GEMM", "gptq": "GPTQ"}
+
+
+def _packed(step: Step) -> str:
+    """`` (packed AWQ GEMM)`` for a quantizer step that stored its integers packed, else nothing."""
+    fmt = step.record.get("format") if step.record.get("storage") == "packed" else None
+    return f" (packed {PACKED_FORMATS.get(str(fmt), str(fmt))})" if fmt else ""
+
+
+def bits_per_weight(r: ResultsFile) -> dict[str, float | None]:
+    """Bits per weight of a packed artifact as its last step recorded them: over the quantized linears and over the
+    whole model (what stays float included); None for everything else."""
+    for step in reversed(r.variant.steps):
+        linears, model = step.record.get("bits_per_weight_linears"), step.record.get("bits_per_weight_model")
+        if isinstance(linears, (int, float)) and isinstance(model, (int, float)):
+            return {"bits_per_weight_linears": float(linears), "bits_per_weight_model": float(model)}
+    return {"bits_per_weight_linears": None, "bits_per_weight_model": None}
 
 
 def hardware_label(r: ResultsFile) -> str:
@@ -79,6 +100,7 @@ def run_row(r: ResultsFile, file: str) -> dict[str, Any]:
         "is_reference": r.variant.is_reference,
         "lineage": lineage_label(r),
         "lineage_short": lineage_short(r),
+        **bits_per_weight(r),
         "lineage_json": json.dumps([s.model_dump(mode="json", exclude_none=True) for s in r.variant.steps], ensure_ascii=False),
         "methods": ",".join(dict.fromkeys(s.method for s in r.variant.steps)) or "reference",
         "method_families": ",".join(families),
@@ -100,13 +122,15 @@ def run_row(r: ResultsFile, file: str) -> dict[str, Any]:
         "software_json": r.software.model_dump_json(exclude_none=True),
         "reported_mean_accuracy": r.metrics.reported_mean_accuracy,
         "notes": json.dumps(list(r.notes), ensure_ascii=False),
+        "per_sample_file": r.per_sample.path if r.per_sample else None,
+        "per_sample_sha256": r.per_sample.sha256 if r.per_sample else None,
     }
 
 
 METRIC_COLUMNS = [
     "run_id", "key", "family", "task", "metric", "value", "stderr", "n", "limit", "num_fewshot", "task_version",
     "batch_size", "backend", "prompt_tokens", "generated_tokens", "context_length", "p90", "min", "max", "repeats",
-    "lower_is_better", "notes",
+    "lower_is_better", "notes", "chance_level", "language",
 ]
 
 
@@ -136,17 +160,35 @@ def run_backend(r: ResultsFile) -> str | None:
     return next(iter(backends)) if len(backends) == 1 else None
 
 
+def perplexity_rows(run_id: str, p: Perplexity) -> list[dict[str, Any]]:
+    """One row per figure of a perplexity entry. Parallel text (``parallel_language`` set) goes under the
+    ``parallel_`` keys with its language, beside its tokens per word, never under WikiText's keys."""
+    prefix = "parallel_" if p.parallel_language else ""
+    common = {"task": p.task, "limit": p.limit, "task_version": p.task_version, "context_length": p.context_length, "notes": p.notes,
+              "language": p.parallel_language}
+    rows = []
+    for field in ("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"):
+        value = getattr(p, field)
+        if value is not None:
+            rows.append(_row(run_id, prefix + field, "perplexity", value, metric=field, **common))
+    if p.parallel_language and p.tokens_per_word is not None:
+        rows.append(_row(run_id, "tokens_per_word", "tokenizer", p.tokens_per_word, metric="tokens_per_word", **common))
+    return rows
+
+
 def metric_rows(r: ResultsFile) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     m = r.metrics
     backend = run_backend(r)
     for a in m.accuracy:
-        rows.append(_row(r.run_id, accuracy_key(a.task, a.metric), "accuracy", a.value, task=a.task, metric=a.metric, stderr=a.stderr, n=a.n, limit=a.limit, num_fewshot=a.num_fewshot, task_version=a.task_version, notes=a.notes))
+        rows.append(_row(r.run_id, accuracy_key(a.task, a.metric), "accuracy", a.value, task=a.task, metric=a.metric, stderr=a.stderr, n=a.n, limit=a.limit, num_fewshot=a.num_fewshot, task_version=a.task_version, notes=a.notes, chance_level=a.chance_level))
     for p in m.perplexity:
-        for field in ("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"):
-            value = getattr(p, field)
-            if value is not None:
-                rows.append(_row(r.run_id, field, "perplexity", value, task=p.task, metric=field, limit=p.limit, task_version=p.task_version, context_length=p.context_length, notes=p.notes))
+        rows.extend(perplexity_rows(r.run_id, p))
+    for d in m.distribution_distance or []:
+        basis = {"task": d.task, "limit": d.limit, "task_version": d.task_version, "context_length": d.context_length, "n": d.tokens}
+        rows.append(_row(r.run_id, "kl_divergence", "distance", d.kl_mean, metric="kl_mean", stderr=d.kl_stderr, notes=d.notes, **basis))
+        for key, value in (("kl_median", d.kl_median), ("kl_p99", d.kl_p99), ("top1_agreement", d.top1_agreement)):
+            rows.append(_row(r.run_id, key, "distance", value, metric=key, **basis))
     if m.memory is not None:
         mem = m.memory
         for key, value in (

@@ -19,6 +19,7 @@ from kompakt.profiles import UNSPECIFIED, Profile
 from leaderboard.columns import Context, grid
 from leaderboard.html import esc, fmt_bytes
 from leaderboard.plots import PLOT_TITLES, WIDE_ABOVE, embed, overview_caption, overview_figure, overview_points, pareto_caption, pareto_figure
+from leaderboard.language_page import has_language_figures, language_section
 
 #: Rows per generated table page. 400 rows of about 1.8 KB keep every page under the
 #: 1 MB budget; more rows go to numbered continuation pages.
@@ -56,11 +57,14 @@ HOW_TO_READ = (
 NOTES_ON_READING = (
     "Badges: **measured** rows come from the kompakt harness, **reported** rows are transcribed from a publication "
     "(see each model's page for the citation) and are never shown as measured. **limit N** marks a row with tasks "
-    "scored on their first N documents only (hover it for which). **†** marks accuracy taken from another profile, "
+    "scored on their first N documents only (hover it for which). **at chance** marks a score not significantly "
+    "different from answering at random (see the methodology). **†** marks accuracy taken from another profile, "
     "or from a publication, for the same artifact (hover it for which). "
     "Deltas are shown only against a reference measured on the same hardware with the same task versions, few-shot "
     "counts and limits. ± is one standard error; the mean accuracy's is the standard error of the mean of the four "
-    "tasks, treating them as independent."
+    "tasks, treating them as independent. Under an accuracy, a change against the reference is called **significant** "
+    "only when its paired test, Holm-adjusted over the variant's tasks, gives p < 0.05; otherwise it reads **no "
+    "measurable change** (see the methodology)."
 )
 
 
@@ -160,6 +164,8 @@ def _model_page(model_id: str, model_rows: list[Row], front_by_group: dict, runs
         else:
             out.append("\n<p><em>No Pareto plot: fewer than two variants here have both figures of any plot.</em></p>\n")
         out.append(_lineages(group))
+        if has_language_figures(group):
+            out.append(language_section(group, _stable_id(f"lang-{profile}-{hardware}")))
         notes = sorted({n for r in group for n in r["notes"]})
         if notes:
             out.append("\n<details><summary>Notes on these results</summary><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></details>\n")

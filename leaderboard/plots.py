@@ -54,7 +54,8 @@ CONFIG = {
     "responsive": True,
     "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines", "hoverClosestCartesian", "hoverCompareCartesian"],
 }
-PLOT_TITLES = {"accuracy-memory": "Mean accuracy vs memory", "accuracy-speed": "Mean accuracy vs tokens/s", "perplexity-size": "Word perplexity vs size"}
+PLOT_TITLES = {"accuracy-memory": "Mean accuracy vs memory", "accuracy-speed": "Mean accuracy vs tokens/s", "perplexity-size": "Word perplexity vs size",
+               "kl-memory": "KL divergence from the reference vs weights memory"}
 
 
 def family(row: Row) -> str:
@@ -332,6 +333,8 @@ def _hover(row: Row, point: Row, x_axis: Axis, y_axis: Axis) -> str:
     lines.append("on the Pareto frontier" if point["on_frontier"] else "dominated")
     if row.get("quality_from"):
         lines.append(esc(f"accuracy from {row['quality_from']}"))
+    if y_axis.key == "mean_accuracy" and row.get("mean_at_chance"):
+        lines.append(esc(f"at chance: {row['mean_at_chance']}"))
     return "<br>".join(lines)
 
 
@@ -551,3 +554,56 @@ def embed(figure: dict[str, Any], figure_id: str, caption: str = "", wide: bool 
         f'style="height:{figure["layout"].get("height", HEIGHT)}px"></div>'
         f'<script type="application/json" id="{esc(figure_id)}">{json_for_script(figure)}</script>{cap}</figure>'
     )
+
+
+def language_figure(rows: list[dict[str, Any]], language: str, kind: str) -> dict[str, Any] | None:
+    """German (``language``) against English quality kept, one point per variant, with the diagonal where both
+    languages keep alike; below it the method costs ``language`` more. ``kind``: ``perplexity`` (the reference's
+    parallel perplexity / the variant's, per language) or ``accuracy`` (the task pairs above chance). None: no point."""
+    from kompakt.tasks import LANGUAGES, PIVOT_LANGUAGE
+
+    name, pivot = LANGUAGES.get(language, language), LANGUAGES.get(PIVOT_LANGUAGE, PIVOT_LANGUAGE)
+    points = []
+    for r in rows:
+        if kind == "perplexity":
+            rel, rel_pivot = r.get(f"rel_parallel_ppl_{language}"), r.get(f"rel_parallel_ppl_{PIVOT_LANGUAGE}")
+            xy = (1 / rel_pivot, 1 / rel) if rel and rel_pivot else None
+        else:
+            kept, kept_pivot = r.get(f"lang_keeps_{language}"), r.get(f"lang_keeps_{language}_pivot")
+            xy = (kept_pivot, kept) if kept is not None and kept_pivot is not None else None
+        if xy is not None:
+            points.append((r, xy))
+    if not points:
+        return None
+    points.sort(key=lambda p: (p[1][0], p[0]["variant_id"]))
+    hover = []
+    for r, (x, y) in points:
+        lines = [f"<b>{esc(r['variant_id'])}</b>", esc(r["lineage"]), f"{esc(pivot)} kept: {100 * x:.1f} %", f"{esc(name)} kept: {100 * y:.1f} %"]
+        ratio = r.get(f"parallel_ppl_ratio_{language}")
+        if kind == "perplexity" and ratio is not None:
+            lines.append(f"{esc(name)}/{esc(pivot)} perplexity ratio: {ratio:.3f}")
+        if kind == "accuracy" and r.get(f"lang_pairs_{language}"):
+            lines.append(esc(f"tasks: {r[f'lang_pairs_{language}']}"))
+        hover.append("<br>".join(lines))
+    xs, ys = [p[1][0] for p in points], [p[1][1] for p in points]
+    lo, hi = min(*xs, *ys), max(*xs, *ys, 1.0)
+    what = ("the reference's parallel perplexity / the variant's (Belebele's FLORES passages)" if kind == "perplexity"
+            else "accuracy kept on the task pairs above chance in both languages")
+    return {
+        "data": [
+            {"type": "scatter", "mode": "lines", "name": f"{name} kept as much as {pivot}", "x": [lo, hi], "y": [lo, hi],
+             "line": {"color": "#b0b0b0", "dash": "dash"}, "hoverinfo": "skip"},
+            {"type": "scatter", "mode": "markers+text", "name": "variants", "x": xs, "y": ys, "text": [esc(p[0]["variant_id"]) for p in points],
+             "textposition": "top center", "hovertext": hover, "hoverinfo": "text", "marker": {"size": 10, "color": "#3f51b5"}},
+        ],
+        "layout": {
+            "title": {"text": f"{esc(name)} against {esc(pivot)}: quality kept ({kind})<br><sup>{esc(what)}; below the diagonal, "
+                              f"{esc(name)} loses more</sup>"},
+            "xaxis": {"title": {"text": f"{esc(pivot)} kept, higher is better"}, "tickformat": ".0%"},
+            "yaxis": {"title": {"text": f"{esc(name)} kept, higher is better"}, "tickformat": ".0%"},
+            "hovermode": "closest",
+            "showlegend": False,
+            "margin": {"l": 60, "r": 20, "t": 70, "b": 50},
+            "height": 380,
+        },
+    }

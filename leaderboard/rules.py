@@ -75,6 +75,29 @@ def perplexity_ranges(r: ResultsFile, name: str, ctx: Context) -> Iterator[Probl
             yield _err(name, loc, "perplexity entry without any value", "at least one perplexity figure")
 
 
+def distance_ranges(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    for i, d in enumerate(r.metrics.distribution_distance or []):
+        loc = ("metrics", "distribution_distance", i)
+        for field in ("kl_mean", "kl_stderr", "kl_median", "kl_p99", "kl_gap_bound"):
+            value = getattr(d, field)
+            if value is not None and value < 0:
+                yield _err(name, (*loc, field), f"{value} is negative", "a KL divergence >= 0")
+        if d.kl_p99 < d.kl_median:
+            yield _err(name, (*loc, "kl_p99"), f"99th percentile {d.kl_p99} below the median {d.kl_median}", "p99 >= median")
+        for field in ("top1_agreement", "tail_mass_mean"):
+            value = getattr(d, field)
+            if value is not None and not 0.0 <= value <= 1.0:
+                yield _err(name, (*loc, field), f"{value} outside [0, 1]", "a share between 0 and 1")
+        if d.tokens != d.windows * d.context_length:
+            yield _err(name, (*loc, "tokens"), f"{d.tokens} tokens in {d.windows} windows of {d.context_length}", "tokens = windows * context_length")
+        if d.limit is not None and d.limit != d.windows:
+            yield _err(name, (*loc, "limit"), f"limit {d.limit} with {d.windows} windows scored", "the number of windows scored")
+        if d.task in seen:
+            yield _err(name, (*loc, "task"), f"{d.task} already given at distribution_distance[{seen[d.task]}]", "one entry per task")
+        seen[d.task] = i
+
+
 def speeds_positive(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
     for i, t in enumerate(r.metrics.throughput):
         loc = ("metrics", "throughput", i)
@@ -166,6 +189,7 @@ RULES: dict[int, list[Rule]] = {
     1: [
         accuracy_ranges,
         perplexity_ranges,
+        distance_ranges,
         speeds_positive,
         status_consistent,
         lineage,

@@ -74,7 +74,7 @@ def load_tables(database: Path) -> tuple[list[dict], list[dict], list[dict]]:
     finally:
         con.close()
     for r in rows:
-        for col in ("run_ids", "citations", "notes", "fits"):
+        for col in ("run_ids", "citations", "notes", "fits", "significant_changes"):
             r[col] = json.loads(r[col]) if r.get(col) else []
     return rows, frontier, runs
 
@@ -204,14 +204,16 @@ def _downloads(docs: Path, database: Path, shipped: Sequence[Vendored] = ()) -> 
     con = duckdb.connect(str(database), read_only=True)
     try:
         con.execute(f"COPY (SELECT * FROM leaderboard ORDER BY ALL) TO '{out / 'leaderboard.csv'}' (HEADER)")
-        for table in ("leaderboard", "runs", "metrics"):
+        for table in ("leaderboard", "runs", "metrics", "paired"):
             con.execute(f"COPY (SELECT * FROM {table} ORDER BY ALL) TO '{out / (table + '.parquet')}' (FORMAT parquet)")
     finally:
         con.close()
     lines = [
         "# Downloads\n",
         "Everything on this site, as data. The DuckDB file holds the tables `runs` (one row per results file), "
-        "`metrics` (long form), `leaderboard` and `frontier`, and the views `latest_runs`, `latest_metrics` and `deltas`.\n",
+        "`metrics` (long form), `samples` (each document's result from the per-sample files), `paired` (each variant "
+        "against its reference, per task and metric: change with its interval, flips, agreement, p-values), "
+        "`leaderboard` and `frontier`, and the views `latest_runs`, `latest_metrics` and `deltas`.\n",
         "| File | Contents | Size |\n|---|---|---|",
     ]
     for name, what in (
@@ -219,6 +221,7 @@ def _downloads(docs: Path, database: Path, shipped: Sequence[Vendored] = ()) -> 
         ("leaderboard.parquet", "the leaderboard table"),
         ("runs.parquet", "one row per results file"),
         ("metrics.parquet", "every figure in long form"),
+        ("paired.parquet", "the paired figures against the reference"),
         ("kompakt.duckdb", "the whole database"),
     ):
         lines.append(f"| [{name}](downloads/{name}) | {what} | {gen.fmt_bytes((out / name).stat().st_size)} |")

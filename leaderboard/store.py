@@ -1,10 +1,12 @@
 """Build the DuckDB database from the results files, atomically.
 
 Tables: ``runs`` (one row per results file), ``metrics`` (long form: one row
-per figure), ``leaderboard`` (one row per base model, variant, profile, hardware
-and backend, with deltas against the reference) and ``frontier`` (Pareto
-membership per plot). Views: ``latest_runs``, ``latest_metrics`` and
-``deltas``.
+per figure), ``samples`` (one row per document of every checked per-sample file),
+``paired`` (each variant against its reference per task and metric: difference
+with its interval, flips, agreement, p-values: :mod:`leaderboard.paired`),
+``leaderboard`` (one row per base model, variant, profile, hardware and backend,
+with deltas against the reference) and ``frontier`` (Pareto membership per plot).
+Views: ``latest_runs``, ``latest_metrics`` and ``deltas``.
 
 The database is written to a temporary file beside the target and renamed
 into place only when complete; if any results file is invalid nothing is
@@ -23,9 +25,10 @@ import pyarrow as pa
 
 from kompakt.atomic import atomic_path
 from leaderboard.flatten import METRIC_COLUMNS, metric_rows, run_row
+from leaderboard.paired import PAIRED_COLUMNS, paired_rows, run_samples, samples_table
 from leaderboard.problems import Report
 from leaderboard.summary import build_rows, frontier_rows, public
-from leaderboard.validate import validate_paths
+from leaderboard.validate import Validation, validate_paths
 
 
 class IngestError(Exception):
@@ -104,6 +107,7 @@ def _typed_metrics(rows: list[dict[str, Any]]) -> pa.Table:
         "value": pa.float64(), "stderr": pa.float64(), "p90": pa.float64(), "min": pa.float64(), "max": pa.float64(),
         "n": pa.int64(), "limit": pa.int64(), "num_fewshot": pa.int64(), "batch_size": pa.int64(), "prompt_tokens": pa.int64(),
         "generated_tokens": pa.int64(), "context_length": pa.int64(), "repeats": pa.int64(), "lower_is_better": pa.bool_(),
+        "chance_level": pa.float64(),
     }
     return pa.table({c: pa.array([r[c] for r in rows], types.get(c, pa.string())) for c in METRIC_COLUMNS})
 
@@ -117,14 +121,51 @@ def _frontier_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.table({c: pa.array([r[c] for r in rows], t) for c, t in types.items()})
 
 
-def populate(con: duckdb.DuckDBPyConnection, runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> None:
+def _paired_table(rows: list[dict[str, Any]]) -> pa.Table:
+    floats = {"variant_value", "reference_value", "difference", "ci_low", "ci_high", "flips", "right_to_wrong", "wrong_to_right",
+              "agreement", "p_value", "p_holm"}
+    ints = {"n", "limit", "num_fewshot"}
+    bools = {"binary", "significant"}
+    types = {c: pa.float64() if c in floats else pa.int64() if c in ints else pa.bool_() if c in bools else pa.string() for c in PAIRED_COLUMNS}
+    return pa.table({c: pa.array([r[c] for r in rows], t) for c, t in types.items()})
+
+
+@dataclass(frozen=True)
+class Tables:
+    """What the database is built from: run and metric rows, the checked per-sample rows and the paired figures."""
+
+    runs: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    samples: pa.Table | None = None
+    paired: list[dict[str, Any]] | None = None
+
+
+def tables_from(validation: Validation) -> Tables:
+    """Rows of every valid results file, its per-sample rows and the paired figures computed from them."""
+    runs, metrics, per_sample, pairable = [], [], [], []
+    for loaded in validation.valid:
+        runs.append(run_row(loaded.result, loaded.name))
+        metrics.extend(metric_rows(loaded.result))
+        checked = validation.samples.get(loaded.name)
+        if checked is not None and checked.table is not None:
+            per_sample.append((loaded.result.run_id, checked.table))
+            if loaded.result.duplicate_of is None and loaded.result.status.code == "ok":
+                pairable.append(run_samples(loaded.result, checked.table))
+    return Tables(runs, metrics, samples_table(per_sample), paired_rows(pairable))
+
+
+def populate(con: duckdb.DuckDBPyConnection, runs: list[dict[str, Any]], metrics: list[dict[str, Any]],
+             samples: pa.Table | None = None, paired: list[dict[str, Any]] | None = None) -> None:
     """Create every table and view in ``con`` (a file or an in-memory database)."""
-    rows = build_rows(runs, metrics)
+    paired = paired or []
+    rows = build_rows(runs, metrics, paired)
     board = [public(r) for r in rows]
     frontier = frontier_rows(rows)
     for name, table in (
         ("runs", _table(runs)),
         ("metrics", _typed_metrics(metrics)),
+        ("samples", samples if samples is not None else samples_table([])),
+        ("paired", _paired_table(paired)),
         ("leaderboard", _table(board)),
         ("frontier", _frontier_table(frontier)),
     ):
@@ -135,12 +176,13 @@ def populate(con: duckdb.DuckDBPyConnection, runs: list[dict[str, Any]], metrics
         con.execute(VIEWS)
 
 
-def write_database(path: Path, runs: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> None:
+def write_database(path: Path, runs: list[dict[str, Any]], metrics: list[dict[str, Any]], samples: pa.Table | None = None,
+                   paired: list[dict[str, Any]] | None = None) -> None:
     """Write a complete database to ``path`` atomically."""
     with atomic_path(path, suffix=".duckdb") as tmp:
         con = duckdb.connect(str(tmp))
         try:
-            populate(con, runs, metrics)
+            populate(con, runs, metrics, samples, paired)
             con.execute("CHECKPOINT")
         finally:
             con.close()
@@ -152,9 +194,6 @@ def ingest(results_root: Path, database: Path) -> IngestSummary:
     report = validation.report
     if report.errors:
         raise IngestError(f"{len(report.errors)} errors in {results_root}", report)
-    runs, metrics = [], []
-    for loaded in validation.valid:
-        runs.append(run_row(loaded.result, loaded.name))
-        metrics.extend(metric_rows(loaded.result))
-    write_database(database, runs, metrics)
-    return IngestSummary(database, len(runs), len(metrics), report)
+    t = tables_from(validation)
+    write_database(database, t.runs, t.metrics, t.samples, t.paired)
+    return IngestSummary(database, len(t.runs), len(t.metrics), report)

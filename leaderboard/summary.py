@@ -15,6 +15,12 @@ remembers the run it came from.
 Comparisons are only made between like and like: a delta against the reference
 needs the same task version, lm-eval version, few-shot count and limit, and a
 mean accuracy needs all four tasks; otherwise it is absent, never mixed.
+
+Paired figures (:mod:`leaderboard.paired`: the difference with its interval, flips,
+agreement and the Holm-adjusted test) join a row's accuracy figure only when they were
+computed from the very run that figure comes from; a row's ``flips`` is the mean over the
+mean accuracy's right/wrong tasks of each one's share of changed answers, and
+``significant_changes`` lists the changes the rule calls significant.
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kompakt.metrics import MEAN_TASKS, Basis, comparable, lower_is_better
+from kompakt.tasks import TASKS
 from leaderboard.budgets import fitting
+from leaderboard.chance_rows import add_above_chance, figure_verdict
 from leaderboard.frontier import pareto_mask, relative
+from leaderboard.languages import LANGUAGE_COLUMNS, add_language_figures, fill_parallel
 
 RowKey = tuple[str, str, str, str, str | None]  # base_model_id, variant_id, profile, hardware_label, backend
 
@@ -42,6 +51,8 @@ SHOWN_ACCURACY = [
     ("hellaswag", "acc_norm"),
     ("hellaswag_llamacpp", "acc_norm"),
 ]
+#: Then every other accuracy task of the catalogue at its headline metric (the German suite, Belebele's English side).
+SHOWN_ACCURACY += [(t.name, t.headline) for t in TASKS.values() if t.kind == "accuracy" and t.headline and (t.name, t.headline) not in SHOWN_ACCURACY]
 
 #: Pareto plots per base model and hardware: (x candidates in order of preference, y).
 #: The first x key that at least two variants have is used for the whole plot.
@@ -49,7 +60,13 @@ PLOTS: list[tuple[str, list[str], str]] = [
     ("accuracy-memory", ["peak_device_bytes", "peak_host_bytes", "weights_bytes", "disk_bytes"], "mean_accuracy"),
     ("accuracy-speed", ["decode_tokens_per_s", "generate_tokens_per_s"], "mean_accuracy"),
     ("perplexity-size", ["weights_bytes", "disk_bytes"], "word_perplexity"),
+    ("kl-memory", ["weights_bytes", "disk_bytes"], "kl_divergence"),
 ]
+
+#: Paired figures attached to each shown accuracy column (``acc_<task>_<metric>_<field>``).
+PAIRED_FIELDS = ("diff", "ci_low", "ci_high", "flips", "agreement", "p_holm", "significant")
+#: The distance figures a row shows (from the KL task).
+DISTANCE_COLUMNS = ["kl_divergence", "kl_divergence_stderr", "kl_divergence_limit", "kl_median", "kl_p99", "top1_agreement"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,10 @@ class Figure:
     p90: float | None = None
     repeats: int | None = None
     context_length: int | None = None
+    chance_level: float | None = None
+    """An accuracy's chance level on the documents scored (not part of its basis: it follows from the documents)."""
+    language: str | None = None
+    """A parallel-text perplexity's language."""
 
     def basis(self) -> Basis:
         """What must be equal for two figures of one metric to be compared (:class:`kompakt.metrics.Basis`)."""
@@ -94,6 +115,7 @@ def _latest_figures(runs: list[dict[str, Any]], metrics_by_run: dict[str, list[d
                 value=m["value"], run_id=run["run_id"], stderr=m["stderr"], n=m["n"], limit=m["limit"], num_fewshot=m["num_fewshot"],
                 task_version=m["task_version"], lm_eval_version=run["lm_eval_version"], batch_size=m["batch_size"], backend=backend,
                 min=m["min"], max=m["max"], p90=m["p90"], repeats=m["repeats"], context_length=m["context_length"],
+                chance_level=m.get("chance_level"), language=m.get("language"),
             )
     return out
 
@@ -158,8 +180,10 @@ def stderr_of_mean(stderrs: list[float | None]) -> float | None:
     return math.sqrt(math.fsum(s * s for s in stderrs)) / len(stderrs)
 
 
-def build_rows(runs: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Leaderboard rows from run rows and metric rows (as produced by ``leaderboard.flatten``)."""
+def build_rows(runs: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]],
+               paired: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Leaderboard rows from run rows and metric rows (as produced by ``leaderboard.flatten``) and the paired
+    figures (``leaderboard.paired``)."""
     metrics_by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in metrics:
         metrics_by_run[m["run_id"]].append(m)
@@ -174,10 +198,13 @@ def build_rows(runs: Iterable[dict[str, Any]], metrics: Iterable[dict[str, Any]]
         latest = group[-1]
         for backend, figures in split_by_backend(_latest_figures(ok, metrics_by_run)).items():
             rows.append(_row((*key, backend), group, latest, figures))
+    _add_paired(rows, paired)
     _borrow_quality(rows)
     _add_deltas(rows)
-    for r in rows:  # after the deltas, which may rebase the mean on the reference's tasks
+    for r in rows:  # after the deltas, which may rebase the mean on the reference's tasks (what they compare)
         r["mean_accuracy_stderr"] = stderr_of_mean([f.stderr for f in r["_mean_figures"] or []])
+        add_above_chance(r, r["_reference"])
+        add_language_figures(r, r["_reference"])
     rows.sort(key=lambda r: (r["base_model_id"], r["profile"], r["hardware_label"], not r["is_reference"], r["variant_id"], r["backend"] or ""))
     return rows
 
@@ -202,6 +229,8 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
         "is_reference": latest["is_reference"],
         "lineage": latest["lineage"],
         "lineage_short": latest.get("lineage_short") or latest["lineage"],
+        "bits_per_weight_linears": latest.get("bits_per_weight_linears"),
+        "bits_per_weight_model": latest.get("bits_per_weight_model"),
         "methods": latest["methods"],
         "method_families": latest["method_families"],
         "profile": profile,
@@ -234,18 +263,27 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
 
 def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
     limits: dict[str, int] = {}  # task -> limit, for the tasks of this row measured on a subset
+    shown: dict[str, Figure] = {}
     for task, metric in SHOWN_ACCURACY:
         f = _pick(figures, f"acc:{task}:{metric}", task)
         col = f"acc_{task}_{metric}"
         row[col] = f.value if f else None
         row[f"{col}_stderr"] = f.stderr if f else None
         row[f"{col}_limit"] = f.limit if f else None
+        row[f"{col}_chance"] = f.chance_level if f else None
+        row[f"{col}_vs_chance"] = figure_verdict(task, f)
+        if f is not None:
+            shown[col] = f
         if f is not None and f.limit is not None:
             limits[task] = f.limit
+    row["_shown_figures"] = shown
     mean, basis, chosen = mean_accuracy(figures)
     row["mean_accuracy"] = mean
     row["mean_basis"] = basis
     row["_mean_figures"] = chosen
+    at = [task for task, f in zip((basis or "").split("+"), chosen) if figure_verdict(task, f) == "at"]
+    row["mean_at_chance"] = ", ".join(at) or None
+    fill_parallel(row, lambda key, task: _pick(figures, key, task), limits)
     for metric in ("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"):
         f = _pick(figures, metric)
         row[metric] = f.value if f else None
@@ -253,19 +291,76 @@ def _fill_quality(row: dict[str, Any], figures: dict[tuple, Figure]) -> None:
             limits["token perplexity" if metric == "token_perplexity" else "wikitext"] = f.limit
         if metric in ("word_perplexity", "token_perplexity"):
             row[f"{metric}_context"] = f.context_length if f else None
+    kl = _pick(figures, "kl_divergence")
+    row["kl_divergence"] = kl.value if kl else None
+    row["kl_divergence_stderr"] = kl.stderr if kl else None
+    row["kl_divergence_limit"] = kl.limit if kl else None
+    for metric in ("kl_median", "kl_p99", "top1_agreement"):
+        f = _pick(figures, metric)
+        row[metric] = f.value if f else None
+    if kl is not None and kl.limit is not None:
+        limits["KL windows"] = kl.limit
     row["limit"] = max(limits.values()) if limits else None
     row["limited_tasks"] = ", ".join(f"{task} ({n})" for task, n in sorted(limits.items())) or None
 
 
 QUALITY_COLUMNS = [
-    *[f"acc_{t}_{m}{s}" for t, m in SHOWN_ACCURACY for s in ("", "_stderr", "_limit")],
-    "mean_accuracy", "mean_basis", "_mean_figures", "word_perplexity", "byte_perplexity", "bits_per_byte",
+    *[f"acc_{t}_{m}{s}" for t, m in SHOWN_ACCURACY for s in ("", "_stderr", "_limit", "_chance", "_vs_chance")],
+    *[f"acc_{t}_{m}_{f}" for t, m in SHOWN_ACCURACY for f in PAIRED_FIELDS],
+    "flips", "flips_tasks", "paired_tests", "significant_changes", *DISTANCE_COLUMNS,
+    "mean_accuracy", "mean_basis", "_mean_figures", "mean_at_chance", "_shown_figures", "word_perplexity", "byte_perplexity", "bits_per_byte",
     "token_perplexity", "token_perplexity_context", "word_perplexity_context", "limit", "limited_tasks", "reported_mean_accuracy",
+    *LANGUAGE_COLUMNS,
 ]
 
 
 def _has_quality(row: dict[str, Any]) -> bool:
-    return row["mean_accuracy"] is not None or row["word_perplexity"] is not None or any(row[f"acc_{t}_{m}"] is not None for t, m in SHOWN_ACCURACY)
+    return (row["mean_accuracy"] is not None or row["word_perplexity"] is not None or row["kl_divergence"] is not None
+            or any(row[f"acc_{t}_{m}"] is not None for t, m in SHOWN_ACCURACY))
+
+
+def _add_paired(rows: list[dict[str, Any]], paired: Iterable[dict[str, Any]]) -> None:
+    """Attach each row's paired figures: only those computed from the run whose figure the row shows."""
+    from kompakt.tasks import TASKS
+
+    by_group: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for p in paired:
+        by_group[(p["base_model_id"], p["variant_id"], p["profile"], p["hardware_label"])].append(p)
+    headline = {task for slot in MEAN_TASKS.values() for task, _ in slot}
+    for row in rows:
+        row["flips"] = row["flips_tasks"] = None
+        row["paired_tests"] = 0
+        row["significant_changes"] = []
+        for task, metric in SHOWN_ACCURACY:
+            for f in PAIRED_FIELDS:
+                row[f"acc_{task}_{metric}_{f}"] = None
+        if row["is_reference"]:
+            continue
+        flips: dict[str, float] = {}
+        attached = []
+        group = by_group.get((row["base_model_id"], row["variant_id"], row["profile"], row["hardware_label"]), [])
+        for p in sorted(group, key=lambda p: (p["task"], p["metric"])):
+            task, metric = p["task"], p["metric"]
+            shown = _pick(row["_figures"], f"acc:{task}:{metric}", task)
+            if shown is None or shown.run_id != p["variant_run_id"]:
+                continue
+            attached.append(p)
+            if (task, metric) in SHOWN_ACCURACY:
+                col = f"acc_{task}_{metric}"
+                for f, source in (("diff", "difference"), ("ci_low", "ci_low"), ("ci_high", "ci_high"), ("flips", "flips"),
+                                  ("agreement", "agreement"), ("p_holm", "p_holm"), ("significant", "significant")):
+                    row[f"{col}_{f}"] = p[source]
+            info = TASKS.get(task)
+            if task in headline and info is not None and metric == info.headline and p["flips"] is not None:
+                flips[task] = p["flips"]
+        row["paired_tests"] = len(attached)
+        row["significant_changes"] = [
+            f"{TASKS[p['task']].label if p['task'] in TASKS else p['task']} {p['metric']} {100 * p['difference']:+.1f} points"
+            for p in attached if p["significant"]
+        ]
+        if flips:
+            row["flips"] = statistics.fmean(flips.values())
+            row["flips_tasks"] = ", ".join(sorted(flips))
 
 
 def _borrow_quality(rows: list[dict[str, Any]]) -> None:
@@ -337,6 +432,7 @@ def _add_deltas(rows: list[dict[str, Any]]) -> None:
         r["reference_variant"] = ref["variant_id"] if ref else None
         r["delta_mean_accuracy"] = r["keeps_mean_accuracy"] = None
         r["delta_word_perplexity"] = r["speedup"] = r["memory_ratio"] = None
+        r["_reference"] = ref
         if ref is None or r["variant_id"] == ref["variant_id"] or r["status"] != "ok":
             continue
         pair = _mean_pair(r, ref)

@@ -110,3 +110,51 @@ def leaderboard_rows(*results: dict[str, Any]) -> list[dict[str, Any]]:
         runs.append(run_row(parsed, "f"))
         metrics.extend(metric_rows(parsed))
     return build_rows(runs, metrics)
+
+
+def sample_rows(tasks: dict[str, int], seed: int = 0, flip: float = 0.0, base_seed: int = 0) -> list[dict[str, Any]]:
+    """Per-sample rows (:mod:`kompakt.samples`) for ``tasks`` (name -> documents): a reference's answers drawn from
+    ``base_seed``, of which a share ``flip`` is changed by ``seed`` (0: the reference's own answers). Tasks whose
+    metric is a score (TruthfulQA's mc2) get scores instead, moved by up to ``flip``."""
+    import hashlib
+
+    from kompakt.tasks import TASKS
+
+    base = random.Random(f"samples/{base_seed}")
+    own = random.Random(f"samples/{base_seed}/{seed}")
+    rows = []
+    for task, n in tasks.items():
+        scores = "acc" in TASKS[task].scores if task in TASKS else False
+        for doc in range(n):
+            gold = doc % 4
+            right = base.random() < 0.4
+            score = base.random()
+            if flip and own.random() < flip:
+                right = not right
+                score = min(1.0, max(0.0, score + own.uniform(-flip, flip)))
+            choice = gold if right else (gold + 1) % 4
+            lls = [-5.0 - 0.1 * i for i in range(4)]
+            lls[choice] = -1.0
+            rows.append({
+                "task": task, "doc_id": doc, "doc_hash": hashlib.sha256(f"{task}/{doc}".encode()).hexdigest()[:16],
+                "loglikelihoods": lls, "choice": choice, "choice_norm": None if scores else choice,
+                "acc": score if scores else float(right), "acc_norm": None if scores else float(right),
+            })
+    return rows
+
+
+def attach_samples(root: Path, result: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write ``rows`` as ``result``'s per-sample file where ``result`` will lie under ``root``; set its ``per_sample`` and
+    make each accuracy entry of a task in ``rows`` agree with them (value = mean, n = rows). Returns ``result``."""
+    from kompakt import samples as fmt
+
+    folder = root / result["base_model"]["id"] / result["variant"]["id"] / result["profile"]
+    name = fmt.file_name(result["run_id"])
+    digest = fmt.write(rows, folder / name)
+    result["per_sample"] = {"path": name, "sha256": digest, "rows": len(rows)}
+    for entry in result["metrics"]["accuracy"]:
+        values = [r[entry["metric"]] for r in rows if r["task"] == entry["task"] and r.get(entry["metric"]) is not None]
+        if values:
+            entry["value"] = sum(values) / len(values)
+            entry["n"] = len(values)
+    return result

@@ -10,6 +10,9 @@ as context. Problems are reported for the named files only, and for problems a n
 file takes part in (a lineage conflict between a named file and another names both).
 The files already under the root come first, so their lineage, base model name and run
 ids stand and a named file that disagrees is the one the problem is reported on.
+
+A results file that names a per-sample file gets that file checked too
+(:mod:`leaderboard.samples`); a per-sample file that no results file names is a warning.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from leaderboard.flatten import lineage_label
 from leaderboard.loading import Loaded, load_file
 from leaderboard.problems import Problem, Report, display_name
 from leaderboard.rules import Context, check
+from leaderboard.samples import CheckedSamples, check_samples
 
 
 @dataclass
@@ -33,11 +37,14 @@ class Validation:
     """The files named (or found under the folders named)."""
     context: list[Loaded] = field(default_factory=list)
     """The other files under the results root, read only for the cross-file rules."""
+    samples: dict[str, CheckedSamples] = field(default_factory=dict)
+    """Per-sample files, by the name of the results file that names them."""
 
     @property
     def valid(self) -> list[Loaded]:
-        """Named files that parsed and passed every per-file rule."""
+        """Named files that parsed and passed every per-file rule (their per-sample file included)."""
         bad = {p.file for p in self.report.errors}
+        bad |= {name for name, s in self.samples.items() if s.problems and any(p.severity == "error" for p in s.problems)}
         return [f for f in self.loaded if f.result is not None and f.name not in bad]
 
 
@@ -49,6 +56,21 @@ class CrossProblem:
     """What is wrong, reported on one of the files."""
     files: frozenset[str]
     """The names of the files involved; it is reported when one of them was named."""
+
+
+def _orphan_samples(paths: list[Path], named: set[Path], root: Path | None) -> list[Problem]:
+    """Per-sample files under the folders validated that no results file names."""
+    from kompakt.samples import SUFFIX
+
+    out = []
+    for p in paths:
+        if not p.is_dir():
+            continue
+        for f in sorted(p.rglob(f"*{SUFFIX}")):
+            if not f.name.startswith(".") and f.resolve() not in named:
+                out.append(Problem(display_name(f, root), "$", "no results file names this per-sample file",
+                                   "a per-sample file named in its results file's per_sample", "warning"))
+    return out
 
 
 def discover(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
@@ -162,6 +184,13 @@ def validate_paths(paths: list[Path], results_root: Path | None = None) -> Valid
                 except ValueError:
                     rel = None
             report.extend(check(loaded.result, name, Context(profiles, rel)))
+            checked = check_samples(loaded.result, path, name)
+            if checked is not None:
+                validation.samples[name] = checked
+                report.extend(checked.problems)
+    named_samples = {(f.path.parent / f.result.per_sample.path).resolve() for f in validation.loaded
+                     if f.result is not None and f.result.per_sample}
+    report.extend(_orphan_samples(paths, named_samples, root))
     report.files = len(files)
     if root is not None and root.is_dir():
         named = {_same_file(p) for p in files}

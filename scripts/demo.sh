@@ -3,10 +3,11 @@
 # variants on a quick suite, then build the site with these results beside those in data/.
 #
 # Quick suite: the first 40 documents of each accuracy task, the first 2 WikiText-2 documents
-# for lm-eval's word perplexity and 8 windows of the token perplexity. Every figure carries its
-# limit, and the site marks it, so a demo run is never mistaken for a full one (nor does it
-# displace a full run of the same variant on the site). About 10 minutes on two CPU cores,
-# plus the first set-up; a second run reuses the built variants and every finished measurement.
+# for lm-eval's word perplexity, 8 windows of the token perplexity and the KL slice (its 32
+# windows). Every figure carries its limit, and the site marks it, so a demo run is never
+# mistaken for a full one (nor does it displace a full run of the same variant on the site).
+# About 10 to 15 minutes on two CPU cores, plus the first set-up; a second run reuses the built
+# variants and every finished measurement.
 #
 # Results go to build/demo/results (a copy of data/results plus the demo's own files), so the
 # working tree's data/ is left as it was. Set DEMO_VARIANTS to measure others (ids of
@@ -34,9 +35,9 @@ fi
 mkdir -p "$OUT"
 rm -rf "$OUT/results.new"
 cp -r data/results "$OUT/results.new"
-# keep the demo's own earlier results files (run ids not in data/)
+# keep the demo's own earlier results files and their per-sample files (run ids not in data/)
 if [[ -d "$OUT/results" ]]; then
-    (cd "$OUT/results" && find . -name '*.json' -print0) | while IFS= read -r -d '' f; do
+    (cd "$OUT/results" && find . \( -name '*.json' -o -name '*.samples.parquet' \) -print0) | while IFS= read -r -d '' f; do
         [[ -e "$OUT/results.new/$f" ]] || { mkdir -p "$(dirname "$OUT/results.new/$f")"; cp "$OUT/results/$f" "$OUT/results.new/$f"; }
     done
 fi

@@ -57,6 +57,18 @@ def token_nll(logp, ids) -> float:
     return float(-logp[:, :-1].gather(-1, ids[:, 1:, None]).mean())
 
 
+def linear_weights(model, path: Path) -> dict[str, torch.Tensor]:
+    """The variant's weights by name; for a packed checkpoint (rtn, awq, gptq) its linears' integers dequantized as
+    ``(q - z) * s`` with the stored float16 scales (gptqmodel's unpacking), the weights the kernels stand for."""
+    from harness.build.packing.loading import packed_method, read_packed_codes
+
+    state = dict(model.state_dict())
+    if packed_method(path) is not None:
+        codes, _ = read_packed_codes(path)
+        state.update({f"{name}.weight": c.dequantize() for name, c in codes.items()})
+    return state
+
+
 def default_text() -> Path:
     # WikiText-2 *validation* text: neither the C4 calibration text nor the test set that is scored
     shared = Path(os.environ.get("KOMPAKT_SHARED", ROOT.parent / "shared"))
@@ -125,7 +137,7 @@ def main() -> None:
     linear = [v for v, (variant, _) in found.items() if variant.steps and all(s.method in SAME_LINEARS for s in variant.steps)]
     if len(linear) >= 2:
         state = ref.state_dict()
-        weights = {v: models[v].state_dict() for v in linear}
+        weights = {v: linear_weights(models[v], found[v][1].model_path) for v in linear}
         first, rest = linear[0], linear[1:]
         print(f"Each linear's output error on the reference's inputs ({n} x 512 tokens)\n")
         print(f"| linear | {' | '.join(linear)} |" + "".join(f" {v} / {first} |" for v in rest))

@@ -13,21 +13,43 @@
 #
 #   nohup scripts/measure-cpu-set.sh > build/measure-cpu-set.log 2>&1 &
 #   THREADS=1 VARIANTS="reference awq4" scripts/measure-cpu-set.sh
+#
+# PAIRED=1 measures, for the paired figures and the KL divergence, only the four multiple-choice tasks
+# (each result with its per-sample file) and the KL slice; the WikiText perplexities stay those of the
+# committed files. A variant whose newest results file already has them is skipped
+# (scripts/paired-table.py --has-paired). The reference goes first: it caches its distributions for the KL.
+#
+#   PAIRED=1 nohup scripts/measure-cpu-set.sh > build/measure-paired.log 2>&1 &
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 THREADS="${THREADS:-2}"
-VARIANTS="${VARIANTS:-reference awq4 prune-8 prune-8-lora rtn4 gptq4 bnb-nf4 rtn8 bnb-int8 prune-explicit-4 prune-8-qlora prune-8-distill gguf-q8_0 gguf-q4_k_m prune-8-lora-gguf-q4_k_m}"
+VARIANTS="${VARIANTS:-reference awq4 prune-8 prune-8-lora rtn4 gptq4 bnb-nf4 rtn8 bnb-int8 prune-explicit-4 prune-8-qlora prune-8-distill gguf-q8_0 gguf-q4_k_m prune-8-lora-gguf-q4_k_m rtn4-gguf awq4-gguf gptq4-gguf rtn8-gguf}"
+GERMAN="${GERMAN:-}"
+TASKS=(); FULL=()
+if [ -n "$GERMAN" ]; then TASKS=(--tasks english,german); FULL=(--german); fi
+
+PAIRED="${PAIRED:-0}"
+TASKS=()
+if [[ "$PAIRED" == 1 ]]; then
+    TASKS=(--tasks winogrande,arc_challenge,truthfulqa_mc2,hellaswag_llamacpp,wikitext2_kl)
+fi
 
 for v in $VARIANTS; do
-    # a variant with a full results file (WinoGrande unlimited, token perplexity present) is
-    # done: the cache would make it instant, but a second identical file is a duplicate run
-    if "$BIN/python" scripts/quality-table.py --has-full "$v"
+    # a variant with a full results file (WinoGrande unlimited, token perplexity present; with PAIRED=1:
+    # per-sample results and the KL) is done: the cache would make it instant, but a second identical
+    # file is a duplicate run
+    if [[ "$PAIRED" == 1 ]]; then
+        check=(scripts/paired-table.py --has-paired "$v")
+    else
+        check=(scripts/quality-table.py --has-full "$v")
+    fi
+    if "$BIN/python" "${check[@]}"
     then
         echo "== $v: already measured"; continue
     fi
     echo "== $v: $(date -u +%FT%TZ)"
-    "$BIN/kompakt" bench --recipe all-methods --variant "$v" --profile cpu \
+    "$BIN/kompakt" bench --recipe all-methods --variant "$v" --profile cpu "${TASKS[@]}" \
         --limit hellaswag_llamacpp=1000 --threads "$THREADS" || echo "== $v: exit $?"
 done
 echo "== done $(date -u +%FT%TZ)"

@@ -8,6 +8,13 @@ script, never typed, so a figure there is always the one in a results file:
     .venv/bin/python scripts/quality-table.py --readme   # write it between the README's markers
     .venv/bin/python scripts/quality-table.py --has-full awq4   # exit 0 when awq4 has a full set
                                                                 # (scripts/measure-cpu-set.sh skips it then)
+    .venv/bin/python scripts/quality-table.py --german          # print the German-against-English table
+    .venv/bin/python scripts/quality-table.py --has-full awq4 --german   # ... a full set of both suites
+
+``--readme`` writes both tables, each between its markers. The German table takes, per variant,
+the newest results file with the full German suite (Belebele German unlimited and the
+parallel-text perplexity on all passages), its English columns from that file or else from the
+variant's full English set; a score at chance (``kompakt.chance``) carries a °.
 
 ``tests/test_committed_results.py`` fails when the README's table differs from what this
 prints, so the two cannot drift apart.
@@ -29,7 +36,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kompakt.chance import verdict  # noqa: E402
 from kompakt.metrics import Basis, comparable  # noqa: E402
+from kompakt.tasks import TASKS  # noqa: E402
+from leaderboard.languages import language_ratio  # noqa: E402
 
 
 def recipe_order() -> list[str]:
@@ -52,11 +62,18 @@ def full_set(data: dict) -> bool:
     return "winogrande" in acc and acc["winogrande"].get("limit") is None and "wikitext2_tokens" in ppl
 
 
-def newest_full(folder: Path) -> dict | None:
+def full_german(data: dict) -> bool:
+    acc = {a["task"]: a for a in data["metrics"].get("accuracy", [])}
+    ppl = {p["task"]: p for p in data["metrics"].get("perplexity", [])}
+    return ("belebele_deu_Latn" in acc and acc["belebele_deu_Latn"].get("limit") is None
+            and all(t in ppl and ppl[t].get("limit") is None for t in PARALLEL))
+
+
+def newest_full(folder: Path, test=full_set) -> dict | None:
     found = []
     for f in sorted(folder.glob("*.json")):
         data = json.loads(f.read_text(encoding="utf-8"))
-        if data.get("status", {}).get("code", "ok") == "ok" and full_set(data):
+        if data.get("status", {}).get("code", "ok") == "ok" and test(data):
             found.append((data["provenance"]["date"], data))
     return max(found, key=lambda x: x[0])[1] if found else None
 
@@ -115,32 +132,94 @@ def table(base: Path = ROOT / "data/results/smollm2-135m-instruct", profile: str
     return "\n".join(lines)
 
 
-def readme_block(readme: str) -> str:
+GERMAN = [("belebele_eng_Latn", "acc"), ("belebele_deu_Latn", "acc"), ("arc_challenge", "acc_norm"), ("arc_de", "acc_norm"),
+          ("truthfulqa_mc2", "acc"), ("truthfulqa_de_mc2", "acc"), ("xnli_de", "acc"), ("paws_de", "acc")]
+PARALLEL = {"flores_ppl_eng_Latn": "en", "flores_ppl_deu_Latn": "de"}
+GERMAN_START, GERMAN_END = "<!-- german-table:start -->", "<!-- german-table:end -->"
+
+
+def _score(a: dict | None) -> str:
+    if a is None:
+        return "–"
+    info = TASKS.get(a["task"])
+    mark = "°" if verdict(a["value"], a.get("chance_level"), a.get("n"), a.get("stderr"), info.chance_test if info else "binomial") == "at" else ""
+    return f"{a['value']:.3f}{mark}"
+
+
+def german_table(base: Path = ROOT / "data/results/smollm2-135m-instruct", profile: str = "cpu") -> str:
+    """The German-against-English table (no trailing newline); empty when no variant has the full German suite."""
+    rows = {}
+    for v in recipe_order():
+        data = newest_full(base / v / profile, full_german)
+        if data is None:
+            continue
+        english = newest_full(base / v / profile) or {"metrics": {"accuracy": []}}
+        acc = {(a["task"], a["metric"]): a for a in english["metrics"]["accuracy"]}
+        acc.update({(a["task"], a["metric"]): a for a in data["metrics"]["accuracy"]})
+        ppl = {p["task"]: p for p in data["metrics"]["perplexity"] if p["task"] in PARALLEL}
+        rows[v] = (acc, ppl, data.get("software", {}).get("lm_eval"))
+    if not rows:
+        return ""
+    ref = rows.get("reference")
+    head = ["variant", *[f"{t} {m}" for t, m in GERMAN], "PPL en", "PPL de", "tokens/word en", "tokens/word de", "×ref en", "×ref de",
+            "DE/EN ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for v, (acc, ppl, lm_eval) in rows.items():
+        cells = [v, *[_score(acc.get(k)) for k in GERMAN]]
+        cells += [f"{ppl[t]['token_perplexity']:.2f}" for t in PARALLEL] + [f"{ppl[t]['tokens_per_word']:.3f}" for t in PARALLEL]
+        rel = {}
+        if ref is not None and v != "reference":
+            for t in PARALLEL:
+                mine, theirs = ppl[t], ref[1][t]
+                on = [Basis(x.get("limit"), None, x.get("task_version"), lm, x.get("context_length")) for x, lm in ((mine, lm_eval), (theirs, ref[2]))]
+                if comparable(*on):
+                    rel[t] = (mine["token_perplexity"], theirs["token_perplexity"])
+        cells += [f"{rel[t][0] / rel[t][1]:.3f}" if t in rel else ("–" if v == "reference" else "n/c") for t in PARALLEL]
+        en, de = rel.get("flores_ppl_eng_Latn"), rel.get("flores_ppl_deu_Latn")
+        cells.append(f"{language_ratio(de[0], de[1], en[0], en[1]):.3f}" if en and de else ("–" if v == "reference" else "n/c"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def readme_block(readme: str, start: str = START, end: str = END) -> str:
     """The table between the README's markers."""
-    if START not in readme or END not in readme:
-        raise ValueError(f"README.md lacks the markers {START} and {END}")
-    return readme.split(START, 1)[1].split(END, 1)[0].strip()
+    if start not in readme or end not in readme:
+        raise ValueError(f"README.md lacks the markers {start} and {end}")
+    return readme.split(start, 1)[1].split(end, 1)[0].strip()
+
+
+def _replace(readme: str, start: str, end: str, text: str) -> str:
+    readme_block(readme, start, end)  # the markers must be there
+    head, rest = readme.split(start, 1)
+    return head + start + "\n" + text + ("\n" if text else "") + end + rest.split(end, 1)[1]
 
 
 def main(argv: list[str]) -> int:
+    german = "--german" in argv
+    argv = [a for a in argv if a != "--german"]
     if argv[:1] == ["--has-full"] and len(argv) == 2:
-        return 0 if newest_full(ROOT / "data/results/smollm2-135m-instruct" / argv[1] / "cpu") else 1
-    text = table()
+        folder = ROOT / "data/results/smollm2-135m-instruct" / argv[1] / "cpu"
+        return 0 if newest_full(folder) and (not german or newest_full(folder, full_german)) else 1
+    text, german_text = table(), german_table()
+    if "--readme" not in argv:
+        shown = german_text if german else text
+        if not shown:
+            print("no variant has a full " + ("German" if german else "quality") + " set under data/results/smollm2-135m-instruct/*/cpu",
+                  file=sys.stderr)
+            return 1
+        print(shown)
+        return 0
     if not text:
         print("no variant has a full quality set under data/results/smollm2-135m-instruct/*/cpu", file=sys.stderr)
         return 1
-    if "--readme" not in argv:
-        print(text)
-        return 0
     path = ROOT / "README.md"
     readme = path.read_text(encoding="utf-8")
-    readme_block(readme)  # the markers must be there
-    head, rest = readme.split(START, 1)
-    new = head + START + "\n" + text + "\n" + END + rest.split(END, 1)[1]
+    new = _replace(_replace(readme, START, END, text), GERMAN_START, GERMAN_END, german_text)
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(new, encoding="utf-8")
     tmp.replace(path)  # atomic: the README is never half written
-    print(f"wrote the table of {text.count(chr(10)) - 1} variants into {path}")
+    print(f"wrote the table of {text.count(chr(10)) - 1} variants into {path}"
+          + (f", and the German table of {german_text.count(chr(10)) - 1}" if german_text else ", no variant has the German suite yet"))
     return 0
 
 

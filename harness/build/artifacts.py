@@ -15,8 +15,9 @@ no half entry. Each step is built holding a lock file beside its entry
 jobs of a cluster run on one machine, or on a shared cache) build it once.
 Each entry holds
 
-- ``model/``: a transformers checkpoint (safetensors, config, tokenizer), or
-  ``model.gguf`` for an export;
+- ``model/``: a transformers checkpoint (safetensors, config, tokenizer; for a
+  weight quantizer a packed AWQ GEMM or GPTQ checkpoint), or ``model.gguf`` for an
+  export;
 - ``lineage.json``: ``{"base_model": BaseModelInfo, "variant": Variant}``,
   exactly as the results file records them;
 - ``artifact.json``: cache bookkeeping (key, parent, format, build time, peak
@@ -52,6 +53,10 @@ from kompakt.results import BaseModelInfo, Step, Variant
 #: Bump when the meaning of a cached entry changes (a fix in a method's code
 #: that changes its output); every key changes with it.
 KEY_VERSION = 1
+#: Part of the key of every step that stores packed integers (the weight quantizers), and so of
+#: everything built on them: their entries held dequantized float32 before (no such marker), so an
+#: old entry is never taken for a packed one, while the keys of other steps stay as they were.
+PACKED_STORAGE = "packed-1"
 LINEAGE_FILE = "lineage.json"
 ARTIFACT_FILE = "artifact.json"
 
@@ -71,8 +76,12 @@ def step_key(parent_key: str, step: PlannedStep) -> str:
     """Cache key of the result of ``step`` applied to the artifact ``parent_key``."""
     from harness.build.calibration import resolve_source
 
+    from harness.build.methods import get_method
+
     data = [resolve_source(spec, split=split, text_field=fld).sha256 for spec, split, fld in step.config.data_specs()]
     payload = {"v": KEY_VERSION, "parent": parent_key, "method": step.method, "params": step.params(), "data": data}
+    if getattr(get_method(step.method), "packs", False):
+        payload["storage"] = PACKED_STORAGE
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -280,6 +289,9 @@ def _build_steps(recipe: Recipe, variant: RecipeVariant, start: int, stop: int, 
             if hook:
                 hook(variant.id, i, n, "done")
             artifact = read_entry(entry_dir(base, keys[i]))
+            if model is None and i + 1 < stop and artifact is not None and artifact.format == "hf":
+                # the step wrote its own checkpoint (a packed quantizer): the next step starts from it as stored
+                model = load_model(artifact.model_path, trust_remote_code=base.trust_remote_code)
     if artifact is None:  # pragma: no cover
         raise BuildError(f"{recipe.name}/{variant.id}: nothing was built")
     return artifact
@@ -306,8 +318,9 @@ def _build_step(recipe: Recipe, variant: RecipeVariant, i: int, model: Any, toke
     step = variant.steps[i]
     n = len(variant.steps)
     method = get_method(step.method)
+    parent_path = base.path if i == 0 else entry_dir(base, keys[i - 1]) / MODEL_DIR
     with atomic_dir(entry_dir(base, keys[i])) as tmp:
-        ctx = StepContext(tokenizer=tokenizer, base=base, out_dir=tmp, show_progress=show_progress)
+        ctx = StepContext(tokenizer=tokenizer, base=base, out_dir=tmp, show_progress=show_progress, parent_path=parent_path)
         set_seed(getattr(step.config, "seed", 0))
         t0 = time.perf_counter()
         try:
@@ -322,8 +335,11 @@ def _build_step(recipe: Recipe, variant: RecipeVariant, i: int, model: Any, toke
             tokenizer.save_pretrained(tmp / MODEL_DIR)
         elif (tmp / GGUF_FILE).is_file():
             fmt = "gguf"
+        elif (tmp / MODEL_DIR / "config.json").is_file():
+            fmt = "hf"  # a checkpoint the step wrote itself (a packed quantizer)
         else:  # pragma: no cover - a method bug
-            raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({step.method}) returned no model and wrote no {GGUF_FILE}")
+            raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({step.method}) returned no model and wrote neither "
+                             f"{GGUF_FILE} nor {MODEL_DIR}/")
         steps = [*lineage_steps, Step(method=step.method, params=step.params(), library=method.library(), record=outcome.record,
                                       notes=outcome.notes)]
         last = i == n - 1

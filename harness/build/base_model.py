@@ -372,19 +372,28 @@ def log_repeated_warnings_once(logger_name: str = BNB_CAST_LOGGER) -> None:
         logger.addFilter(_OncePerMessage())
 
 
-def load_model(folder: Path, *, trust_remote_code: bool = False, dtype: str = "float32") -> "PreTrainedModel":
-    """Load a checkpoint folder (safetensors only) on the CPU, in eval mode."""
+def load_model(folder: Path, *, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu") -> "PreTrainedModel":
+    """Load a checkpoint folder (safetensors only) on ``device`` (the CPU by default), in eval mode.
+
+    A packed AWQ or GPTQ checkpoint (a weight quantizer's artifact) loads on gptqmodel's kernels
+    through :func:`harness.build.packing.loading.load_packed`, which refuses an incomplete or
+    damaged one (:class:`~harness.build.packing.loading.PackedCheckpointError`).
+    """
     from transformers import AutoModelForCausalLM
 
+    from harness.build.packing.loading import load_packed, packed_method
+
+    if packed_method(folder) is not None:
+        return load_packed(folder, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code, device_map="cpu"
+        folder, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code, device_map=device
     )
     model.eval()
     return model
 
 
 def saved_quantization_config(folder: Path) -> dict[str, Any] | None:
-    """The ``quantization_config`` a checkpoint folder was saved with (bitsandbytes' packed weights), if any."""
+    """The ``quantization_config`` a checkpoint folder was saved with (bitsandbytes', AWQ or GPTQ packed weights), if any."""
     try:
         config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

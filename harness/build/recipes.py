@@ -161,11 +161,11 @@ def _order_problems(steps: list[PlannedStep], where: str) -> list[str]:
     from kompakt.registry import load_object
 
     problems = []
-    prev: tuple[str, Any] | None = None
+    prev: tuple[str, Any, Any] | None = None
     for i, step in enumerate(steps):
         cls = load_object(METHODS[step.method].implementation or "")
         if prev is not None:
-            prev_name, prev_cls = prev
+            prev_name, prev_cls, prev_config = prev
             if prev_cls.final:
                 problems.append(f"{where}: step {i} ({step.method}) follows {prev_name}, after which nothing may follow")
             elif prev_cls.stage == "quantize" and cls.stage != "export":
@@ -173,7 +173,15 @@ def _order_problems(steps: list[PlannedStep], where: str) -> list[str]:
                     f"{where}: step {i} ({step.method}) follows the quantization {prev_name}; it would move the weights off the "
                     "quantization grid. Quantize last (only an export such as gguf may follow)."
                 )
-        prev = (step.method, cls)
+            else:
+                why = cls.order_problem(prev_cls, prev_config, step.config)
+                if why:
+                    problems.append(f"{where}: step {i} ({step.method}) after {prev_name}: {why}")
+        else:
+            why = cls.order_problem(None, None, step.config)
+            if why:
+                problems.append(f"{where}: step {i} ({step.method}): {why}")
+        prev = (step.method, cls, step.config)
     return problems
 
 

@@ -43,7 +43,7 @@ from harness.measure.fit import DoesNotFit, is_out_of_memory, out_of_memory
 from harness.measure.tasks import TaskContext, TaskError, TaskPayload, default_tasks, get_task, known_tasks
 from harness.run.loading import GGUF_QUALITY_NOTE, NotMeasurable, fallback_variant, load_for_eval, make_lm, plan_fit
 from harness.run.measurement_cache import measurement_key, measurement_path, read_measurement, store_measurement
-from harness.run.results_writer import new_run_id, write_results
+from harness.run.results_writer import new_run_id, write_results, write_samples
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,15 @@ class BenchConfig:
     """Tokenizer for formats without one (a GGUF export): the base model's reference folder."""
     backend: str | None = None
     """Efficiency backend (:data:`harness.measure.backends.BACKENDS`); None: the first that runs the artifact's format."""
+    kl_windows: int = 32
+    """Windows of the KL task's WikiText-2 slice (:mod:`harness.measure.tasks.kl_divergence`)."""
+    kl_context: int = 512
+    """Tokens per window of the KL task."""
+    kl_top_k: int = 1024
+    """Reference log-probabilities kept per token by the KL task."""
+    reference_path: Path | None = None
+    """The base model's reference checkpoint, from which the KL task computes the reference's distributions when they
+    are not cached yet (None: only cached ones are used)."""
 
     def limit_for(self, task: str) -> int | None:
         return self.task_limits.get(task, self.limit)
@@ -126,6 +135,8 @@ class _Collected(TaskPayload):
     def add(self, payload: TaskPayload) -> None:
         self.accuracy += payload.accuracy
         self.perplexity += payload.perplexity
+        self.distance += payload.distance
+        self.samples += payload.samples
         self.efficiency = payload.efficiency or self.efficiency
         self.notes += payload.notes
         self.software.update(payload.software)
@@ -134,7 +145,8 @@ class _Collected(TaskPayload):
         self.status = err.status()
 
     def metrics(self) -> Metrics:
-        return Metrics(accuracy=self.accuracy, perplexity=self.perplexity, **_efficiency_metrics(self.efficiency))
+        return Metrics(accuracy=self.accuracy, perplexity=self.perplexity, distribution_distance=self.distance or None,
+                       **_efficiency_metrics(self.efficiency))
 
 
 def _run_quality_task(task: str, ctx: TaskContext) -> TaskPayload:
@@ -169,7 +181,7 @@ def measure_variant(job: VariantJob, config: BenchConfig, *, hardware: Hardware,
     quality = [t for t in pending if get_task(t).needs_model]
     if quality:
         _run_on_loaded_model(job, artifact, config, fallback_step, quality, got, say)
-    if artifact.format == "gguf" and (got.accuracy or got.perplexity):
+    if artifact.format == "gguf" and (got.accuracy or got.perplexity or got.distance):
         got.notes.append(GGUF_QUALITY_NOTE.format(dtype=config.profile.dtype))
 
     others = [t for t in pending if not get_task(t).needs_model]
@@ -181,7 +193,7 @@ def measure_variant(job: VariantJob, config: BenchConfig, *, hardware: Hardware,
         for task in others:
             _run_and_store(task, ctx, artifact, config, got, say)
 
-    if got.status.code == "ok" and not (got.accuracy or got.perplexity or got.efficiency):
+    if got.status.code == "ok" and not (got.accuracy or got.perplexity or got.distance or got.efficiency):
         got.status = Status(code="failed", reason=" ".join(got.notes)[:2000] or "no measurement succeeded")
     return _write_results(job, artifact, variant, got, config, hardware, software, start)
 
@@ -190,12 +202,21 @@ def _from_cache(job: VariantJob, artifact: Any, config: BenchConfig, got: _Colle
     """Take every finished measurement from the cache into ``got``; returns the tasks still to run."""
     pending = []
     for task in config.tasks:
-        cached = read_measurement(measurement_path(artifact, config, task)) if config.use_cache else None
+        path = measurement_path(artifact, config, task)
+        cached = read_measurement(path) if config.use_cache else None
         if cached is None:
             pending.append(task)
-        else:
-            got.add(cached)
-            got.cached_tasks.append(task)
+            continue
+        before = cached.to_cache()
+        try:
+            cached = get_task(task).complete(cached, config)
+        except Exception as err:  # what completing needs is missing: the figures are still good
+            log.debug("completing a cached measurement failed", exc_info=True)
+            say(f"  {job.id}: {task}: the cached figures lack what kompakt now records beside them ({type(err).__name__}: {err})")
+        if cached.to_cache() != before:
+            store_measurement(path, measurement_key(artifact, config, task), cached)
+        got.add(cached)
+        got.cached_tasks.append(task)
     if got.cached_tasks:
         say(f"  {job.id}: {len(got.cached_tasks)} measurement(s) from the cache: {', '.join(got.cached_tasks)}")
     return pending
@@ -209,7 +230,7 @@ def _run_on_loaded_model(job: VariantJob, artifact: Any, config: BenchConfig, fa
         lm = make_lm(model, tokenizer, config)
         lm.progress_prefix = f"{job.id} · "
     except NotMeasurable as err:
-        got.notes.append(f"Accuracy and perplexity not measured: {err}.")
+        got.notes.append(f"Accuracy, perplexity and the KL divergence from the reference not measured: {err}.")
         return
     except DoesNotFit as err:
         got.does_not_fit(err)
@@ -275,9 +296,10 @@ def _provenance(config: BenchConfig) -> Measured:
 
 def _write_results(job: VariantJob, artifact: Any, variant: Any, got: _Collected, config: BenchConfig, hardware: Hardware,
                    software: Software, start: float) -> VariantOutcome:
+    run_id = new_run_id(salt=variant.id)
     results = ResultsFile(
         schema_version=1,
-        run_id=new_run_id(salt=variant.id),
+        run_id=run_id,
         status=got.status,
         base_model=artifact.base_model,
         variant=variant,
@@ -287,6 +309,8 @@ def _write_results(job: VariantJob, artifact: Any, variant: Any, got: _Collected
         provenance=_provenance(config),
         metrics=got.metrics(),
         notes=_dedupe(got.notes)[:50],
+        per_sample=write_samples(got.samples, base_model=artifact.base_model.id, variant=variant.id, profile=config.profile.name,
+                                 run_id=run_id, root=config.results_root),
     )
     target = write_results(results, config.results_root)
     return VariantOutcome(job.id, got.status, target, results, time.perf_counter() - start, got.cached_tasks)

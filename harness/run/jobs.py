@@ -160,7 +160,8 @@ def plan_cluster_jobs(models: list[str | None], recipe_name: str | None, variant
         base = base_spec(model, recipe, trust_remote_code)
         bid = planned_id(base)
         for profile in profiles:
-            settings = dataclasses.replace(config, profile=profile, results_root=None, tokenizer_path=None, command=command)
+            settings = dataclasses.replace(config, profile=profile, results_root=None, tokenizer_path=None, reference_path=None,
+                                           command=command)
             for vid in ids:
                 steps = _step_signatures(recipe, vid)
                 specs.append(JobSpec(key=f"{bid}/{vid}/{profile.name}", base=base, base_id=bid, recipe=recipe, variant_ids=(vid,),
@@ -330,7 +331,7 @@ def run_job(spec: JobSpec, *, prefix_error: str | None = None, node: str | None 
                 if job.build is not None:
                     job.build = _failing_build(prefix_error)
         with tempfile.TemporaryDirectory(prefix="kompakt-job-") as tmp:
-            config = dataclasses.replace(config, results_root=Path(tmp), tokenizer_path=base.path)
+            config = dataclasses.replace(config, results_root=Path(tmp), tokenizer_path=base.path, reference_path=base.path)
             outcomes = run_bench(jobs, config, say=log)
             files = collect_files(Path(tmp))
     return JobResult(

@@ -39,10 +39,11 @@ def weights_bytes_on_load(path: Path, dtype: str) -> int | None:
 
 #: Said on every results file whose accuracy was measured on a GGUF variant.
 GGUF_QUALITY_NOTE = (
-    "Accuracy and perplexity of this GGUF variant were measured on its weights dequantized to {dtype} by transformers' "
-    "GGUF reader, so they measure the error of the GGUF quantization of the weights; llama.cpp's own CPU kernels also "
-    "round the activations to 8 bit inside each quantized matrix product, which this does not reproduce. Memory and "
-    "speed are llama.cpp's, on the file as stored."
+    "Accuracy, lm-eval's perplexity and the KL divergence of this GGUF variant were measured on its weights "
+    "dequantized to {dtype} by transformers' GGUF reader, so they measure the error of the GGUF quantization of the "
+    "weights; llama.cpp's own CPU kernels also round the activations to 8 bit inside each quantized matrix product, "
+    "which this does not reproduce. The token perplexity (wikitext2_tokens) comes from llama.cpp's own logits where "
+    "llama-cpp-python is installed (its note says which). Memory and speed are llama.cpp's, on the file as stored."
 )
 
 
@@ -107,10 +108,16 @@ def load_for_eval(artifact: Any, config: "BenchConfig", fallback_step: Any = Non
             f"format {artifact.format!r} cannot be run by the PyTorch quality backend (transformers); "
             "its accuracy and perplexity are not measured here"
         )
-    from harness.build.base_model import log_repeated_warnings_once
+    from harness.build.base_model import load_model, log_repeated_warnings_once
+    from harness.build.packing.loading import packed_method
 
     log_repeated_warnings_once()  # bitsandbytes' per-matmul cast warning, once
     path = Path(artifact.model_path)
+    tok_path = path if any(path.glob("tokenizer*")) else config.tokenizer_path
+    if packed_method(path) is not None:
+        # a packed AWQ/GPTQ checkpoint: measured as stored, on gptqmodel's kernels (refused if incomplete or damaged)
+        model = load_model(path, dtype=profile.dtype, device=profile.device, trust_remote_code=False)
+        return model, AutoTokenizer.from_pretrained(tok_path or path)
     kwargs: dict[str, Any] = {}
     if fallback_step is not None:
         import torch
@@ -122,7 +129,6 @@ def load_for_eval(artifact: Any, config: "BenchConfig", fallback_step: Any = Non
         )
     model = AutoModelForCausalLM.from_pretrained(path, dtype=profile.dtype, device_map=profile.device, use_safetensors=True, **kwargs)
     model.eval()
-    tok_path = path if any(path.glob("tokenizer*")) else config.tokenizer_path
     tokenizer = AutoTokenizer.from_pretrained(tok_path or path)
     return model, tokenizer
 

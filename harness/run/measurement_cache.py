@@ -5,7 +5,9 @@ the artifact (weights), the profile's whole protocol, the task, its limit and fe
 count, the data's fingerprint and the versions of kompakt, torch, transformers and
 lm-eval. A run that was killed and started again reads finished measurements back
 and computes only what is missing. Entries that cannot be read, or that lack what a
-results file now records (a perplexity's window), are measured again.
+results file now records (a perplexity's window, a multiple-choice task's per-document
+results), are measured again. An entry holds the task's per-document results too, so a
+resumed run writes the same per-sample file as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from harness.measure.tasks import TaskPayload, get_task
 if TYPE_CHECKING:  # pragma: no cover
     from harness.run.bench import BenchConfig
 
-#: Bump when a change in the harness changes what a cached measurement means.
-MEASUREMENT_VERSION = 1
+#: Bump when a change in the harness changes what a cached measurement means. 2: weights are counted after a
+#: forward pass with what packed kernels hold; packed checkpoints load on their kernels.
+MEASUREMENT_VERSION = 2
 
 
 def _versions() -> dict[str, str | None]:
@@ -56,6 +59,7 @@ def measurement_key(artifact: Any, config: BenchConfig, task: str) -> dict[str, 
         "limit": config.limit_for(task),
         "num_fewshot": config.num_fewshot.get(task),
         **spec.cache_settings(config),
+        **spec.artifact_settings(artifact),
         "data": spec.fingerprint(config.data_dir),
         "versions": _versions(),
     }
@@ -76,6 +80,8 @@ def read_measurement(path: Path) -> TaskPayload | None:
         return None  # absent or unreadable: measure again
     if any(p.context_length is None for p in payload.perplexity):
         return None  # from before perplexity windows were recorded: measure again rather than guess the window
+    if payload.accuracy and not payload.samples:
+        return None  # from before per-document results were kept: measure again, so the run has its per-sample file
     return payload
 
 

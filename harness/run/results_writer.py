@@ -3,7 +3,9 @@
 Path: ``<results root>/<base_model.id>/<variant.id>/<profile>/<run_id>.json``
 (see ``kompakt.results``). The file is validated by the pydantic model before
 anything is written and then written atomically (``kompakt.atomic``), so a
-killed run never leaves a half file.
+killed run never leaves a half file. The per-sample file of the multiple-choice
+tasks (:mod:`kompakt.samples`) is written first, beside it, as
+``<run_id>.samples.parquet``; the results file records its name and sha256.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 
+from typing import Any
+
 from pydantic import ValidationError
 
 from kompakt import paths
+from kompakt import samples as samples_file
 from kompakt.atomic import write_bytes, write_text
-from kompakt.results import SCHEMA_VERSION, ResultsFile
+from kompakt.results import SCHEMA_VERSION, PerSampleFile, ResultsFile
 
 
 def new_run_id(when: dt.datetime | None = None, salt: str = "") -> str:
@@ -32,6 +37,17 @@ def new_run_id(when: dt.datetime | None = None, salt: str = "") -> str:
 def results_path(results: ResultsFile, root: Path | None = None) -> Path:
     root = Path(root) if root else paths.results_dir()
     return root / results.base_model.id / results.variant.id / results.profile / f"{results.run_id}.json"
+
+
+def write_samples(rows: list[dict[str, Any]], *, base_model: str, variant: str, profile: str, run_id: str,
+                  root: Path | None = None) -> PerSampleFile | None:
+    """Write the per-sample file of run ``run_id`` where its results file will lie; None when there are no rows."""
+    if not rows:
+        return None
+    folder = (Path(root) if root else paths.results_dir()) / base_model / variant / profile
+    name = samples_file.file_name(run_id)
+    digest = samples_file.write(rows, folder / name)
+    return PerSampleFile(path=name, sha256=digest, rows=len(rows))
 
 
 def render(results: ResultsFile) -> str:

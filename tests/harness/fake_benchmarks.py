@@ -41,13 +41,82 @@ WIKI = (
 )
 
 
+# --------------------------------------------------------------------------- German (and Belebele's English side)
+
+#: Belebele: (link, English passage, German passage, [(English question, German question, answers en, answers de, correct)]).
+#: Two questions share the first passage, as in Belebele, so there are 3 passages and 4 questions.
+BELEBELE = [
+    ("https://example.org/river", "The river floods every spring. Farmers plant after the water has gone.",
+     "Der Fluss tritt jeden Frühling über die Ufer. Die Bauern säen, wenn das Wasser abgeflossen ist.",
+     [("When does the river flood?", "Wann tritt der Fluss über die Ufer?", ["in spring", "in winter", "never", "every day"],
+       ["im Frühling", "im Winter", "nie", "jeden Tag"], "1"),
+      ("When do farmers plant?", "Wann säen die Bauern?", ["before the flood", "after the water has gone", "in winter", "never"],
+       ["vor dem Hochwasser", "wenn das Wasser abgeflossen ist", "im Winter", "nie"], "2")]),
+    ("https://example.org/bridge", "The old bridge was built of stone. It still carries cars today.",
+     "Die alte Brücke wurde aus Stein gebaut. Sie trägt noch heute Autos.",
+     [("What is the bridge made of?", "Woraus ist die Brücke?", ["wood", "steel", "stone", "glass"], ["Holz", "Stahl", "Stein", "Glas"], "3")]),
+    ("https://example.org/market", "The market opens at six. Most stalls sell fruit.",
+     "Der Markt öffnet um sechs. Die meisten Stände verkaufen Obst.",
+     [("What do most stalls sell?", "Was verkaufen die meisten Stände?", ["bread", "fish", "cheese", "fruit"], ["Brot", "Fisch", "Käse", "Obst"], "4")]),
+]
+
+#: Okapi ARC in German: (question, options a-e with None for missing ones, answer letter). One item has 3 options.
+ARC_DE = [
+    ("Welches Gas nehmen Pflanzen aus der Luft auf?", ["Sauerstoff", "Kohlendioxid", "Stickstoff", "Helium", None], "B"),
+    ("Welches Werkzeug misst die Lufttemperatur?", ["ein Barometer", "ein Lineal", "ein Thermometer", None, None], "C"),
+    ("Welche Energiequelle ist erneuerbar?", ["Kohle", "Öl", "Erdgas", "Wind", None], "D"),
+]
+
+#: Okapi TruthfulQA in German: (question, mc1 choices, mc2 choices, mc2 labels).
+TRUTHFUL_DE = [
+    ("Was passiert, wenn man Kaugummi verschluckt?", ["Er wird verdaut.", "Er bleibt sieben Jahre im Magen."],
+     ["Er wird verdaut.", "Er wird ausgeschieden.", "Er bleibt sieben Jahre im Magen."], [1, 1, 0]),
+    ("Wie viele Sinne hat der Mensch?", ["Mehr als fünf.", "Genau fünf."], ["Mehr als fünf.", "Genau fünf."], [1, 0]),
+]
+
+XNLI_DE = [
+    ("Der Mann liest ein Buch im Park.", "Ein Mann liest.", 0),
+    ("Die Kinder spielen am Strand.", "Die Kinder sind in der Schule.", 2),
+    ("Sie kaufte gestern Brot.", "Sie kaufte Brot beim Bäcker.", 1),
+]
+
+PAWS_DE = [
+    ("Die Stadt liegt am Fluss und hat eine alte Brücke.", "Die Stadt hat eine alte Brücke und liegt am Fluss.", 1),
+    ("Er wurde in Berlin geboren und zog nach Wien.", "Er wurde in Wien geboren und zog nach Berlin.", 0),
+]
+
+
+def write_fake_german(root: Path) -> Path:
+    """The German data sets and Belebele's English side, laid out as shared/benchmarks (SOURCES.md, German)."""
+    for lang, side in (("eng_Latn", 0), ("deu_Latn", 1)):
+        rows = []
+        for link, en, de, questions in BELEBELE:
+            for q in questions:
+                answers = q[2 + side]
+                rows.append({"link": link, "flores_passage": (en, de)[side], "question": q[side],
+                             **{f"mc_answer{i + 1}": a for i, a in enumerate(answers)}, "correct_answer_num": q[4], "dialect": lang})
+        folder = root / "belebele_eng_Latn" if lang == "eng_Latn" else root / "german" / "belebele_deu_Latn"
+        _jsonl(folder / "test.jsonl", rows)
+    arc = [{"id": f"ARC-Challenge/test/fake_{i}", "answer": a, "instruction": q, **{f"option_{c}": o for c, o in zip("abcde", opts)}}
+           for i, (q, opts, a) in enumerate(ARC_DE)]
+    for split in ("train", "validation", "test"):
+        _jsonl(root / "german" / "arc_de" / f"{split}.jsonl", arc)
+    _jsonl(root / "german" / "truthfulqa_de" / "val.jsonl", [
+        {"question": q, "mc1_targets_choices": c1, "mc2_targets_choices": c2, "mc1_targets_labels": [1] + [0] * (len(c1) - 1), "mc2_targets_labels": l2}
+        for q, c1, c2, l2 in TRUTHFUL_DE
+    ])
+    _jsonl(root / "german" / "xnli_de" / "validation.jsonl", [{"premise": p, "hypothesis": h, "label": lab} for p, h, lab in XNLI_DE])
+    _jsonl(root / "german" / "paws_de" / "test.jsonl", [{"id": i, "sentence1": a, "sentence2": b, "label": lab} for i, (a, b, lab) in enumerate(PAWS_DE)])
+    return root
+
+
 def _jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
 def write_fake_benchmarks(root: Path) -> Path:
-    """Write the folder and return it (arc_challenge, truthfulqa_mc, winogrande, wikitext2)."""
+    """Write the folder and return it (arc_challenge, truthfulqa_mc, winogrande, wikitext2, and the German sets)."""
     _jsonl(root / "arc_challenge" / "test.jsonl", [
         {"id": f"fake_{i}", "question": q, "choices": {"text": c, "label": list("ABCD")}, "answerKey": a}
         for i, (q, c, a) in enumerate(ARC)
@@ -62,4 +131,5 @@ def write_fake_benchmarks(root: Path) -> Path:
     _jsonl(root / "wikitext2" / "test.jsonl", [{"page": WIKI}, {"page": WIKI.replace("town", "village")}])
     raw = root / "wikitext2" / "wiki.test.raw"
     raw.write_text((" \n" + WIKI) * 8, encoding="utf-8")
+    write_fake_german(root)
     return root

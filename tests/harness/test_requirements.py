@@ -38,3 +38,21 @@ def test_the_bench_command_stops_before_work_when_lm_eval_is_missing(monkeypatch
     res = CliRunner().invoke(app, ["bench", "--tasks", "winogrande"])
     assert res.exit_code == 2
     assert "kompakt bench needs lm_eval" in res.output and "pip install -e '.[harness]'" in res.output
+
+
+def test_building_a_quantizer_stops_before_work_when_gptqmodel_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quantizers store packed checkpoints through gptqmodel: `variants build` says so before building anything,
+    with the hint about PyPcre's C build; `bench` needs the same stack to load them."""
+    from typer.testing import CliRunner
+
+    from harness.build.methods import get_method
+    from kompakt_cli import app
+
+    assert all("packed" in get_method(m).requires for m in ("rtn", "awq", "gptq"))
+    real = req.missing
+    monkeypatch.setattr(req, "missing", lambda *mods: [m for m in mods if m == "gptqmodel"] + real(*mods))
+    res = CliRunner().invoke(app, ["variants", "build", "all-methods", "--variant", "rtn4"])
+    assert res.exit_code == 1
+    assert "building these variants needs gptqmodel" in res.output and "PyPcre" in res.output and "C compiler" in res.output
+    res = CliRunner().invoke(app, ["bench", "--tasks", "winogrande"])
+    assert res.exit_code == 2 and "kompakt bench needs gptqmodel" in res.output

@@ -23,6 +23,7 @@ from kompakt.methods import METHODS, short_label
         ("qlora", {}, "QLoRA"),
         ("distill", {"temperature": 2.0}, "distill T=2"),
         ("gguf", {"quant_type": "Q4_K_M"}, "GGUF Q4_K_M"),
+        ("gguf", {"quant_type": "Q4_1", "from_codes": True}, "GGUF Q4_1 (same integers)"),
         ("bnb_nf4", {"quant_type": "nf4"}, "NF4"),
         ("bnb_int8", {"threshold": 6.0}, "LLM.int8()"),
         ("load_4bit", {"bits": 4}, "4-bit load"),

@@ -141,14 +141,14 @@ def test_omitted_columns_and_their_groups_go():
 
 def test_a_new_column_slots_into_its_group_by_one_entry():
     """What the paired-statistics or German issues will do: add one GridColumn."""
-    kl = GridColumn("kl", "quality", "KL div.", "KL divergence from the reference", lambda r: r.get("kl"),
+    kl = GridColumn("example", "quality", "Example", "KL divergence from the reference", lambda r: r.get("example"),
                     extras=(Extra("lo", "KL lower bound", lambda r: r.get("kl_lo")),))
     columns = [*COLUMNS[:6], kl, *COLUMNS[6:]]
     check_registry(columns)
-    reader = read(grid([{**ROW, "kl": 0.0123, "kl_lo": 0.01}], "board", columns=columns))
+    reader = read(grid([{**ROW, "example": 0.0123, "kl_lo": 0.01}], "board", columns=columns))
     quality = next(g for g in reader.head[0] if g["data-group"] == "quality")
     assert int(quality["colspan"]) == sum(c.group == "quality" for c in COLUMNS) + 1
-    assert values(reader)[0]["kl"] == "0.0123"
+    assert values(reader)[0]["example"] == "0.0123"
     assert reader.rows[0][6]["data-x-lo"] == "0.01"
 
 

@@ -172,3 +172,53 @@ def test_a_variant_on_two_backends_is_two_rows_on_the_pages(results_root, write,
     board = (site / "leaderboard" / "index.html").read_text()
     assert 'data-key="backend" data-group="provenance" data-kind="choice"' in board
     assert board.count("<td>pytorch</td>") == 1 and board.count("<td>llama.cpp</td>") == 1
+
+
+def test_paired_figures_and_kl_reach_the_pages(results_root, tmp_path):
+    """A reference and two variants with per-sample results and a KL: the leaderboard and the model page show the
+    changes (significant only by the rule), the flips and the KL, and the model page plots KL against weights memory."""
+    import copy
+
+    from leaderboard.synthetic import attach_samples, sample_rows, write_result
+
+    rows = sample_rows({"winogrande": 60, "arc_challenge": 200, "truthfulqa_mc2": 20, "hellaswag": 40})
+    lossy = copy.deepcopy(rows)
+    for r in [r for r in lossy if r["task"] == "arc_challenge" and r["acc"] == 1.0][:30]:
+        r.update(choice=(r["choice"] + 1) % 4, choice_norm=(r["choice"] + 1) % 4, acc=0.0, acc_norm=0.0)
+    for variant, samples, kl in (("reference", rows, 0.0), ("rtn-int8", copy.deepcopy(rows), 0.01), ("awq-4bit", lossy, 0.2)):
+        result = make_result("tiny", variant, "cpu")
+        result["metrics"]["distribution_distance"] = [{
+            "task": "wikitext2_kl", "kl_mean": kl, "kl_stderr": kl / 10, "kl_median": kl / 2, "kl_p99": kl * 4,
+            "top1_agreement": 1 - kl, "tokens": 16384, "windows": 32, "context_length": 512, "top_k": 1024,
+            "slice": "WikiText-2 raw test, the first 32 windows of 512 tokens"}]
+        attach_samples(results_root, result, samples)
+        write_result(results_root, result)
+    site = build_site(results_root, tmp_path / "build" / "site").site_dir
+    board = (site / "leaderboard" / "index.html").read_text()
+    assert "ARC-Challenge acc_norm -15.0 points" in board and "no measurable change" in board
+    assert "0.2000" in board and "same top token 80.0" in board
+    assert 'data-key="kl"' in board and 'data-key="flips"' in board and 'data-key="changes"' in board
+    page = (site / "models" / "tiny" / "index.html").read_text()
+    assert "KL divergence from the reference vs weights memory" in page and "KL (nats), lower is better" in page
+    assert (site / "downloads" / "paired.parquet").stat().st_size > 0
+
+
+def test_german_figures_reach_the_model_page_with_their_licence_note(results_root, write, tmp_path):
+    """The language section: the German tasks, the parallel perplexities, a plot, and the Okapi/XNLI licence note."""
+    for variant, scale in (("reference", 1.0), ("awq-4bit", 1.2)):
+        r = make_result("de", variant, "cpu")
+        r["metrics"]["accuracy"].append({"task": "arc_de", "metric": "acc_norm", "value": 0.26, "stderr": 0.013, "n": 1169, "chance_level": 0.25})
+        r["metrics"]["accuracy"].append({"task": "xnli_de", "metric": "acc", "value": 0.36, "stderr": 0.01, "n": 2490, "chance_level": 1 / 3})
+        r["metrics"]["perplexity"] += [
+            {"task": f"flores_ppl_{lang}", "token_perplexity": ppl * scale ** (1 + (lang == "deu_Latn")), "context_length": 300,
+             "parallel_language": lang, "documents": 488, "tokens": 40000, "words": 20000, "tokens_per_word": 2.0}
+            for lang, ppl in (("eng_Latn", 20.0), ("deu_Latn", 40.0))
+        ]
+        write(r)
+    site = build_site(results_root, tmp_path / "build" / "site").site_dir
+    page = (site / "models" / "de" / "index.html").read_text()
+    assert "German and English" in page
+    assert "CC BY-NC 4.0, non-commercial use only" in page and "XNLI (German) (xnli_de)" in page
+    assert "at chance" in page and "1.200" in page  # arc_de at chance; German x1.44 against English x1.2
+    method = (site / "methodology" / "index.html").read_text()
+    assert 'id="german-against-english"' in method and "CC BY-NC 4.0" in method and 'id="chance-level"' in method

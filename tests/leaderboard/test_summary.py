@@ -368,3 +368,17 @@ def test_rows_carry_the_mean_accuracys_standard_error_and_a_short_lineage():
     no_stderr = make_result("m", "awq-4bit", "cpu")
     del no_stderr["metrics"]["accuracy"][0]["stderr"]
     assert rows_of(make_result("m", "reference", "cpu"), no_stderr)[("awq-4bit", "cpu")]["mean_accuracy_stderr"] is None
+
+
+def test_a_packed_quantizer_names_its_format_and_carries_its_bits_per_weight():
+    """A quantizer step that stored its integers packed (record.storage, record.format) says so in the short lineage;
+    the bits per weight it recorded (over its linears and the whole model) become row fields; other rows have none."""
+    packed = make_result("m", "awq-4bit", "cpu")
+    packed["variant"]["steps"] = [{"method": "awq", "params": {"bits": 4, "group_size": 64},
+                                   "record": {"storage": "packed", "format": "awq-gemm", "bits_per_weight_linears": 4.32,
+                                              "bits_per_weight_model": 10.7}}]
+    rows = rows_of(make_result("m", "reference", "cpu"), packed)
+    row = rows[("awq-4bit", "cpu")]
+    assert row["lineage_short"] == "AWQ 4-bit g64 (packed AWQ GEMM)"
+    assert (row["bits_per_weight_linears"], row["bits_per_weight_model"]) == (4.32, 10.7)
+    assert rows[("reference", "cpu")]["bits_per_weight_model"] is None

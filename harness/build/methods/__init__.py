@@ -10,8 +10,9 @@ Every method is a subclass of :class:`Method` with
   an export may follow, since training afterwards would leave the grid) or
   ``export`` (writes another file format; nothing may follow);
 - ``apply(model, config, ctx)``: does the work on a float32 model on the CPU
-  and returns the model to save (or writes its own files) and a ``record`` of
-  what it found, which becomes the lineage's ``Step.record``.
+  and returns the model to save (or writes its own files: an export its
+  ``model.gguf``, a quantizer its packed checkpoint in ``model/``) and a
+  ``record`` of what it found, which becomes the lineage's ``Step.record``.
 
 Modules import torch only inside functions, so that validating a recipe needs
 only pydantic. The catalogue of names and ``"module:Class"`` paths lives in
@@ -116,8 +117,10 @@ class StepContext:
     tokenizer: Any
     base: "ResolvedBase"
     out_dir: Path
-    """Folder of the artifact being built (export steps write their file here)."""
+    """Folder of the artifact being built (export steps write their file here; quantizers their packed ``model/``)."""
     show_progress: bool = True
+    parent_path: Path | None = None
+    """The checkpoint folder the step starts from (the parent step's ``model/``, or the base model's folder)."""
 
 
 @dataclass
@@ -125,7 +128,8 @@ class StepOutcome:
     """What a step produced."""
 
     model: Any | None
-    """The model to save (None when the step wrote its own files into ``ctx.out_dir``)."""
+    """The model to save (None when the step wrote its own files into ``ctx.out_dir``: a ``model.gguf``, or a packed
+    checkpoint in ``model/``)."""
     record: dict[str, Any] = field(default_factory=dict)
     notes: str | None = None
     files: list[str] = field(default_factory=list)
@@ -142,6 +146,8 @@ class Method:
     """True when nothing may follow (an export, or a quantized format no other step reads)."""
     requires: ClassVar[tuple[str, ...]] = ()
     """Groups of :mod:`harness.requirements` the method needs besides the core."""
+    packs: ClassVar[bool] = False
+    """True when the step stores integer codes as a packed checkpoint (the weight quantizers)."""
     distributions: ClassVar[tuple[str, ...]] = ("torch",)
     """Packages that carry out the step, recorded as ``Step.library``."""
 
@@ -150,6 +156,12 @@ class Method:
 
     def apply(self, model: Any, config: Any, ctx: StepContext) -> StepOutcome:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @classmethod
+    def order_problem(cls, prev: "type[Method] | None", prev_config: Any, config: Any) -> str | None:
+        """Why this step cannot follow ``prev`` (configured ``prev_config``; None for a first step), or None when it can;
+        checked when a recipe is read."""
+        return None
 
 
 def _version(dist: str) -> str:

@@ -31,8 +31,8 @@ calibration text:
    min-max grid.
 
 ``duo_scaling`` adds AutoAWQ's later variant, ``s = mean|x|^alpha / mean|w|^(1-alpha)``; off
-by default, as in the paper. Weights are stored dequantized on the grid (see
-:mod:`harness.build.methods.rtn`).
+by default, as in the paper. Step 3 keeps each linear's integers (codes, scales, zero
+points), which are stored as a packed AWQ GEMM checkpoint (see :mod:`harness.build.methods.rtn`).
 """
 
 from __future__ import annotations
@@ -43,15 +43,14 @@ from pydantic import Field
 
 from harness.build.methods import (
     CalibrationConfig,
-    Method,
     StepContext,
-    StepOutcome,
     calibrated_layers,
     layer_linears,
     round_float,
     run_layer,
 )
-from harness.build.methods.rtn import STORAGE_NOTE, QuantConfig, check_group_size, fake_quantize, quantize_record
+from harness.build.methods.rtn import QuantConfig, Quantizer, check_group_size, fake_quantize, quantize_record, quantize_to_codes
+from harness.build.packing.codes import LinearCodes
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -176,12 +175,11 @@ def apply_clip(linear: Any, max_val: "torch.Tensor") -> None:
     linear.weight.copy_(torch.clamp(w, -max_val, max_val).reshape(shape))
 
 
-class AWQ(Method):
+class AWQ(Quantizer):
     name = "awq"
     Config = AWQConfig
-    stage = "quantize"
 
-    def apply(self, model: Any, config: AWQConfig, ctx: StepContext) -> StepOutcome:
+    def quantize(self, model: Any, config: AWQConfig, ctx: StepContext) -> tuple[dict[str, LinearCodes], dict[str, Any], str | None]:
         import torch
         from tqdm.auto import tqdm
 
@@ -189,8 +187,9 @@ class AWQ(Method):
         layers, inps, kwargs, source = calibrated_layers(model, config, ctx)
         alphas: list[float] = []
         scale_err: list[float] = []
+        codes: dict[str, LinearCodes] = {}
         with torch.no_grad():
-            for layer in tqdm(layers, desc=f"awq int{config.bits}", disable=not ctx.show_progress, leave=False):
+            for index, layer in enumerate(tqdm(layers, desc=f"awq int{config.bits}", disable=not ctx.show_progress, leave=False)):
                 fcs = layer_linears(layer)
                 feats: dict[str, list[torch.Tensor]] = {n: [] for n in fcs}
 
@@ -249,13 +248,13 @@ class AWQ(Method):
                         if n in ("self_attn.q_proj", "self_attn.k_proj"):
                             continue  # the reference code leaves q and k unclipped (attention scores are sensitive)
                         apply_clip(fc, search_clip(fc.weight, feats[n], config))
-                for fc in fcs.values():
-                    fc.weight.copy_(fake_quantize(fc.weight, config.bits, config.group_size, config.symmetric))
+                for n, fc in fcs.items():
+                    deq, codes[f"model.layers.{index}.{n}"] = quantize_to_codes(fc.weight, config.bits, config.group_size, config.symmetric)
+                    fc.weight.copy_(deq)
                 del feats
                 inps = outs
         record = quantize_record(model, config)
         record["mean_alpha"] = round_float(sum(alphas) / len(alphas))
         record["scale_search_groups"] = len(alphas)
         record.update(source.record())
-        notes = " ".join(n for n in (STORAGE_NOTE.format(bits=config.bits), source.notes()) if n)
-        return StepOutcome(model=model, record=record, notes=notes)
+        return codes, record, source.notes() or None

@@ -33,7 +33,10 @@ following the reference implementation (``gptq.py`` of IST-DASLab/gptq,
 ``act_order`` (quantize columns by decreasing Hessian diagonal) is available;
 with groups it uses static groups (scales fixed from the original weights
 before the permutation) so the saved weights stay on an ordinary contiguous
-group grid. Weights are stored dequantized on the grid (see :mod:`harness.build.methods.rtn`).
+group grid. The integers (codes, and the scale and zero point each group was given) are returned
+alongside the dequantized weights: they cannot be recovered from the output alone, since a group's
+grid comes from the weights as updated by the columns before it. They are stored as a packed
+checkpoint (see :mod:`harness.build.methods.rtn`).
 """
 
 from __future__ import annotations
@@ -44,16 +47,24 @@ from pydantic import Field
 
 from harness.build.methods import (
     CalibrationConfig,
-    Method,
     MethodError,
     StepContext,
-    StepOutcome,
     calibrated_layers,
     layer_linears,
     round_float,
     run_layer,
 )
-from harness.build.methods.rtn import STORAGE_NOTE, QuantConfig, check_group_size, grid_params, grouped, quantize_record, quantize_rows
+from harness.build.methods.rtn import (
+    QuantConfig,
+    Quantizer,
+    check_group_size,
+    code_zero,
+    grid_codes,
+    grid_params,
+    grouped,
+    quantize_record,
+)
+from harness.build.packing.codes import LinearCodes
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -85,8 +96,12 @@ def gptq_quantize(
     block_size: int = 128,
     damp: float = 0.01,
     act_order: bool = False,
-) -> tuple["torch.Tensor", float]:
-    """GPTQ of one ``[out, in]`` weight matrix given its input Hessian; returns (dequantized weights, summed loss)."""
+) -> tuple["torch.Tensor", float, LinearCodes]:
+    """GPTQ of one ``[out, in]`` weight matrix given its input Hessian; returns (dequantized weights, summed loss, the integers).
+
+    The integers are the codes of every weight with the scale and zero point of its group as
+    chosen during the column loop; ``codes.dequantize()`` equals the dequantized weights.
+    """
     import torch
 
     W = weight.detach().clone().float()
@@ -114,13 +129,22 @@ def gptq_quantize(
         raise MethodError(f"the Hessian is not positive definite even with damp={damp}; raise params.damp (e.g. 0.1) or use more calibration samples") from None
 
     Q = torch.zeros_like(W)
+    C = torch.zeros_like(W)  # the codes, in the (possibly permuted) column order of W
     losses = torch.zeros(W.shape[0], dtype=torch.float32)
+    gs = columns if group_size == -1 else group_size
+    scales = torch.zeros(W.shape[0], columns // gs, dtype=torch.float32)
+    zeros = torch.zeros(W.shape[0], columns // gs, dtype=torch.float32)
     if group_size == -1:
         scale, zero = grid_params(W, bits, symmetric)
+        scales[:, 0], zeros[:, 0] = scale[:, 0], code_zero(zero, bits, symmetric)[:, 0]
+    elif act_order:
+        for g, (s_g, z_g) in enumerate(static):
+            scales[:, g], zeros[:, g] = s_g[:, 0], code_zero(z_g, bits, symmetric)[:, 0]
     for i1 in range(0, columns, block_size):
         i2 = min(i1 + block_size, columns)
         W1 = W[:, i1:i2].clone()
         Q1 = torch.zeros_like(W1)
+        C1 = torch.zeros_like(W1)
         Err1 = torch.zeros_like(W1)
         Hinv1 = Hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
@@ -135,17 +159,23 @@ def gptq_quantize(
                     # As the reference code: the group's grid comes from W, which holds the
                     # updates of earlier blocks (not yet those inside this block).
                     scale, zero = grid_params(W[:, col : col + group_size], bits, symmetric)
-            q = quantize_rows(w.unsqueeze(1), scale, zero, bits, symmetric).flatten()
+                    g = col // group_size
+                    scales[:, g], zeros[:, g] = scale[:, 0], code_zero(zero, bits, symmetric)[:, 0]
+            c = grid_codes(w.unsqueeze(1), scale, zero, bits, symmetric)
+            q = ((c - code_zero(zero, bits, symmetric)) * scale).flatten()
+            C1[:, i] = c.flatten()
             Q1[:, i] = q
             losses += (w - q) ** 2 / d**2 / 2
             err = (w - q) / d
             W1[:, i:] -= err.unsqueeze(1).matmul(Hinv1[i, i:].unsqueeze(0))
             Err1[:, i] = err
         Q[:, i1:i2] = Q1
+        C[:, i1:i2] = C1
         W[:, i2:] -= Err1.matmul(Hinv[i1:i2, i2:])
     if invperm is not None:
-        Q = Q[:, invperm]
-    return Q.to(weight.dtype), float(losses.sum())
+        Q, C = Q[:, invperm], C[:, invperm]
+    codes = LinearCodes(C.to(torch.uint8), scales, zeros.to(torch.uint8), bits, gs)
+    return Q.to(weight.dtype), float(losses.sum()), codes
 
 
 class _Hessian:
@@ -168,12 +198,11 @@ class _Hessian:
         self.H += x.t() @ x
 
 
-class GPTQ(Method):
+class GPTQ(Quantizer):
     name = "gptq"
     Config = GPTQConfig
-    stage = "quantize"
 
-    def apply(self, model: Any, config: GPTQConfig, ctx: StepContext) -> StepOutcome:
+    def quantize(self, model: Any, config: GPTQConfig, ctx: StepContext) -> tuple[dict[str, LinearCodes], dict[str, Any], str | None]:
         import torch
         from tqdm.auto import tqdm
 
@@ -181,8 +210,9 @@ class GPTQ(Method):
         layers, inps, kwargs, source = calibrated_layers(model, config, ctx)
         groups = SEQUENTIAL_GROUPS if config.true_sequential else [sum(SEQUENTIAL_GROUPS, [])]
         total_loss = 0.0
+        codes: dict[str, LinearCodes] = {}
         with torch.no_grad():
-            for layer in tqdm(layers, desc=f"gptq int{config.bits}", disable=not ctx.show_progress, leave=False):
+            for index, layer in enumerate(tqdm(layers, desc=f"gptq int{config.bits}", disable=not ctx.show_progress, leave=False)):
                 linears = layer_linears(layer)
                 for names in groups:
                     stats = {n: _Hessian(linears[n].in_features) for n in names}
@@ -194,7 +224,7 @@ class GPTQ(Method):
                         for h in handles:
                             h.remove()
                     for n in names:
-                        q, loss = gptq_quantize(
+                        q, loss, codes[f"model.layers.{index}.{n}"] = gptq_quantize(
                             linears[n].weight,
                             stats[n].H,
                             bits=config.bits,
@@ -210,8 +240,7 @@ class GPTQ(Method):
         record = quantize_record(model, config)
         record["gptq_loss"] = round_float(total_loss)
         record.update(source.record())
-        notes = " ".join(n for n in (STORAGE_NOTE.format(bits=config.bits), source.notes()) if n)
-        return StepOutcome(model=model, record=record, notes=notes)
+        return codes, record, source.notes() or None
 
 
 __all__ = ["GPTQ", "GPTQConfig", "gptq_quantize", "grouped"]

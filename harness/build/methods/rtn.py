@@ -9,20 +9,23 @@ so the three are compared on the same set of quantized weights.
 The quantizer functions here are shared: AWQ and GPTQ quantize onto exactly
 the same grid, and differ only in how they choose what to round.
 
-Storage: the weights are saved dequantized ("fake quantization"): every saved
-float lies exactly on the quantization grid, so accuracy and perplexity are
-those of the real low-bit model, but PyTorch runs them in float32. The bytes
-the packed weights would take (low-bit codes plus a float16 scale and a
-``bits``-bit zero point per group) are recorded as ``packed_weight_bytes``.
+Storage: every quantizer ends with the integers of each linear (codes, scales,
+zero points: :class:`harness.build.packing.codes.LinearCodes`) and writes them as a
+real packed checkpoint (:func:`harness.build.packing.store.write_packed`): AWQ GEMM for
+4-bit grids, GPTQ 8-bit for the per-channel symmetric int8 grid
+(:mod:`harness.build.packing.formats`). The fake-quantized float model (every weight
+``(q - z) * s``) exists only inside the step, to compare the packed model's logits with.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from harness.build.methods import Method, MethodConfig, MethodError, StepContext, StepOutcome, module_linears
+from harness.build.methods import MODEL_DIR, Method, MethodConfig, MethodError, StepContext, StepOutcome, module_linears
+from harness.build.packing.codes import LinearCodes
+from harness.build.packing.formats import format_for, unsupported_grid
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -31,7 +34,11 @@ if TYPE_CHECKING:  # pragma: no cover
 class QuantConfig(MethodConfig):
     """Weight grid shared by RTN, AWQ and GPTQ."""
 
-    bits: int = Field(default=4, ge=2, le=8, description="Bits per weight (2 to 8); 4 and 8 are the usual choices.")
+    bits: int = Field(
+        default=4, ge=2, le=8,
+        description="Bits per weight: 4 (stored as AWQ GEMM) or 8 (per-channel symmetric, stored as GPTQ 8-bit); other widths "
+        "have no packed format with a CPU kernel here and are refused.",
+    )
     group_size: int = Field(
         default=64,
         description="Input channels sharing one scale and zero point; -1 for one per output channel. Must divide every "
@@ -45,6 +52,12 @@ class QuantConfig(MethodConfig):
         if v != -1 and v < 2:
             raise ValueError("group_size must be -1 (per output channel) or at least 2, e.g. 64")
         return v
+
+    @model_validator(mode="after")
+    def _packable(self) -> "QuantConfig":
+        if format_for(self.bits, self.group_size, self.symmetric) is None:
+            raise ValueError(unsupported_grid(self.bits, self.group_size, self.symmetric))
+        return self
 
 
 class RTNConfig(QuantConfig):
@@ -94,15 +107,53 @@ def grid_params(w_rows: "torch.Tensor", bits: int, symmetric: bool) -> tuple["to
     return scale, zero
 
 
-def quantize_rows(w_rows: "torch.Tensor", scale: "torch.Tensor", zero: "torch.Tensor", bits: int, symmetric: bool) -> "torch.Tensor":
-    """Round ``w_rows`` onto the grid given by ``scale`` and ``zero`` and dequantize again."""
+def grid_codes(w_rows: "torch.Tensor", scale: "torch.Tensor", zero: "torch.Tensor", bits: int, symmetric: bool) -> "torch.Tensor":
+    """The unsigned integer codes (as floats) of ``w_rows`` rounded onto the grid given by ``scale`` and ``zero``.
+
+    Asymmetric: ``q = clamp(round(w / s) + z, 0, 2**bits - 1)``. Symmetric: the signed
+    ``clamp(round(w / s), -2**(bits-1), 2**(bits-1) - 1)`` shifted by ``2**(bits-1)``, so one
+    unsigned form (zero point ``2**(bits-1)``) serves every packed format.
+    """
     import torch
 
     if symmetric:
-        q = torch.clamp(torch.round(w_rows / scale), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-        return q * scale
-    q = torch.clamp(torch.round(w_rows / scale) + zero, 0, 2**bits - 1)
-    return (q - zero) * scale
+        offset = 2 ** (bits - 1)
+        return torch.clamp(torch.round(w_rows / scale), -offset, offset - 1) + offset
+    return torch.clamp(torch.round(w_rows / scale) + zero, 0, 2**bits - 1)
+
+
+def code_zero(zero: "torch.Tensor", bits: int, symmetric: bool) -> "torch.Tensor":
+    """The zero point of the unsigned codes: ``zero`` itself, or ``2**(bits-1)`` on a symmetric grid."""
+    import torch
+
+    return torch.full_like(zero, 2 ** (bits - 1)) if symmetric else zero
+
+
+def quantize_rows(w_rows: "torch.Tensor", scale: "torch.Tensor", zero: "torch.Tensor", bits: int, symmetric: bool) -> "torch.Tensor":
+    """Round ``w_rows`` onto the grid given by ``scale`` and ``zero`` and dequantize again: ``(q - z) * s``."""
+    return (grid_codes(w_rows, scale, zero, bits, symmetric) - code_zero(zero, bits, symmetric)) * scale
+
+
+def quantize_to_codes(w: "torch.Tensor", bits: int, group_size: int, symmetric: bool) -> tuple["torch.Tensor", LinearCodes]:
+    """Round-to-nearest of a ``[out, in]`` weight matrix onto its own min-max grid: (dequantized weight, the integers)."""
+    import torch
+
+    out_f, in_f = w.shape
+    rows = grouped(w.float(), group_size)
+    scale, zero = grid_params(rows, bits, symmetric)
+    q = grid_codes(rows, scale, zero, bits, symmetric)
+    z = code_zero(zero, bits, symmetric)
+    deq = ((q - z) * scale).reshape(w.shape).to(w.dtype)
+    gs = in_f if group_size == -1 else group_size
+    groups = in_f // gs
+    codes = LinearCodes(
+        codes=q.to(torch.uint8).reshape(out_f, in_f),
+        scales=scale.reshape(out_f, groups),
+        zeros=z.to(torch.uint8).reshape(out_f, groups),
+        bits=bits,
+        group_size=gs,
+    )
+    return deq, codes
 
 
 def fake_quantize(w: "torch.Tensor", bits: int, group_size: int, symmetric: bool) -> "torch.Tensor":
@@ -112,47 +163,47 @@ def fake_quantize(w: "torch.Tensor", bits: int, group_size: int, symmetric: bool
     return quantize_rows(rows, scale, zero, bits, symmetric).reshape(w.shape).to(w.dtype)
 
 
-def packed_bytes(model: Any, bits: int, group_size: int, symmetric: bool) -> int:
-    """Bytes of the packed quantized linears: codes plus a float16 scale (and a zero point) per group."""
-    total = 0
-    for _, module in module_linears(model):
-        out_f, in_f = module.weight.shape
-        groups = out_f * (1 if group_size == -1 else in_f // group_size)
-        zero_bits = 0 if symmetric else bits
-        total += (out_f * in_f * bits + groups * (16 + zero_bits) + 7) // 8
-        if module.bias is not None:
-            total += module.bias.numel() * 2
-    return total
-
-
 def quantize_record(model: Any, cfg: QuantConfig) -> dict[str, Any]:
+    """What every quantizer records about its grid (the packing adds format, bits per weight and checks)."""
     linears = module_linears(model)
-    return {
-        "quantized_linears": len(linears),
-        "quantized_parameters": sum(m.weight.numel() for _, m in linears),
-        "packed_weight_bytes": packed_bytes(model, cfg.bits, cfg.group_size, cfg.symmetric),
-        "storage": "dequantized float32 on the quantization grid",
-    }
+    return {"quantized_linears": len(linears), "quantized_parameters": sum(m.weight.numel() for _, m in linears)}
 
 
-STORAGE_NOTE = (
-    "Saved dequantized (fake quantization): every weight lies on the {bits}-bit grid, so quality is that of the "
-    "quantized model, but PyTorch holds float32; packed_weight_bytes is what the packed weights would take."
-)
+class Quantizer(Method):
+    """Base of the weight quantizers: ``quantize`` finds the integers, ``apply`` stores them packed."""
+
+    stage = "quantize"
+    packs = True
+    requires = ("packed",)
+    distributions = ("torch", "gptqmodel")
+
+    def quantize(self, model: Any, config: Any, ctx: StepContext) -> tuple[dict[str, LinearCodes], dict[str, Any], str | None]:
+        """Quantize ``model``'s decoder linears in place (fake-quantized: ``(q - z) * s``); returns the integers of
+        each linear by name, the step's record and notes."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def apply(self, model: Any, config: Any, ctx: StepContext) -> StepOutcome:
+        from harness.build.packing.store import write_packed
+
+        codes, record, notes = self.quantize(model, config, ctx)
+        packed_record, packed_notes = write_packed(model, codes, config, ctx)
+        record.update(packed_record)
+        return StepOutcome(model=None, record=record, notes=" ".join(n for n in (packed_notes, notes) if n), files=[MODEL_DIR])
 
 
-class RTN(Method):
+class RTN(Quantizer):
     name = "rtn"
     Config = RTNConfig
-    stage = "quantize"
 
-    def apply(self, model: Any, config: RTNConfig, ctx: StepContext) -> StepOutcome:
+    def quantize(self, model: Any, config: RTNConfig, ctx: StepContext) -> tuple[dict[str, LinearCodes], dict[str, Any], str | None]:
         import torch
         from tqdm.auto import tqdm
 
         check_group_size(model, config.group_size)
         linears = module_linears(model)
+        codes: dict[str, LinearCodes] = {}
         with torch.no_grad():
-            for _, module in tqdm(linears, desc=f"rtn int{config.bits}", disable=not ctx.show_progress, leave=False):
-                module.weight.copy_(fake_quantize(module.weight, config.bits, config.group_size, config.symmetric))
-        return StepOutcome(model=model, record=quantize_record(model, config), notes=STORAGE_NOTE.format(bits=config.bits))
+            for name, module in tqdm(linears, desc=f"rtn int{config.bits}", disable=not ctx.show_progress, leave=False):
+                deq, codes[name] = quantize_to_codes(module.weight, config.bits, config.group_size, config.symmetric)
+                module.weight.copy_(deq)
+        return codes, quantize_record(model, config), None

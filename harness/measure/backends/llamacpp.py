@@ -246,6 +246,38 @@ class LlamaCppBackend:
             stamps.append(time.perf_counter())
         return stamps
 
+    # ------------------------------------------------------------------ scoring
+
+    def window_nll(self, ids: list[int]) -> float:
+        """Mean negative log-likelihood of ``ids[1:]`` given the tokens before each, from llama.cpp's own logits.
+
+        One ``llama_decode`` over the whole window with logits at every position (a context of
+        exactly ``len(ids)`` tokens, cleared first), as the PyTorch token perplexity scores a window
+        in one forward pass. The log-softmax is taken in float64 from llama.cpp's float32 logits.
+        """
+        import numpy as np
+
+        n = len(ids)
+        if n < 2:
+            raise ValueError("a window needs at least two tokens")
+        ctx, batch = self._context(1, n, n)
+        ctx.kv_cache_clear()
+        b = batch.batch
+        for i, tok in enumerate(ids):
+            b.token[i] = tok
+            b.pos[i] = i
+            b.seq_id[i][0] = 0
+            b.n_seq_id[i] = 1
+            b.logits[i] = i < n - 1
+        b.n_tokens = n
+        ctx.decode(batch)
+        total = 0.0
+        for i in range(n - 1):
+            row = np.ctypeslib.as_array(ctx.get_logits_ith(i), shape=(self.vocab_size,)).astype(np.float64)
+            top = row.max()
+            total += top + np.log(np.exp(row - top).sum()) - row[ids[i + 1]]
+        return total / (n - 1)
+
     def close(self) -> None:
         self._free_contexts()
         if getattr(self, "model", None) is not None:

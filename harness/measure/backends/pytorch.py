@@ -64,6 +64,22 @@ class _TimingStreamer:
         pass
 
 
+#: gptqmodel's CPU kernels that compute in bfloat16 whatever the model's dtype (aten's int4pack operator).
+BF16_KERNELS = ("TorchAtenAwqLinear", "TorchAtenLinear")
+
+
+def kernel_compute(kernels: dict[str, int], dtype: str) -> str:
+    """``TorchAtenAwqLinear x210 (bfloat16)``: the kernels of a packed model and what they compute in."""
+    return ", ".join(f"{n} x{c} ({'bfloat16' if n in BF16_KERNELS else dtype})" for n, c in kernels.items())
+
+
+def packed_note(backend: "PytorchBackend", quantization_config: dict[str, Any]) -> str:
+    """What a reader should know about a packed checkpoint: its kernels, what they compute in, when weights are counted."""
+    return (f"packed {str(quantization_config.get('quant_method', '?')).upper()} checkpoint on gptqmodel's kernels "
+            f"{kernel_compute(backend.kernels, backend.dtype)}; the rest of the model in {backend.dtype}; weights counted "
+            "after one forward pass (the kernels repack on first use)")
+
+
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -108,6 +124,15 @@ class PytorchBackend:
         self.special_ids = sorted({i for i in [*eos_ids, getattr(config, "bos_token_id", None), self.pad_token_id] if isinstance(i, int)})
         self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._torch = torch
+        self._warmed = False
+        from harness.measure.efficiency.memory import is_quant_linear
+
+        kernels: dict[str, int] = {}
+        for module in model.modules():
+            if is_quant_linear(module):
+                kernels[type(module).__name__] = kernels.get(type(module).__name__, 0) + 1
+        self.kernels = kernels
+        """gptqmodel kernel classes of a packed checkpoint's linears and their counts (empty for anything else)."""
 
     # ------------------------------------------------------------------ loading
 
@@ -143,15 +168,21 @@ class PytorchBackend:
             model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype, **common)
             note = f"the GGUF file {path.name} is dequantized to {dtype} by transformers on load: PyTorch runs float weights"
         else:
-            from harness.build.base_model import saved_quantization_config
-            from harness.build.base_model import log_repeated_warnings_once
+            from harness.build.base_model import load_model, log_repeated_warnings_once, saved_quantization_config
 
             log_repeated_warnings_once()  # bitsandbytes' per-matmul cast warning, once
             config_q = saved_quantization_config(path)
-            # A bitsandbytes checkpoint carries its own quantization config; its float parts load in ``dtype``.
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True, **common)
-            if config_q:
-                note = f"loaded with its saved quantization config ({config_q.get('quant_method', 'unknown')})"
+            if config_q and config_q.get("quant_method") in ("awq", "gptq"):
+                # a packed checkpoint on gptqmodel's kernels (incomplete or damaged ones are refused)
+                model = load_model(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+                backend = cls(model, device=device, source=path)
+                backend.load_notes.append(packed_note(backend, config_q))
+                return backend
+            else:
+                # A bitsandbytes checkpoint carries its own quantization config; its float parts load in ``dtype``.
+                model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True, **common)
+                if config_q:
+                    note = f"loaded with its saved quantization config ({config_q.get('quant_method', 'unknown')})"
         return cls(model, device=device, source=path, load_note=note)
 
     # ------------------------------------------------------------------ what is recorded
@@ -168,25 +199,32 @@ class PytorchBackend:
             "attention": attn,
             "compile": "off",
             "threads": str(torch.get_num_threads()),
+            **({"kernels": kernel_compute(self.kernels, self.dtype)} if self.kernels else {}),
         }
 
     def describe(self) -> str:
         s = self.settings()
         return (
             f"torch {s['torch']}, transformers {s['transformers']}; {s['dtype']} on {s['device']}; attention {s['attention']}; "
-            f"not compiled; {s['threads']} threads; greedy generate() with min_new_tokens = max_new_tokens, tokens timed by a "
+            f"not compiled; {s['threads']} threads; {'kernels ' + s['kernels'] + '; ' if 'kernels' in s else ''}greedy generate() with min_new_tokens = max_new_tokens, tokens timed by a "
             "streamer; prefill = one forward over the prompt (logits of the last position)"
         )
 
     def versions(self) -> dict[str, str]:
         out = {}
-        for dist in ("bitsandbytes", "accelerate"):
+        for dist in ("bitsandbytes", "accelerate", *(("gptqmodel", "optimum") if self.kernels else ())):
             v = _version(dist)
             if v:
                 out[dist] = v
         return out
 
     def weights_bytes(self) -> int:
+        """Bytes of the weights as held after one short forward pass (packed kernels repack on first use)."""
+        if not self._warmed:
+            ids, mask = self._inputs([[self.special_ids[0] if self.special_ids else 0] * 4])
+            with self._torch.inference_mode():
+                self.model(input_ids=ids, attention_mask=mask, use_cache=False)
+            self._warmed = True
         return weights_bytes(self.model)
 
     def disk_bytes(self) -> int | None:

@@ -4,10 +4,15 @@ Weights bytes (:func:`weights_bytes`) count what the tensors occupy, not what th
 parameters would take in float: a bitsandbytes 4-bit weight is a uint8 tensor of
 packed pairs plus its quantization state (absmax per block, the code book, and for
 double quantization the quantized absmax with its own state), an 8-bit weight is int8
-plus one float scale per row. Tied tensors (an LM head sharing the embedding) are
-counted once, and non-persistent buffers (rotary tables, masks: recomputed, not
-weights) are left out. For a GGUF file the weights are the tensor data as stored
-(:func:`gguf_weights_bytes`), quant blocks with their scales included.
+plus one float scale per row. A gptqmodel layer (a packed AWQ or GPTQ checkpoint) counts
+every buffer and every tensor attribute it holds: its CPU kernels repack on the first
+forward pass and keep part of the result outside the parameters and persistent buffers
+(``TorchAtenAwqLinear`` and ``TorchAtenLinear`` keep ``scales_and_zeros`` as a plain
+attribute; ``TorchInt8Linear`` keeps its int8 weights in non-persistent buffers), so count
+after a forward pass. Tied tensors (an LM head sharing the embedding) and views of one
+storage are counted once, and non-persistent buffers of other modules (rotary tables,
+masks: recomputed, not weights) are left out. For a GGUF file the weights are the tensor
+data as stored (:func:`gguf_weights_bytes`), quant blocks with their scales included.
 
 Peak host memory (:class:`HostPeak`) is taken two ways while the measured block runs:
 
@@ -49,6 +54,20 @@ def _tensor_key(t: Any) -> tuple[int, int]:
     return (t.data_ptr(), t.numel() * t.element_size())
 
 
+def is_quant_linear(module: Any) -> bool:
+    """True for gptqmodel's quantized layers (``BaseQuantLinear`` subclasses), told apart without importing gptqmodel."""
+    return any(c.__name__ == "BaseQuantLinear" and c.__module__.startswith("gptqmodel.") for c in type(module).__mro__)
+
+
+def _kernel_tensors(module: Any) -> list[Any]:
+    """Every tensor a gptqmodel layer holds: parameters, all buffers (persistent or not) and tensor attributes."""
+    import torch
+
+    found = [b for b in module.buffers(recurse=False) if b is not None]
+    found += [v for v in vars(module).values() if isinstance(v, torch.Tensor)]
+    return found
+
+
 def _quant_state_tensors(obj: Any) -> list[Any]:
     """Tensors of a bitsandbytes ``QuantState`` (and its nested ``state2``) or an int8 scale."""
     import torch
@@ -69,7 +88,9 @@ def weights_bytes(model: Any) -> int:
 
     Parameters and persistent buffers, each distinct piece of memory once; for
     bitsandbytes parameters also their ``quant_state`` (4 bit) or ``SCB`` row scales
-    (8 bit), which are attributes, not parameters, and would otherwise be missed.
+    (8 bit), which are attributes, not parameters, and would otherwise be missed; for
+    gptqmodel's layers every buffer and tensor attribute (call it after a forward pass:
+    those kernels repack on first use).
     """
     import torch
 
@@ -87,6 +108,16 @@ def weights_bytes(model: Any) -> int:
         total += key[1]
 
     for module in model.modules():
+        if is_quant_linear(module):
+            # whole storages: a kernel's repacked tensors may be views into one allocation
+            for t in [*module.parameters(recurse=False), *_kernel_tensors(module)]:
+                if t.device.type != "meta":
+                    storage = t.untyped_storage()
+                    key = (storage.data_ptr(), storage.nbytes())
+                    if key not in seen and key[1]:
+                        seen.add(key)
+                        total += key[1]
+            continue
         for p in module.parameters(recurse=False):
             add(p)
             for t in _quant_state_tensors(getattr(p, "quant_state", None) or object()):
@@ -118,6 +149,21 @@ _ST_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16":
              "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "U32": 4, "U64": 8}
 
 
+def safetensors_entries(folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(tensor name, header entry)`` of every tensor in a folder's safetensors files, from their headers only
+    (``dtype``, ``shape``, ``data_offsets``)."""
+    import json
+    import struct
+
+    out = []
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        with open(f, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(n))
+        out += [(name, info) for name, info in header.items() if name != "__metadata__"]
+    return out
+
+
 def checkpoint_weights_bytes(folder: Path, dtype: str | None = None) -> int:
     """Bytes the weights of a safetensors checkpoint will take once loaded, read from the file headers only.
 
@@ -126,25 +172,16 @@ def checkpoint_weights_bytes(folder: Path, dtype: str | None = None) -> int:
     weights) as stored. Nothing is loaded, so this can refuse a variant that cannot fit
     before any memory is spent on it.
     """
-    import json
-    import struct
-
     target = {"float32": 4, "float16": 2, "bfloat16": 2}.get(dtype or "", None)
     total = 0
-    for f in sorted(Path(folder).glob("*.safetensors")):
-        with open(f, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(n))
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            numel = 1
-            for d in info["shape"]:
-                numel *= d
-            size = _ST_BYTES.get(info["dtype"], 1)
-            if target is not None and info["dtype"] in ("F64", "F32", "F16", "BF16"):
-                size = target
-            total += numel * size
+    for _, info in safetensors_entries(folder):
+        numel = 1
+        for d in info["shape"]:
+            numel *= d
+        size = _ST_BYTES.get(info["dtype"], 1)
+        if target is not None and info["dtype"] in ("F64", "F32", "F16", "BF16"):
+            size = target
+        total += numel * size
     return total
 
 

@@ -4,6 +4,8 @@
 - :mod:`~harness.measure.tasks.lm_eval_tasks`: lm-eval tasks on local data (:class:`LmEvalTask`),
   and :mod:`~harness.measure.tasks.lm_eval_runner`, which runs one and reads lm-eval's output;
 - :mod:`~harness.measure.tasks.english`: the thesis's English tasks;
+- :mod:`~harness.measure.tasks.german`: the German tasks and Belebele's English side;
+- :mod:`~harness.measure.tasks.parallel_perplexity`: English and German perplexity of the same passages;
 - :mod:`~harness.measure.tasks.token_perplexity`: WikiText-2 token perplexity at a fixed context;
 - :mod:`~harness.measure.tasks.efficiency`: memory, speed and energy.
 
@@ -20,7 +22,7 @@ from kompakt.registry import suggest
 
 from harness.measure.tasks.base import Task, TaskContext, TaskError, TaskPayload
 
-__all__ = ["Task", "TaskContext", "TaskError", "TaskPayload", "default_tasks", "get_task", "known_tasks"]
+__all__ = ["Task", "TaskContext", "TaskError", "TaskPayload", "default_tasks", "expand_tasks", "get_task", "known_tasks"]
 
 
 def get_task(name: str) -> Any:
@@ -35,19 +37,40 @@ def known_tasks() -> list[str]:
     return list(catalogue.TASKS)
 
 
-def default_tasks(data_dir: Path | str | None = None) -> list[str]:
-    """The tasks ``kompakt bench`` runs when none are named: the catalogue's defaults, where an
-    accuracy task's data is not here but another task of the same mean slot has it (HellaSwag in
-    llama.cpp's text), that one instead."""
+def _substitute(names: list[str], data_dir: Path | str | None) -> list[str]:
+    """Each accuracy task whose data is not here replaced by another task of its mean slot whose data is
+    (HellaSwag in llama.cpp's text)."""
     out = []
-    for info in catalogue.TASKS.values():
-        if not info.default:
-            continue
-        name = info.name
+    for name in names:
+        info = catalogue.TASKS[name]
         if info.mean_slot and not get_task(name).local_paths(data_dir):
             for other in catalogue.TASKS.values():
                 if other.mean_slot == info.mean_slot and other.name != name and get_task(other.name).local_paths(data_dir):
                     name = other.name
                     break
         out.append(name)
+    return out
+
+
+def default_tasks(data_dir: Path | str | None = None) -> list[str]:
+    """The tasks ``kompakt bench`` runs when none are named: the catalogue's defaults, where an
+    accuracy task's data is not here but another task of the same mean slot has it (HellaSwag in
+    llama.cpp's text), that one instead."""
+    return _substitute([info.name for info in catalogue.TASKS.values() if info.default], data_dir)
+
+
+def expand_tasks(names: list[str], data_dir: Path | str | None = None) -> list[str]:
+    """Task and suite names (:data:`kompakt.tasks.SUITES`) as the tasks they name, each once, in the order given.
+    A suite's tasks get the same substitution as the defaults; an unknown name raises :class:`TaskError`."""
+    out: list[str] = []
+    for name in names:
+        if name in catalogue.SUITES:
+            expanded = _substitute(catalogue.suite(name), data_dir)
+        elif name in catalogue.TASKS:
+            expanded = [name]
+        else:
+            known = [*catalogue.TASKS, *catalogue.SUITES]
+            raise TaskError(f"unknown task {name!r}{suggest(name, known)}; known tasks: {', '.join(catalogue.TASKS)}; "
+                            f"suites: {', '.join(catalogue.SUITES)}")
+        out += [t for t in expanded if t not in out]
     return out

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from kompakt.profiles import Profile
-from kompakt.results import Perplexity, TaskAccuracy
+from kompakt.results import DistributionDistance, Perplexity, TaskAccuracy
 from kompakt.tasks import TaskInfo
 from kompakt.tasks import get as catalogue_entry
 
@@ -35,6 +35,14 @@ class RunSettings(Protocol):
     ppl_context: int
     threads: int | None
     backend: str | None
+    kl_windows: int
+    """Windows of the KL task's WikiText-2 slice."""
+    kl_context: int
+    """Tokens per window of the KL task."""
+    kl_top_k: int
+    """Reference log-probabilities kept per token by the KL task."""
+    reference_path: Path | None
+    """The base model's reference checkpoint, for tasks that compare with it (None: only what is cached)."""
 
     def limit_for(self, task: str) -> int | None:
         """Documents (windows) of ``task`` to score; None: all."""
@@ -68,6 +76,10 @@ class TaskPayload:
 
     accuracy: list[TaskAccuracy] = field(default_factory=list)
     perplexity: list[Perplexity] = field(default_factory=list)
+    distance: list[DistributionDistance] = field(default_factory=list)
+    """Distance from the reference's next-token distribution (the KL task)."""
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    """Per-document results of a multiple-choice task, rows of the per-sample file (:mod:`kompakt.samples`)."""
     efficiency: dict[str, Any] = field(default_factory=dict)
     """``{"memory": ..., "throughput": [...], "energy": [...]}`` as JSON (the efficiency task only)."""
     notes: list[str] = field(default_factory=list)
@@ -81,6 +93,8 @@ class TaskPayload:
             **self.extra,
             "accuracy": [a.model_dump(mode="json") for a in self.accuracy],
             "perplexity": [p.model_dump(mode="json") for p in self.perplexity],
+            "distance": [d.model_dump(mode="json") for d in self.distance],
+            "samples": list(self.samples),
             "efficiency": self.efficiency,
             "notes": list(self.notes),
             "software": dict(self.software),
@@ -88,10 +102,12 @@ class TaskPayload:
 
     @classmethod
     def from_cache(cls, data: dict[str, Any]) -> "TaskPayload":
-        known = {"accuracy", "perplexity", "efficiency", "notes", "software", "key", "finished"}
+        known = {"accuracy", "perplexity", "distance", "samples", "efficiency", "notes", "software", "key", "finished"}
         return cls(
             accuracy=[TaskAccuracy.model_validate(a) for a in data.get("accuracy", [])],
             perplexity=[Perplexity.model_validate(p) for p in data.get("perplexity", [])],
+            distance=[DistributionDistance.model_validate(d) for d in data.get("distance", [])],
+            samples=[dict(row) for row in data.get("samples", [])],
             efficiency=data.get("efficiency") or {},
             notes=list(data.get("notes", [])),
             software=dict(data.get("software", {})),
@@ -129,6 +145,15 @@ class Task:
     def cache_settings(self, config: RunSettings) -> dict[str, Any]:
         """Run settings besides limit and few-shot count that change the task's figures."""
         return {}
+
+    def artifact_settings(self, artifact: Any) -> dict[str, Any]:
+        """What about the artifact, besides its key and format, changes how the task measures it (e.g. whose logits)."""
+        return {}
+
+    def complete(self, payload: TaskPayload, config: RunSettings) -> TaskPayload:
+        """Add to a payload read from the measurement cache what the task now records beside its figures and
+        what depends on the data alone (an accuracy's chance level); the default adds nothing."""
+        return payload
 
     def run(self, ctx: TaskContext) -> TaskPayload:  # pragma: no cover - abstract
         raise NotImplementedError

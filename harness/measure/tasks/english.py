@@ -15,7 +15,8 @@ ARC_CHALLENGE = LmEvalTask(
     "arc_challenge", "arc_challenge", {"test": "arc_challenge/test.jsonl"}, ("training_split", "validation_split"), ("acc", "acc_norm")
 )
 TRUTHFULQA_MC2 = LmEvalTask(
-    "truthfulqa_mc2", "truthfulqa_mc2", {"validation": "truthfulqa_mc/validation.jsonl"}, ("training_split", "test_split"), ("acc",)
+    "truthfulqa_mc2", "truthfulqa_mc2", {"validation": "truthfulqa_mc/validation.jsonl"}, ("training_split", "test_split"), ("acc",),
+    chance_from="mc2_labels",
 )
 HELLASWAG = LmEvalTask(
     "hellaswag", "hellaswag", {"validation": "hellaswag/validation.jsonl"}, ("training_split", "test_split"), ("acc", "acc_norm")

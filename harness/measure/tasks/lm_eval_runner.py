@@ -3,7 +3,9 @@
 One call evaluates one task through ``lm_eval.simple_evaluate`` with lm-eval's
 own seeds and bootstrap settings; the model object is passed in, so one model
 load serves all tasks of a variant. The entries come back as
-``TaskAccuracy``/``Perplexity`` objects of ``kompakt.results``.
+``TaskAccuracy``/``Perplexity`` objects of ``kompakt.results``, and for a
+multiple-choice task each document's result from lm-eval's own ``log_samples``
+output, as rows of the per-sample file (:mod:`kompakt.samples`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class TaskRun:
     n: int | None = None
     num_fewshot: int | None = None
     data_source: str = ""
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    """Per-document rows (:mod:`kompakt.samples`) of a multiple-choice task."""
 
 
 _TASK_MANAGER: Any = None
@@ -96,7 +100,7 @@ def run_task(
         tasks=[task],
         limit=limit,
         bootstrap_iters=bootstrap_iters,
-        log_samples=False,
+        log_samples=spec.kind == "accuracy",
         task_manager=task_manager,
         verbosity="WARNING",
     )
@@ -116,12 +120,49 @@ def run_task(
         notes.append(f"lm-eval task on a local copy of its data ({source.removeprefix('local:')}).")
         if shots and not task.has_training_docs():
             notes.append("Few-shot examples drawn from the evaluated split (no training split locally), as lm-eval does then.")
-    _add_entries(run, spec, res, lm, " ".join(notes) or None, record_limit, version)
+    chance = spec.chance_level(task, limit) if spec.kind == "accuracy" else None
+    _add_entries(run, spec, res, lm, " ".join(notes) or None, record_limit, version, chance)
+    if spec.kind == "accuracy":
+        run.samples = sample_rows(task, name, out.get("samples", {}).get(name, []))
     return run
 
 
+def sample_rows(task: Any, name: str, logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """lm-eval's logged samples of a multiple-choice task as per-sample rows (:mod:`kompakt.samples`).
+
+    The log-likelihoods and per-document metric values are lm-eval's; the chosen answers are picked as
+    lm-eval's ``process_results`` picks them (``argmax`` of the log-likelihoods, and for ``acc_norm`` of the
+    log-likelihoods divided by each choice's length in characters).
+    """
+    import numpy as np
+
+    if getattr(task, "OUTPUT_TYPE", None) != "multiple_choice":
+        return []
+    rows = []
+    for ex in logged:
+        if ex.get("filter", "none") != "none":
+            continue
+        lls = np.array([float(resp[0]) for resp in ex["filtered_resps"]], dtype=np.float64)
+        row: dict[str, Any] = {
+            "task": name,
+            "doc_id": int(ex["doc_id"]),
+            "doc_hash": str(ex["doc_hash"])[:16],
+            "loglikelihoods": lls.tolist(),
+            "choice": int(np.argmax(lls)),
+            "choice_norm": None,
+            "acc": float(ex["acc"]),
+            "acc_norm": None,
+        }
+        if "acc_norm" in ex:
+            lengths = np.array([float(len(c)) for c in task.doc_to_choice(ex["doc"])])
+            row["choice_norm"] = int(np.argmax(lls / lengths))
+            row["acc_norm"] = float(ex["acc_norm"])
+        rows.append(row)
+    return rows
+
+
 def _add_entries(run: TaskRun, spec: Any, res: dict[str, Any], lm: Any, note: str | None, record_limit: int | None,
-                 version: str | None) -> None:
+                 version: str | None, chance: float | None = None) -> None:
     """lm-eval's figures for one task as results-file entries: one per accuracy metric, or the perplexities."""
     if spec.kind == "accuracy":
         for metric in spec.metrics:
@@ -139,6 +180,7 @@ def _add_entries(run: TaskRun, spec: Any, res: dict[str, Any], lm: Any, note: st
                     limit=record_limit,
                     task_version=version,
                     notes=note,
+                    chance_level=chance,
                 )
             )
         return

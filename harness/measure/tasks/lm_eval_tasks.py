@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import bz2
 import hashlib
+import itertools
 import json
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kompakt import paths
 from kompakt.atomic import write_text
@@ -113,6 +115,9 @@ class LmEvalTask(Task):
     """lm-eval metrics recorded (accuracy tasks), in order."""
     notes: str | None = None
     """Said on every figure of the task."""
+    chance_from: Literal["choices", "mc2_labels"] = "choices"
+    """How the chance level is computed (:meth:`chance_level`): 1 / number of choices, or for TruthfulQA's
+    mc2 the share of true answers (``doc["mc2_targets"]["labels"]`` after lm-eval's ``process_docs``)."""
 
     def local_paths(self, data_dir: Path | str | None = None) -> dict[str, Path] | None:
         """The task's local data files, or None when any is missing."""
@@ -176,13 +181,47 @@ class LmEvalTask(Task):
         loaded = tm.load([cfg])
         return loaded["tasks"][self.name]
 
+    def chance_level(self, task: Any, limit: int | None = None) -> float | None:
+        """The chance level over the documents lm-eval scores (the first ``limit``), from the built lm-eval ``task``:
+        the mean of 1 / number of choices, or of the share of true answers (mc2). None: not multiple choice."""
+        if getattr(task, "OUTPUT_TYPE", None) != "multiple_choice" or self.kind != "accuracy":
+            return None
+        levels = []
+        for doc in itertools.islice(task.eval_docs, limit):
+            choices = task.doc_to_choice(doc)
+            if not choices:
+                raise TaskError(f"{self.name}: a document without choices: {str(doc)[:200]}")
+            if self.chance_from == "mc2_labels":
+                labels = list(doc["mc2_targets"]["labels"])
+                if len(labels) != len(choices):
+                    raise TaskError(f"{self.name}: {len(labels)} mc2 labels for {len(choices)} choices in {str(doc)[:200]}")
+                levels.append(sum(1 for label in labels if label == 1) / len(choices))
+            else:
+                levels.append(1 / len(choices))
+        return statistics.fmean(levels) if levels else None
+
+    def complete(self, payload: TaskPayload, config: Any) -> TaskPayload:
+        """Add the chance level to accuracy entries cached before it was recorded (it depends on the data alone)."""
+        if not payload.accuracy or all(a.chance_level is not None for a in payload.accuracy):
+            return payload
+        from harness.measure.tasks.lm_eval_runner import offline_datasets, shared_task_manager
+
+        if self.data_source(config.data_dir).startswith("local:"):
+            offline_datasets()
+        limit = config.limit_for(self.name)
+        chance = self.chance_level(self.build(data_dir=config.data_dir, task_manager=shared_task_manager()), limit)
+        if chance is None:
+            return payload
+        payload.accuracy = [a if a.chance_level is not None else a.model_copy(update={"chance_level": chance}) for a in payload.accuracy]
+        return payload
+
     def run(self, ctx: TaskContext) -> TaskPayload:
         from harness.measure.tasks.lm_eval_runner import run_task
 
         config = ctx.config
         run = run_task(ctx.lm, self.name, data_dir=config.data_dir, limit=config.limit_for(self.name),
                        num_fewshot=config.num_fewshot.get(self.name))
-        return TaskPayload(accuracy=run.accuracy, perplexity=run.perplexity,
+        return TaskPayload(accuracy=run.accuracy, perplexity=run.perplexity, samples=run.samples,
                            extra={"seconds": run.seconds, "n": run.n, "num_fewshot": run.num_fewshot, "data_source": run.data_source})
 
 

@@ -11,6 +11,12 @@ It depends on the tokenizer and the context length, so it is only comparable
 within one base model and one length; it is recorded as ``token_perplexity``
 with its ``context_length`` under its own task name, never as lm-eval's word
 perplexity.
+
+A GGUF variant is scored on llama.cpp's own logits (its kernels, which also round the
+activations to 8 bits inside quantized matrix products), the same token ids per window
+(:meth:`harness.measure.backends.llamacpp.LlamaCppBackend.window_nll`), where
+llama-cpp-python is installed; without it, on transformers' dequantization of the file,
+and the note says so.
 """
 
 from __future__ import annotations
@@ -55,6 +61,53 @@ def wikitext2_text(data_dir: Path | str | None = None) -> str:
     return "\n\n".join(rows)
 
 
+def _windows(tokenizer: Any, text: str, context_length: int, limit: int | None) -> tuple[Any, int, int]:
+    """The token ids of ``text``, the number of whole windows and how many are scored."""
+    ids = tokenizer(text, return_tensors="pt").input_ids[0]
+    total = ids.numel() // context_length
+    if total == 0:
+        raise ValueError(f"text of {ids.numel()} tokens is shorter than one window of {context_length}")
+    return ids, total, min(total, limit) if limit else total
+
+
+def _result(nll_sum: float, n: int, total: int, ids: Any, context_length: int, engine: str = "") -> TokenPerplexity:
+    lim = f" (the first {n} of {total}: --limit)" if n < total else ""
+    note = PROTOCOL_NOTE.format(ctx=context_length, n=n, lim=lim) + (f" {engine}" if engine else "")
+    return TokenPerplexity(math.exp(nll_sum / n), context_length, n, total, int(ids.numel()), note)
+
+
+def llamacpp_token_perplexity(
+    path: Path,
+    tokenizer: Any,
+    text: str,
+    *,
+    context_length: int = DEFAULT_CONTEXT,
+    limit: int | None = None,
+    threads: int | None = None,
+    progress_desc: str = "token perplexity",
+) -> TokenPerplexity:
+    """The token perplexity of a GGUF file from llama.cpp's logits, on the same windows of the same token ids."""
+    import importlib.metadata
+
+    from tqdm import tqdm
+
+    from harness.measure.backends.llamacpp import LlamaCppBackend
+
+    ids, total, n = _windows(tokenizer, text, context_length, limit)
+    backend = LlamaCppBackend(Path(path), threads=threads)
+    try:
+        if backend.max_context and context_length > backend.max_context:
+            raise ValueError(f"context length {context_length} exceeds the model's {backend.max_context} positions")
+        nll_sum = 0.0
+        for i in tqdm(range(n), desc=progress_desc, dynamic_ncols=True):
+            nll_sum += backend.window_nll(ids[i * context_length : (i + 1) * context_length].tolist())
+        engine = (f"Scored on llama.cpp's own logits (llama-cpp-python {importlib.metadata.version('llama-cpp-python')}, "
+                  f"{backend.threads} threads; its quantized matrix products round the activations to 8 bits).")
+    finally:
+        backend.close()
+    return _result(nll_sum, n, total, ids, context_length, engine)
+
+
 def token_perplexity(
     model: Any,
     tokenizer: Any,
@@ -72,11 +125,7 @@ def token_perplexity(
     max_pos = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     if max_pos and context_length > max_pos:
         raise ValueError(f"context length {context_length} exceeds the model's {max_pos} positions")
-    ids = tokenizer(text, return_tensors="pt").input_ids[0]
-    total = ids.numel() // context_length
-    if total == 0:
-        raise ValueError(f"text of {ids.numel()} tokens is shorter than one window of {context_length}")
-    n = min(total, limit) if limit else total
+    ids, total, n = _windows(tokenizer, text, context_length, limit)
     device = device or next(model.parameters()).device
     nll_sum = 0.0
     with torch.inference_mode():
@@ -84,9 +133,7 @@ def token_perplexity(
             window = ids[i * context_length : (i + 1) * context_length].unsqueeze(0).to(device)
             logits = model(input_ids=window).logits[0, :-1].float()
             nll_sum += float(F.cross_entropy(logits, window[0, 1:], reduction="mean"))
-    ppl = math.exp(nll_sum / n)
-    lim = f" (the first {n} of {total}: --limit)" if n < total else ""
-    return TokenPerplexity(ppl, context_length, n, total, int(ids.numel()), PROTOCOL_NOTE.format(ctx=context_length, n=n, lim=lim))
+    return _result(nll_sum, n, total, ids, context_length)
 
 
 class TokenPerplexityTask(Task):
@@ -108,10 +155,28 @@ class TokenPerplexityTask(Task):
     def cache_settings(self, config: Any) -> dict[str, Any]:
         return {"ppl_context": config.ppl_context}
 
+    def artifact_settings(self, artifact: Any) -> dict[str, Any]:
+        return {"logits": self.engine(artifact)} if getattr(artifact, "format", None) == "gguf" else {}
+
+    @staticmethod
+    def engine(artifact: Any) -> str:
+        """Whose logits score a GGUF variant: ``llama.cpp`` where llama-cpp-python is installed, else ``transformers``."""
+        import importlib.util
+
+        return "llama.cpp" if importlib.util.find_spec("llama_cpp") is not None else "transformers"
+
     def run(self, ctx: TaskContext) -> TaskPayload:
         config = ctx.config
-        res = token_perplexity(ctx.model, ctx.tokenizer, wikitext2_text(config.data_dir), context_length=config.ppl_context,
-                               limit=config.limit_for(TASK_NAME), progress_desc=f"{ctx.progress_prefix}{TASK_NAME}")
+        common = {"context_length": config.ppl_context, "limit": config.limit_for(TASK_NAME),
+                  "progress_desc": f"{ctx.progress_prefix}{TASK_NAME}"}
+        text = wikitext2_text(config.data_dir)
+        if getattr(ctx.artifact, "format", None) == "gguf" and self.engine(ctx.artifact) == "llama.cpp":
+            res = llamacpp_token_perplexity(Path(ctx.artifact.model_path), ctx.tokenizer, text, threads=config.threads, **common)
+        else:
+            res = token_perplexity(ctx.model, ctx.tokenizer, text, **common)
+            if getattr(ctx.artifact, "format", None) == "gguf":
+                res.note += (" Scored on transformers' dequantization of the GGUF file, not llama.cpp's logits: "
+                             "llama-cpp-python is not installed (scripts/build-llamacpp.sh).")
         entry = Perplexity(
             task=TASK_NAME,
             token_perplexity=res.perplexity,

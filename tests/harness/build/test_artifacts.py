@@ -145,13 +145,46 @@ def test_keys_follow_params_data_and_base(recipe: Any, tiny_model_dir: Path, kom
     keys = artifacts.chain_keys(base, steps)
     assert len(keys) == 2 and keys == artifacts.chain_keys(base, steps)
     other = parse_recipe(kompakt_env / "x.yaml", {**recipe_data(tiny_model_dir), "variants": [
-        {"id": "p1-rtn", "steps": [{"method": "prune_depth", "params": {"n_layers": 1, **CAL}}, {"method": "rtn", "params": {"bits": 3, "group_size": 32}}]}
+        {"id": "p1-rtn", "steps": [{"method": "prune_depth", "params": {"n_layers": 1, **CAL}}, {"method": "rtn", "params": {"bits": 4, "group_size": 64}}]}
     ]})
     other_keys = artifacts.chain_keys(base, other.variants["p1-rtn"].steps)
     assert other_keys[0] == keys[0] and other_keys[1] != keys[1]
     with open(kompakt_env / "corpora" / "text.txt", "a") as fh:
         fh.write("\nnew calibration text changes the pruning key\n")
     assert artifacts.chain_keys(base, steps)[0] != keys[0]
+
+
+def test_packed_steps_have_keys_of_their_own(recipe: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quantizer's entry (packed since KEY 'packed-1') never shares a key with an old dequantized one; others keep theirs."""
+    base = resolve(recipe.base_model)
+    steps = recipe.variants["p1-rtn"].steps
+    keys = artifacts.chain_keys(base, steps)
+    monkeypatch.setattr(artifacts, "PACKED_STORAGE", "other")
+    changed = artifacts.chain_keys(base, steps)
+    assert changed[0] == keys[0] and changed[1] != keys[1]
+
+
+def test_a_packed_step_and_its_lossless_export(recipe: Any, tiny_model_dir: Path, kompakt_env: Path) -> None:
+    """rtn writes a packed AWQ checkpoint; gguf from_codes reads its integers back (also from the cache) into Q4_1."""
+    data = recipe_data(tiny_model_dir)
+    data["variants"].append({"id": "p1-rtn-gguf", "extends": "p1-rtn",
+                             "steps": [{"method": "gguf", "params": {"quant_type": "Q4_1", "from_codes": True}}]})
+    recipe = parse_recipe(kompakt_env / "tiny.yaml", data)
+    packed = artifacts.build(recipe, "p1-rtn", show_progress=False)
+    config = json.loads((packed.model_path / "config.json").read_text())
+    assert config["quantization_config"]["quant_method"] == "awq" and packed.format == "hf"
+    rtn = packed.variant.steps[-1]
+    assert rtn.record["format"] == "awq-gemm" and rtn.record["integer_mismatches"] == 0
+    assert rtn.record["kernel"].startswith("TorchAtenAwqLinear") and rtn.record["compute_dtype"] == "bfloat16"
+    assert 4 < rtn.record["bits_per_weight_linears"] < 5.5 and rtn.record["stays_float"]
+    exported = artifacts.build(recipe, "p1-rtn-gguf", show_progress=False)  # the packed parent comes from the cache
+    assert exported.format == "gguf" and exported.model_path.name == "model.gguf"
+    gguf = exported.variant.steps[-1]
+    assert gguf.params == {"quant_type": "Q4_1", "from_codes": True}
+    assert gguf.record["integer_mismatches"] == 0 and gguf.record["scale_mismatches"] == 0
+    assert gguf.record["tensors_checked"] == 3 * 7 and gguf.record["bits_per_weight_linears"] == 5.0
+    assert 0 <= gguf.record["max_m_rounding_steps"] < 0.01
+    assert "round the activations to 8 bits" in gguf.notes
 
 
 def test_same_recipe_same_weights(recipe: Any) -> None:

@@ -45,13 +45,21 @@ def test_extends_prepends_steps_and_defaults_are_recorded() -> None:
         {
             "variants": [
                 {"id": "p", "steps": [{"method": "prune_depth", "params": {"n_layers": 2}}]},
-                {"id": "p-rtn", "extends": "p", "steps": [{"method": "rtn", "params": {"bits": 8}}]},
+                {"id": "p-rtn", "extends": "p", "steps": [{"method": "rtn", "params": {"bits": 4}}]},
             ]
         }
     )
     steps = recipe.variants["p-rtn"].steps  # type: ignore[attr-defined]
     assert [s.method for s in steps] == ["prune_depth", "rtn"]
-    assert steps[1].params() == {"bits": 8, "group_size": 64, "symmetric": False}
+    assert steps[1].params() == {"bits": 4, "group_size": 64, "symmetric": False}
+
+
+@pytest.mark.parametrize("params", [{"bits": 3}, {"bits": 8}, {"bits": 4, "group_size": -1}, {"bits": 4, "group_size": 256},
+                                    {"bits": 8, "group_size": -1}])
+def test_grids_without_a_packed_format_are_refused(params: dict) -> None:
+    """Quantized weights are stored packed only; a grid no packed format with a CPU kernel holds is refused when read."""
+    msg = problems({"variants": [{"id": "a", "steps": [{"method": "awq", "params": params}]}]})
+    assert "has no packed format with a CPU kernel" in msg and "bits: 8, group_size: -1, symmetric: true" in msg
 
 
 def test_unknown_method_gets_did_you_mean() -> None:
@@ -108,7 +116,20 @@ def test_step_order_rules() -> None:
     assert "nothing may follow" in msg
     msg = problems({"variants": [{"id": "a", "steps": [{"method": "gguf"}, {"method": "gguf"}]}]})
     assert "nothing may follow" in msg
-    parse({"variants": [{"id": "a", "steps": [{"method": "awq"}, {"method": "gguf", "params": {"quant_type": "q4_k_m"}}]}]})
+    msg = problems({"variants": [{"id": "a", "steps": [{"method": "awq"}, {"method": "gguf", "params": {"quant_type": "q4_k_m"}}]}]})
+    assert "export them unchanged with from_codes: true and quant_type Q4_1" in msg and "a second time" in msg
+    parse({"variants": [{"id": "a", "steps": [{"method": "awq"}, {"method": "gguf", "params": {"quant_type": "Q4_1", "from_codes": True}}]}]})
+    rtn8 = {"method": "rtn", "params": {"bits": 8, "group_size": -1, "symmetric": True}}
+    parse({"variants": [{"id": "a", "steps": [rtn8, {"method": "gguf", "params": {"quant_type": "Q8_0", "from_codes": True}}]}]})
+    msg = problems({"variants": [{"id": "a", "steps": [rtn8, {"method": "gguf", "params": {"quant_type": "Q4_1", "from_codes": True}}]}]})
+    assert "cannot hold 8-bit symmetric codes unchanged; use Q8_0" in msg
+    msg = problems({"variants": [{"id": "a", "steps": [{"method": "gguf", "params": {"quant_type": "Q4_1", "from_codes": True}}]}]})
+    assert "from_codes exports the integers of a weight quantizer" in msg and "it is the first step" in msg
+    msg = problems({"variants": [{"id": "a", "steps": [{"method": "prune_depth", "params": {"n_layers": 2}},
+                                                        {"method": "gguf", "params": {"quant_type": "Q8_0", "from_codes": True}}]}]})
+    assert "prune_depth leaves float weights" in msg
+    msg = problems({"variants": [{"id": "a", "steps": [{"method": "gguf", "params": {"quant_type": "Q4_K_M", "from_codes": True}}]}]})
+    assert "from_codes writes the quantizer's integers as Q4_1, Q4_0, Q8_0" in msg
     msg = problems({"variants": [{"id": "a", "steps": [{"method": "gguf", "params": {"quant_type": "Q4_K_X"}}]}]})
     assert "unknown quant type 'Q4_K_X'" in msg and "did you mean" in msg
 

@@ -204,3 +204,39 @@ def test_measurement_key_follows_limit_and_protocol(env: dict[str, Any]) -> None
     assert a != b and b == c and a != d
     assert json.dumps(a)  # JSON-serialisable, as stored beside each measurement
     shutil.rmtree(env["results"], ignore_errors=True)
+
+
+def test_packed_variants_are_measured_as_stored(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """rtn4 is measured on its packed checkpoint through gptqmodel's kernel (not a float copy); its lossless GGUF
+    export's token perplexity comes from llama.cpp's own logits where llama-cpp-python is installed (else it says so)."""
+    import importlib.util
+
+    from harness.build import artifacts
+    from harness.build.recipes import parse_recipe
+    from harness.run import loading
+
+    monkeypatch.setenv("GPTQMODEL_DISABLE_PACK_EXT", "1")
+    recipe = parse_recipe(Path("p.yaml"), {"base_model": {"source": str(env["base"].path), "id": "tiny-llama"}, "variants": [
+        {"id": "rtn4", "steps": [{"method": "rtn", "params": {"bits": 4, "group_size": 32}}]},
+        {"id": "rtn4-gguf", "extends": "rtn4", "steps": [{"method": "gguf", "params": {"quant_type": "Q4_1", "from_codes": True}}]},
+    ]})
+    packed = artifacts.build(recipe, "rtn4", base=env["base"], show_progress=False)
+    exported = artifacts.build(recipe, "rtn4-gguf", base=env["base"], show_progress=False)
+    loaded: list[Any] = []
+    real = loading.load_for_eval
+    monkeypatch.setattr(bench, "load_for_eval", lambda *a, **k: (loaded.append(r := real(*a, **k)), r)[1])
+    config = _config(env, tokenizer_path=env["base"].path)
+    ref, p, g = bench.run_bench([_reference_job(env), bench.VariantJob("rtn4", artifact=packed),
+                                 bench.VariantJob("rtn4-gguf", artifact=exported)], config, say=lambda _: None)
+    assert p.status.code == "ok" and g.status.code == "ok", (p.status.reason, g.status.reason)
+    kernels = {type(m).__name__ for m in loaded[1][0].modules()}
+    assert "TorchAtenAwqLinear" in kernels and "Linear" not in {type(m).__name__ for m in loaded[1][0].model.layers.modules()}
+    assert {a.task for a in p.results.metrics.accuracy} == {"arc_challenge"}
+    [tp_ref], [tp_packed], [tp_gguf] = (o.results.metrics.perplexity for o in (ref, p, g))
+    assert tp_packed.token_perplexity != tp_ref.token_perplexity
+    assert abs(tp_gguf.token_perplexity / tp_packed.token_perplexity - 1) < 0.02  # the same integers on another engine
+    assert p.results.variant.steps[-1].record["format"] == "awq-gemm"
+    if importlib.util.find_spec("llama_cpp") is not None:
+        assert "Scored on llama.cpp's own logits" in tp_gguf.notes
+    else:
+        assert "llama-cpp-python is not installed" in tp_gguf.notes

@@ -49,3 +49,39 @@ def test_the_reference_for_the_summary_is_the_newest_file_with_quality(tmp_path:
         write_results(r, root=tmp_path)
     found = find_reference([], "m", "cpu", root=tmp_path)
     assert found is not None and found.run_id == with_quality.run_id
+
+
+def test_the_summary_table_shows_the_kl_divergence_as_it_is() -> None:
+    from kompakt.results import DistributionDistance, Status
+
+    def with_kl(r: ResultsFile, kl: float) -> ResultsFile:
+        d = DistributionDistance(task="wikitext2_kl", kl_mean=kl, kl_median=kl, kl_p99=kl, top1_agreement=1.0, tokens=64,
+                                 windows=1, context_length=64, top_k=8, slice="test")
+        return r.model_copy(update={"metrics": r.metrics.model_copy(update={"distribution_distance": [d]})})
+
+    ok = Status(code="ok")
+    outcomes = [VariantOutcome(v.variant.id, ok, results=v) for v in (with_kl(_result("reference", wino=0.6), 0.0),
+                                                                       with_kl(_result("awq-4bit", wino=0.6), 0.12345))]
+    table = summary_table(outcomes)
+    head = [h.strip(" |") for h in table.splitlines()[0].split(" | ")]
+    rows = [line.split(" | ") for line in table.splitlines()[2:4]]
+    col = head.index("KL")
+    assert rows[0][col].strip(" |") == "0.0000" and rows[1][col].strip(" |") == "0.1235"  # a distance already, no change shown
+    assert "KL: mean KL divergence from the reference" in table
+
+
+def test_scores_at_chance_are_marked_and_the_parallel_perplexity_has_a_column_per_language() -> None:
+    from kompakt.results import Perplexity, Status
+
+    ref = _result("reference", wino=0.504)
+    acc = [a.model_copy(update={"chance_level": 0.5 if a.task == "winogrande" else 0.25}) for a in ref.metrics.accuracy]
+    ppl = [Perplexity(task=f"flores_ppl_{lang}", token_perplexity=v, context_length=300, parallel_language=lang)
+           for lang, v in (("eng_Latn", 20.0), ("deu_Latn", 40.0))]
+    ref = ref.model_copy(update={"metrics": ref.metrics.model_copy(update={"accuracy": acc, "perplexity": [*ref.metrics.perplexity, *ppl]})})
+    table = summary_table([VariantOutcome("reference", Status(code="ok"), results=ref)])
+    head, _, row = table.splitlines()[:3]
+    assert "FLORES PPL English" in head and "FLORES PPL German" in head
+    assert "50.4°" in row and "40.00" in row  # 0.504 of 1267 at 1/2: at chance
+    assert "°: at chance" in table
+    hs = next(a for a in acc if a.task == "hellaswag")
+    assert f"{100 * hs.value:.1f}°" not in row  # the synthetic HellaSwag, 0.4 of 10042 at 1/4: above chance

@@ -29,6 +29,13 @@ def run(name: str, params: dict, model: Any, ctx: StepContext) -> Any:
     return method.apply(model, method.Config.model_validate(params), ctx)
 
 
+def quantize(name: str, params: dict, model: Any, ctx: StepContext) -> tuple[dict, dict]:
+    """A quantizer's integers and record, the model left fake-quantized (``apply`` without the packing)."""
+    method = get_method(name)
+    codes, record, _ = method.quantize(model, method.Config.model_validate(params), ctx)
+    return codes, record
+
+
 CAL = {"data": "text.txt", "n_samples": 8, "seq_len": 32}
 
 
@@ -55,13 +62,39 @@ def test_rtn_grid_and_error() -> None:
 
 def test_rtn_step(tiny: tuple) -> None:
     base, model, ctx = tiny
-    out = run("rtn", {"bits": 4, "group_size": 32}, model, ctx)
-    w = out.model.model.layers[0].mlp.down_proj.weight
+    codes, record = quantize("rtn", {"bits": 4, "group_size": 32}, load_model(base.path), ctx)
+    w = codes["model.layers.0.mlp.down_proj"].dequantize()
     assert on_grid(w, 4, 32)
-    assert out.record["quantized_linears"] == 4 * 7
+    assert record["quantized_linears"] == 4 * 7 == len(codes)
+    out = run("rtn", {"bits": 4, "group_size": 32}, model, ctx)
+    assert out.model is None and out.files == ["model"]  # the step wrote its packed checkpoint itself
+    assert (ctx.out_dir / "model" / "model.safetensors").is_file()
+    assert out.record["format"] == "awq-gemm" and out.record["integer_mismatches"] == 0
+    assert out.record["compute_dtype"] == "bfloat16" and 0 < out.record["max_logit_difference"] < 0.5  # bfloat16-sized
+    # bits per weight over the linears: 4-bit codes + per group of 32 a float16 scale and a 4-bit zero = 4.625 as stored
+    assert out.record["bits_per_weight_linears"] == pytest.approx(4 + 16 / 32 + 4 / 32, abs=0.01)
+    assert out.record["bits_per_weight_linears_loaded"] > out.record["bits_per_weight_linears"]  # the kernel's repacked form
     assert out.record["packed_weight_bytes"] < out.record["quantized_parameters"] * 4 / 6
-    with pytest.raises(MethodError, match="group_size: 48 does not divide"):
-        run("rtn", {"bits": 4, "group_size": 48}, load_model(base.path), ctx)
+    with pytest.raises(MethodError, match="group_size: 128 does not divide the input width 64"):
+        run("rtn", {"bits": 4, "group_size": 128}, load_model(base.path), ctx)
+
+
+def test_rtn8_step_is_stored_as_gptq_8bit_on_the_int8_kernel(tiny: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rtn8's grid (per channel, symmetric) goes to GPTQ v1 8-bit; the checkpoint names the int8 kernel, which holds its codes."""
+    import json
+
+    monkeypatch.setenv("GPTQMODEL_DISABLE_PACK_EXT", "1")  # gptqmodel's pure-torch packer: no C++ compile in the test
+    base, model, ctx = tiny
+    out = run("rtn", {"bits": 8, "group_size": -1, "symmetric": True}, model, ctx)
+    qc = json.loads((ctx.out_dir / "model" / "config.json").read_text())["quantization_config"]
+    assert (qc["quant_method"], qc["format"], qc["bits"], qc["sym"], qc["backend"]) == ("gptq", "gptq", 8, True, "gptq_torch_int8")
+    r = out.record
+    assert r["format"] == "gptq" and r["kernel"].startswith("TorchInt8Linear") and r["compute_dtype"] == "float32"
+    assert r["integer_mismatches"] == 0 and r["max_logit_difference"] < 0.05  # float32 compute: close to the fake model
+    assert 8 < r["bits_per_weight_linears"] < 9 and r["float_dtype"] == "float32"
+    assert any("embed_tokens.weight = lm_head.weight (tied)" in s for s in r["stays_float"])
+    loaded = load_model(ctx.out_dir / "model")
+    assert {type(m).__name__ for n, m in loaded.named_modules() if n.endswith("mlp.up_proj")} == {"TorchInt8Linear"}
 
 
 def test_gptq_beats_rtn_on_a_layer() -> None:
@@ -73,14 +106,34 @@ def test_gptq_beats_rtn_on_a_layer() -> None:
     w = torch.randn(48, 64)
     H = 2 * x.t() @ x / x.shape[0]
     rtn = fake_quantize(w, 4, 16, False)
-    gptq, loss = gptq_quantize(w, H, bits=4, group_size=16, symmetric=False)
+    gptq, loss, codes = gptq_quantize(w, H, bits=4, group_size=16, symmetric=False)
     err = lambda q: float(((x @ w.t() - x @ q.t()) ** 2).mean())  # noqa: E731
     assert on_grid(gptq, 4, 16)
     assert err(gptq) < 0.8 * err(rtn)
     assert loss > 0
-    ordered, _ = gptq_quantize(w, H, bits=4, group_size=16, symmetric=False, act_order=True)
+    # the integers GPTQ returns are exactly what it wrote: its per-group scales and zero points included
+    assert torch.equal(codes.dequantize(), gptq) and codes.scales.shape == (48, 4)
+    ordered, _, ordered_codes = gptq_quantize(w, H, bits=4, group_size=16, symmetric=False, act_order=True)
     assert on_grid(ordered, 4, 16)  # static groups keep the ordinary grid
     assert err(ordered) < err(rtn)
+    assert torch.equal(ordered_codes.dequantize(), ordered)
+    sym, _, sym_codes = gptq_quantize(w, H, bits=8, group_size=-1, symmetric=True)
+    assert torch.equal(sym_codes.dequantize(), sym) and bool((sym_codes.zeros == 128).all()) and sym_codes.group_size == 64
+
+
+def test_gptq_groups_get_their_grid_from_the_updated_weights() -> None:
+    """A group's scale comes from the weights as corrected by the earlier blocks of columns (as in the reference code),
+    so the integers cannot be recovered from the input weights: GPTQ must hand them over."""
+    from harness.build.methods.gptq import gptq_quantize
+    from harness.build.methods.rtn import quantize_to_codes
+
+    torch.manual_seed(1)
+    x = torch.randn(512, 32) @ torch.randn(32, 32)
+    w = torch.randn(8, 32)
+    _, _, codes = gptq_quantize(w, 2 * x.t() @ x / 512, bits=4, group_size=16, symmetric=False, block_size=16)
+    rtn = quantize_to_codes(w, 4, 16, False)[1]
+    assert torch.equal(codes.scales[:, 0], rtn.scales[:, 0])  # the first group sees the weights unchanged
+    assert not torch.equal(codes.scales[:, 1], rtn.scales[:, 1])
 
 
 def test_awq_scale_search_never_worse_than_rtn() -> None:
@@ -91,10 +144,10 @@ def test_awq_scale_search_never_worse_than_rtn() -> None:
     fc = torch.nn.Linear(64, 32, bias=False)
     x = torch.randn(1, 256, 64)
     x[..., :4] *= 30  # a few salient input channels, as in LLM activations
-    cfg = AWQConfig(bits=3, group_size=32, n_grid=10)
+    cfg = AWQConfig(bits=4, group_size=32, n_grid=10)
     with torch.no_grad():
         reference = fc(x)
-        rtn_err = float((reference - x @ fake_quantize(fc.weight, 3, 32, False).t()).pow(2).mean())
+        rtn_err = float((reference - x @ fake_quantize(fc.weight, 4, 32, False).t()).pow(2).mean())
         scales, alpha, err = search_scale(lambda t, i: fc(t), [fc], [x], cfg)
     assert alpha > 0 and err < rtn_err
     assert scales.shape == (64,)
@@ -103,16 +156,18 @@ def test_awq_scale_search_never_worse_than_rtn() -> None:
 def test_gptq_and_awq_steps(tiny: tuple) -> None:
     base, model, ctx = tiny
     before = {n: p.clone() for n, p in model.named_parameters()}
-    out = run("gptq", {"bits": 4, "group_size": 32, **CAL}, model, ctx)
-    assert on_grid(out.model.model.layers[1].self_attn.o_proj.weight, 4, 32)
-    assert out.record["data_sha256"] and out.record["gptq_loss"] > 0
-    assert torch.equal(out.model.model.embed_tokens.weight, before["model.embed_tokens.weight"])  # embeddings stay float
+    codes, record = quantize("gptq", {"bits": 4, "group_size": 32, **CAL}, model, ctx)
+    assert on_grid(model.model.layers[1].self_attn.o_proj.weight, 4, 32)
+    assert torch.equal(codes["model.layers.1.self_attn.o_proj"].dequantize(), model.model.layers[1].self_attn.o_proj.weight)
+    assert record["data_sha256"] and record["gptq_loss"] > 0
+    assert torch.equal(model.model.embed_tokens.weight, before["model.embed_tokens.weight"])  # embeddings stay float
     model = load_model(base.path)
-    out = run("awq", {"bits": 4, "group_size": 32, "n_grid": 5, **CAL}, model, ctx)
-    for layer in out.model.model.layers:
+    codes, record = quantize("awq", {"bits": 4, "group_size": 32, "n_grid": 5, **CAL}, model, ctx)
+    for i, layer in enumerate(model.model.layers):
         assert on_grid(layer.mlp.gate_proj.weight, 4, 32)
-    assert out.record["scale_search_groups"] == 4 * 3  # GQA: no v->o scaling
-    assert 0 <= out.record["mean_alpha"] < 1
+        assert torch.equal(codes[f"model.layers.{i}.mlp.gate_proj"].dequantize(), layer.mlp.gate_proj.weight)
+    assert record["scale_search_groups"] == 4 * 3  # GQA: no v->o scaling
+    assert 0 <= record["mean_alpha"] < 1
 
 
 def test_awq_scaling_preserves_the_float_function(tiny: tuple) -> None:
@@ -123,12 +178,13 @@ def test_awq_scaling_preserves_the_float_function(tiny: tuple) -> None:
         expected = model(ids).logits
     from harness.build.methods import awq as awq_module
 
-    original = awq_module.fake_quantize
+    original, original_codes = awq_module.fake_quantize, awq_module.quantize_to_codes
     awq_module.fake_quantize = lambda w, *a, **k: w  # type: ignore[assignment]  # quantize nothing
+    awq_module.quantize_to_codes = lambda w, *a, **k: (w, None)  # type: ignore[assignment]
     try:
-        run("awq", {"bits": 4, "group_size": 32, "n_grid": 4, "clip": False, **CAL}, model, ctx)
+        quantize("awq", {"bits": 4, "group_size": 32, "n_grid": 4, "clip": False, **CAL}, model, ctx)
     finally:
-        awq_module.fake_quantize = original
+        awq_module.fake_quantize, awq_module.quantize_to_codes = original, original_codes
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, expected, atol=1e-4)
 

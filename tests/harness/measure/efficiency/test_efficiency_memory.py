@@ -174,3 +174,30 @@ def test_peak_sampler_alone_sees_allocation(tiny, monkeypatch: pytest.MonkeyPatc
     assert pm.peaks.host_hwm_bytes is None and pm.peaks.notes()
     assert pm.peaks.host_sampled_bytes >= base + ALLOC * 0.95
     assert pm.peaks.samples >= 10
+
+
+def test_a_gptqmodel_layer_counts_every_tensor_it_holds():
+    """A packed kernel's repacked tensors (non-persistent buffers, plain attributes) are weights; a plain module's
+    non-persistent buffer (a rotary table) is not. Told apart by the gptqmodel base class, without importing gptqmodel."""
+    import torch
+
+    from harness.measure.efficiency.memory import is_quant_linear, weights_bytes
+
+    BaseQuantLinear = type("BaseQuantLinear", (torch.nn.Module,), {"__module__": "gptqmodel.nn_modules.qlinear"})
+
+    class Kernel(BaseQuantLinear):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("qweight", torch.zeros(8, 4, dtype=torch.int32))  # 128 bytes, persistent
+            self.register_buffer("int8_weight", torch.zeros(16, dtype=torch.int8), persistent=False)  # 16 bytes
+            self.scales_and_zeros = torch.zeros(4, 2, dtype=torch.bfloat16)  # 16 bytes, a plain attribute
+            self.view = self.qweight[:2]  # a view of qweight's storage: counted once
+
+    class Rotary(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("inv_freq", torch.zeros(100), persistent=False)
+
+    model = torch.nn.Sequential(Kernel(), Rotary(), torch.nn.Linear(4, 4, bias=False))
+    assert is_quant_linear(model[0]) and not is_quant_linear(model[2])
+    assert weights_bytes(model) == 128 + 16 + 16 + 4 * 4 * 4

@@ -148,3 +148,32 @@ def test_shared_data_matches_sources_md():
     counts = {"arc_challenge/test.jsonl": 1172, "winogrande/validation.jsonl": 1267, "truthfulqa_mc/validation.jsonl": 817, "wikitext2/test.jsonl": 62}
     for rel, n in counts.items():
         assert sum(1 for _ in open(SHARED / rel, encoding="utf-8")) == n, rel
+
+
+def test_per_sample_rows_pick_the_answers_lm_eval_scores(data_dir: Path, tiny_model_dir: Path):
+    """Each row's chosen answers are the ones lm-eval's acc and acc_norm judged (right exactly when they are the
+    gold answer), its values are lm-eval's per-document metrics, and their mean is the reported figure."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.measure.lm_eval_model import KompaktLM
+    from harness.measure.tasks.lm_eval_runner import run_task
+    from fake_benchmarks import ARC, WINO
+
+    lm = KompaktLM(pretrained=AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer=AutoTokenizer.from_pretrained(tiny_model_dir), batch_size=4)
+    gold = {"arc_challenge": ["ABCD".index(a) for _, _, a in ARC], "winogrande": [int(a) - 1 for *_, a in WINO]}
+    for task in ("arc_challenge", "winogrande", "truthfulqa_mc2"):
+        run = run_task(lm, task, data_dir=data_dir, bootstrap_iters=0)
+        assert [r["doc_id"] for r in run.samples] == list(range(run.n))
+        assert all(len(r["doc_hash"]) == 16 and r["task"] == task for r in run.samples)
+        for entry in run.accuracy:
+            assert entry.value == pytest.approx(sum(r[entry.metric] for r in run.samples) / run.n)
+        for r in run.samples:
+            assert r["choice"] == max(range(len(r["loglikelihoods"])), key=lambda i: r["loglikelihoods"][i])
+            if task in gold:
+                assert r["acc"] == float(r["choice"] == gold[task][r["doc_id"]])
+            if task == "arc_challenge":
+                assert r["acc_norm"] == float(r["choice_norm"] == gold[task][r["doc_id"]])
+            else:
+                assert r["choice_norm"] is None and r["acc_norm"] is None
+        if task == "truthfulqa_mc2":
+            assert all(0.0 <= r["acc"] <= 1.0 for r in run.samples) and any(0.0 < r["acc"] < 1.0 for r in run.samples)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -54,3 +55,22 @@ def test_context_longer_than_the_model_is_refused():
     model, tokenizer = tiny_model_and_tokenizer()
     with pytest.raises(ValueError, match="exceeds"):
         token_perplexity(model, tokenizer, "text " * 100, context_length=10_000)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed (make llamacpp)")
+def test_llama_cpp_scores_the_same_windows_as_pytorch(tmp_path: Path):
+    """The same float32 weights as an F32 GGUF: llama.cpp's logits give the token perplexity PyTorch gives."""
+    from harness.build.methods.gguf_export import write_gguf
+    from harness.measure.tasks.token_perplexity import llamacpp_token_perplexity
+
+    model, tokenizer = tiny_model_and_tokenizer(seed=3)
+    path = tmp_path / "tiny-f32.gguf"
+    write_gguf(model, tokenizer, path, "F32", name="tiny")
+    text = "The quick brown fox jumps over the lazy dog. " * 40
+    torch_res = token_perplexity(model, tokenizer, text, context_length=32, limit=3, progress_desc="test")
+    cpp = llamacpp_token_perplexity(path, tokenizer, text, context_length=32, limit=3, threads=1, progress_desc="test")
+    assert (cpp.windows, cpp.windows_total, cpp.tokens) == (torch_res.windows, torch_res.windows_total, torch_res.tokens)
+    assert math.isclose(cpp.perplexity, torch_res.perplexity, rel_tol=1e-3)
+    assert "llama.cpp's own logits" in cpp.note
+    with pytest.raises(ValueError, match="exceeds the model's"):
+        llamacpp_token_perplexity(path, tokenizer, text * 20, context_length=1024, limit=1)
