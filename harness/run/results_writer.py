@@ -72,9 +72,9 @@ class JobFilesError(ValueError):
 def check_job_files(files: Mapping[str, bytes], root: Path | None = None) -> tuple[dict[PurePosixPath, ResultsFile], dict[PurePosixPath, bytes]]:
     """Check the files a job wrote into its own results root (relative POSIX path -> content) before any is written:
     every path stays inside the folder; every ``.json`` file is a valid results file lying where its ids say (the
-    leaderboard reads every ``.json`` under the results root as one); every other file (a per-sample file) lies
-    beside one of the job's results files; nothing would replace an existing file. Returns (results files,
-    other files)."""
+    leaderboard reads every ``.json`` under the results root as one); every other file is the per-sample file a
+    results file of the job names beside it, with the sha256 it records, and every per-sample file a results file
+    names came back; nothing would replace an existing file. Returns (results files, other files)."""
     root = Path(root) if root else paths.results_dir()
     results: dict[PurePosixPath, ResultsFile] = {}
     others: dict[PurePosixPath, bytes] = {}
@@ -95,10 +95,15 @@ def check_job_files(files: Mapping[str, bytes], root: Path | None = None) -> tup
             results[rel] = found
         else:
             others[rel] = bytes(data)
-    folders = {rel.parent for rel in results}
-    stray = [str(rel) for rel in others if rel.parent not in folders]
+    named = {rel.parent / found.per_sample.path: (rel, found.per_sample.sha256) for rel, found in results.items() if found.per_sample}
+    stray = [str(rel) for rel in others if rel not in named]
     if stray:
-        raise JobFilesError(f"{', '.join(sorted(stray))}: not beside a results file of the same job")
+        raise JobFilesError(f"{', '.join(sorted(stray))}: not the per-sample file of a results file of the same job")
+    for sample, (rel, sha256) in named.items():
+        if sample not in others:
+            raise JobFilesError(f"{rel}: names the per-sample file {sample.name}, which the job did not send back")
+        if hashlib.sha256(others[sample]).hexdigest() != sha256:
+            raise JobFilesError(f"{sample}: its sha256 is not the one {rel} records (per_sample.sha256); the file changed on its way")
     there = [str(rel) for rel in [*others, *results] if (root / rel).exists()]
     if there:
         raise JobFilesError(f"{', '.join(sorted(there))}: already in {root}; a measurement is never written twice")

@@ -28,6 +28,17 @@ def _bytes(data: dict[str, Any]) -> bytes:
     return json.dumps(data).encode()
 
 
+SAMPLES = b"PAR1 not really"
+SAMPLES_NAME = f"{RUN}.samples.parquet"
+
+
+def _with_samples(data: bytes = SAMPLES) -> dict[str, Any]:
+    """A results file naming its per-sample file ``SAMPLES_NAME`` with the sha256 of ``data``."""
+    import hashlib
+
+    return _results(per_sample={"path": SAMPLES_NAME, "sha256": hashlib.sha256(data).hexdigest(), "rows": 3})
+
+
 # --------------------------------------------------------------------------- what a job sends back
 
 
@@ -36,13 +47,13 @@ def test_a_jobs_files_are_written_as_a_local_run_writes_them(tmp_path: Path) -> 
     from kompakt.results import ResultsFile
 
     rel = f"tiny/rtn4/cpu/{RUN}.json"
-    files = {rel: _bytes(_results()), f"tiny/rtn4/cpu/{RUN}.samples.parquet": b"PAR1 not really"}
+    files = {rel: _bytes(_with_samples()), f"tiny/rtn4/cpu/{SAMPLES_NAME}": SAMPLES}
     [written] = write_job_files(files, tmp_path)
     assert written == tmp_path / rel
     local = tmp_path / "local"
-    write_results(ResultsFile.model_validate(_results()), local)
-    assert written.read_text() == (local / rel).read_text() == render(ResultsFile.model_validate(_results()))
-    assert (tmp_path / f"tiny/rtn4/cpu/{RUN}.samples.parquet").read_bytes() == b"PAR1 not really"
+    write_results(ResultsFile.model_validate(_with_samples()), local)
+    assert written.read_text() == (local / rel).read_text() == render(ResultsFile.model_validate(_with_samples()))
+    assert (tmp_path / f"tiny/rtn4/cpu/{SAMPLES_NAME}").read_bytes() == SAMPLES
     # the same files again: refused, since a measurement is never written twice
     with pytest.raises(JobFilesError, match="already in .*never written twice"):
         write_job_files(files, tmp_path)
@@ -55,7 +66,13 @@ def test_a_jobs_files_are_written_as_a_local_run_writes_them(tmp_path: Path) -> 
     ({f"tiny/rtn4/cpu/{RUN}.json": b"{"}, "not a valid results file"),
     ({f"tiny/rtn4/cpu/{RUN}.json": _bytes(_results(status={"code": "maybe"}))}, "not a valid results file: status.code"),
     ({f"tiny/reference/cpu/{RUN}.json": _bytes(_results())}, f"must lie where its ids say, at tiny/rtn4/cpu/{RUN}.json"),
-    ({f"tiny/rtn4/cpu/{RUN}.json": _bytes(_results()), "tiny/other/samples.parquet": b"x"}, "not beside a results file"),
+    ({f"tiny/rtn4/cpu/{RUN}.json": _bytes(_results()), "tiny/other/samples.parquet": b"x"},
+     "tiny/other/samples.parquet: not the per-sample file of a results file"),
+    ({f"tiny/rtn4/cpu/{RUN}.json": _bytes(_results()), f"tiny/rtn4/cpu/{SAMPLES_NAME}": SAMPLES},
+     f"{SAMPLES_NAME}: not the per-sample file of a results file"),
+    ({f"tiny/rtn4/cpu/{RUN}.json": _bytes(_with_samples())}, f"names the per-sample file {SAMPLES_NAME}, which the job did not send back"),
+    ({f"tiny/rtn4/cpu/{RUN}.json": _bytes(_with_samples()), f"tiny/rtn4/cpu/{SAMPLES_NAME}": SAMPLES + b"!"},
+     r"its sha256 is not the one .* records \(per_sample.sha256\)"),
 ])
 def test_what_a_job_sends_back_is_checked_before_anything_is_written(tmp_path: Path, files: dict[str, bytes], message: str) -> None:
     with pytest.raises(JobFilesError, match=message):
@@ -64,8 +81,8 @@ def test_what_a_job_sends_back_is_checked_before_anything_is_written(tmp_path: P
 
 
 def test_check_job_files_sorts_results_from_the_files_beside_them(tmp_path: Path) -> None:
-    results, others = check_job_files({f"tiny/rtn4/cpu/{RUN}.json": _bytes(_results()), f"tiny/rtn4/cpu/{RUN}.x.parquet": b"x"}, tmp_path)
-    assert [str(p) for p in results] == [f"tiny/rtn4/cpu/{RUN}.json"] and [str(p) for p in others] == [f"tiny/rtn4/cpu/{RUN}.x.parquet"]
+    results, others = check_job_files({f"tiny/rtn4/cpu/{RUN}.json": _bytes(_with_samples()), f"tiny/rtn4/cpu/{SAMPLES_NAME}": SAMPLES}, tmp_path)
+    assert [str(p) for p in results] == [f"tiny/rtn4/cpu/{RUN}.json"] and [str(p) for p in others] == [f"tiny/rtn4/cpu/{SAMPLES_NAME}"]
 
 
 # --------------------------------------------------------------------------- which jobs are done

@@ -82,10 +82,25 @@ def _specs(place: dict[str, Any], variants: list[str], profiles: tuple[str, ...]
 
 
 def _comparable(path: Path) -> dict[str, Any]:
+    """A results file without what differs between two runs of the same measurement: the run id (and the per-sample
+    file's name, made of it) and the date. The per-sample file's sha256 and row count stay: the same documents
+    scored the same give the same bytes."""
     data = json.loads(path.read_text())
-    data.pop("run_id")
+    run_id = data.pop("run_id")
     data["provenance"].pop("date")
+    if data.get("per_sample"):
+        assert data["per_sample"].pop("path") == f"{run_id}.samples.parquet"
     return data
+
+
+def _per_sample_files_came_back(results: list[Path]) -> None:
+    """Each results file's per-sample file lies beside it with the sha256 it records."""
+    import hashlib
+
+    for path in results:
+        recorded = json.loads(path.read_text())["per_sample"]
+        data = (path.parent / recorded["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == recorded["sha256"], path
 
 
 def _results(root: Path) -> list[Path]:
@@ -112,6 +127,7 @@ def test_three_jobs_run_in_workers_and_write_what_a_local_run_writes(cluster: An
     assert len(files) == 3 and not list(out.rglob("*.tmp*"))
     for f in files:
         ResultsFile.model_validate_json(f.read_text())
+    _per_sample_files_came_back(files)  # arc_challenge is multiple choice: every job wrote one beside its results
 
     # the same three variants measured here, by the local executor, in a cache of their own
     monkeypatch.setenv("KOMPAKT_CACHE", str(place["root"] / "local-cache"))
