@@ -11,7 +11,7 @@ next-token distribution with the share of tokens whose top token agrees. The fig
     .venv/bin/python scripts/paired-table.py --readme   # write it between the README's markers
     .venv/bin/python scripts/paired-table.py --has-paired awq4   # exit 0 when awq4's newest results file has
                                                                  # per-sample results of the four tasks and the KL
-                                                                 # (scripts/measure-cpu-set.sh skips it then)
+                                                                 # (scripts/measure-cpu-set.py checks more)
 
 ``tests/test_committed_results.py`` fails when the README's table differs from what this prints.
 """
@@ -72,7 +72,7 @@ def table(results: Path | None = None) -> str:
     paired = [v for v in recipe_order() if v in found and (found[v]["paired_tests"] or found[v].get("kl_divergence") is not None)]
     if not paired:
         return (f"No variant of `{MODEL}` has per-sample results or a KL divergence under the `{PROFILE}` profile yet; "
-                "the re-measurement described below adds them.\n")
+                "the re-measurement (`scripts/measure-cpu-set.py`) adds them.\n")
     head = ["variant", *[label for _, _, label in TASKS], "flips (mean)", "significant changes", "KL (nats)", "same top token"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for v in paired:

@@ -7,7 +7,7 @@ script, never typed, so a figure there is always the one in a results file:
     .venv/bin/python scripts/quality-table.py            # print it
     .venv/bin/python scripts/quality-table.py --readme   # write it between the README's markers
     .venv/bin/python scripts/quality-table.py --has-full awq4   # exit 0 when awq4 has a full set
-                                                                # (scripts/measure-cpu-set.sh skips it then)
+                                                                # (scripts/measure-cpu-set.py checks more)
     .venv/bin/python scripts/quality-table.py --german          # print the German-against-English table
     .venv/bin/python scripts/quality-table.py --has-full awq4 --german   # ... a full set of both suites
 

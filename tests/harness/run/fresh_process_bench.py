@@ -1,7 +1,7 @@
 """Test helper: ``kompakt bench``'s orchestration in a process of its own, on the tiny model.
 
 ``python fresh_process_bench.py MODEL DATA RESULTS VARIANT[,VARIANT...]`` measures the variants (``reference``,
-``rtn2``: round-to-nearest at 2 bits in groups of 32) on ARC-Challenge and the KL task with a small slice
+``rtn4``: round-to-nearest at 4 bits in groups of 32, packed) on ARC-Challenge and the KL task with a small slice
 (4 windows of 64 tokens, the top 32 log-probabilities), measuring again rather than reading the measurement
 cache; it prints ``{variant: results file}`` as JSON. ``KOMPAKT_CACHE`` (the reference distributions among
 it) is the caller's.
@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-RTN2 = "variants:\n  - id: rtn2\n    steps:\n      - method: rtn\n        params: {bits: 2, group_size: 32}\n"
+RTN4 = "variants:\n  - id: rtn4\n    steps:\n      - method: rtn\n        params: {bits: 4, group_size: 32}\n"
 
 
 def main(argv: list[str]) -> None:
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> None:
 
     model, data, results, variants = argv
     base = resolve(BaseModelSpec(source=model, id="tiny-llama"), show_progress=False)
-    recipe = parse_recipe(Path(results) / "rtn2.yaml", yaml.safe_load(RTN2))
+    recipe = parse_recipe(Path(results) / "rtn4.yaml", yaml.safe_load(RTN4))
     jobs = []
     for v in variants.split(","):
         if v == "reference":

@@ -1,7 +1,7 @@
 """Per-sample results and the KL divergence end to end on the tiny model.
 
 The reference measured twice, each time in a fresh process, gives the same answer to every question (zero flips)
-and a KL divergence of exactly zero against the distributions the first process cached; a 2-bit round-to-nearest
+and a KL divergence of exactly zero against the distributions the first process cached; a 4-bit round-to-nearest
 variant changes answers and moves the distribution. A resumed run writes the same per-sample file as the first.
 """
 
@@ -61,10 +61,10 @@ def _load(path: Path) -> tuple[ResultsFile, Any]:
     return results, pq.read_table(path.with_name(results.per_sample.path)).to_pandas()
 
 
-def test_the_reference_twice_gives_zero_flips_and_zero_kl_and_rtn2_does_not(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+def test_the_reference_twice_gives_zero_flips_and_zero_kl_and_rtn4_does_not(tiny_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = _fresh_process(tiny_model_dir, data_dir, tmp_path / "results", "reference", cache)
-    second = _fresh_process(tiny_model_dir, data_dir, tmp_path / "results", "reference,rtn2", cache)
+    second = _fresh_process(tiny_model_dir, data_dir, tmp_path / "results", "reference,rtn4", cache)
     ref1, rows1 = _load(first["reference"])
     ref2, rows2 = _load(second["reference"])
     assert ref1.run_id != ref2.run_id and ref1.per_sample.rows == ref2.per_sample.rows == 80
@@ -83,8 +83,8 @@ def test_the_reference_twice_gives_zero_flips_and_zero_kl_and_rtn2_does_not(tiny
     assert kl2.kl_mean == 0.0 and kl2.kl_p99 == 0.0 and kl2.top1_agreement == 1.0
     assert (kl2.tokens, kl2.windows, kl2.context_length, kl2.top_k) == (256, 4, 64, 32)
 
-    # a 2-bit round-to-nearest variant: answers flip and the distribution moves
-    rtn, rows = _load(second["rtn2"])
+    # a 4-bit round-to-nearest variant: answers flip and the distribution moves
+    rtn, rows = _load(second["rtn4"])
     [kl] = rtn.metrics.distribution_distance
     assert kl.kl_mean > 0 and kl.kl_p99 > kl.kl_median > 0 and kl.top1_agreement < 1.0
     assert kl.kl_gap_bound >= 0 and 0 < kl.tail_mass_mean < 1 and kl.reference_sha256 == kl1.reference_sha256
@@ -101,7 +101,7 @@ def test_the_reference_twice_gives_zero_flips_and_zero_kl_and_rtn2_does_not(tiny
     ingest(tmp_path / "results", tmp_path / "k.duckdb")
     con = duckdb.connect(str(tmp_path / "k.duckdb"), read_only=True)
     try:
-        paired = con.execute("SELECT metric, n, flips, reference_run_id FROM paired WHERE variant_id = 'rtn2' ORDER BY metric").fetchall()
+        paired = con.execute("SELECT metric, n, flips, reference_run_id FROM paired WHERE variant_id = 'rtn4' ORDER BY metric").fetchall()
     finally:
         con.close()
     assert [(m, n, r) for m, n, _, r in paired] == [("acc", 80, ref2.run_id), ("acc_norm", 80, ref2.run_id)]
