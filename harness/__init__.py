@@ -7,7 +7,8 @@ Data flows one way, and the folders say where each part happens::
       -> measurements   harness/measure/  tasks/ (lm-eval, token perplexity, KL divergence, efficiency), efficiency/,
                                           backends/ (PyTorch, llama.cpp), hardware detection, memory fit
       -> results file   harness/run/      planning, ``kompakt bench``'s orchestration, measurement cache,
-                                          results writing, the end-of-run summary
+                                          results writing, the end-of-run summary; the job a cluster runs
+                                          (jobs, machines) and the Ray executor (ray_executor)
       -> DuckDB, pages  leaderboard/      (never imports the harness)
 
 The commands live in ``kompakt_cli`` above everything; ``kompakt`` (the results schema, the

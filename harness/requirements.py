@@ -34,6 +34,7 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "datasets": ("datasets", HARNESS_HINT),
     "lm_eval": ("lm_eval", HARNESS_HINT),
     "scipy": ("scipy", HARNESS_HINT),
+    "ray": ("ray", "pip install -e '.[ray]'  (Ray must be installed, in the same version, on the driver and on every node)"),
     "gptqmodel": ("gptqmodel", PACKED_HINT),
     "optimum": ("optimum", PACKED_HINT),
     "pcre": ("PyPcre", PACKED_HINT),
@@ -50,6 +51,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "hub_data": ("datasets",),
     "bench": ("lm_eval", "datasets", "scipy"),
     "gguf_quant": ("llama_cpp",),
+    "ray": ("ray",),
     "packed": ("gptqmodel", "optimum", "pcre"),
 }
 

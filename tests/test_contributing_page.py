@@ -101,7 +101,8 @@ def check_bench_arguments(params: dict) -> None:
     from harness.build.recipes import find_recipe, load_recipe
     from kompakt.profiles import get_profile
 
-    get_profile(params["profile"])
+    for name in [p for item in params["profile"] or ["cpu"] for p in item.split(",")]:
+        get_profile(name)
     parse_limits(params["limit"])
     variants = [v for item in params["variant"] or [] for v in item.split(",")]
     if params["recipe"]:

@@ -10,7 +10,10 @@ a parameter, the data or the base weights changes every key after it.
 
 An entry is built in a temporary folder beside its final place and renamed
 when complete (:func:`kompakt.atomic.atomic_dir`): an interrupted build leaves
-no half entry. Each entry holds
+no half entry. Each step is built holding a lock file beside its entry
+(``.<key>.lock``), so two processes that need the same entry at once (two
+jobs of a cluster run on one machine, or on a shared cache) build it once.
+Each entry holds
 
 - ``model/``: a transformers checkpoint (safetensors, config, tokenizer; for a
   weight quantizer a packed AWQ GEMM or GPTQ checkpoint), or ``model.gguf`` for an
@@ -32,6 +35,8 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -190,15 +195,19 @@ def build(
     force: bool = False,
     show_progress: bool = True,
     hook: ProgressHook | None = None,
+    upto: int | None = None,
 ) -> Artifact:
-    """Build ``variant_id`` of ``recipe`` (reusing every cached prefix) and return its artifact."""
+    """Build ``variant_id`` of ``recipe`` (reusing every cached prefix) and return its artifact.
+
+    ``upto``: build only the first ``upto`` steps and return that intermediate entry (a cluster run builds a
+    prefix several variants share once, before the jobs that need it)."""
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     if not show_progress:
         hf_logging.disable_progress_bar()
     try:
-        return _build(recipe, variant_id, base=base, force=force, show_progress=show_progress, hook=hook)
+        return _build(recipe, variant_id, base=base, force=force, show_progress=show_progress, hook=hook, upto=upto)
     finally:
         if was_enabled and not show_progress:
             hf_logging.enable_progress_bar()
@@ -212,8 +221,9 @@ def _build(
     force: bool,
     show_progress: bool,
     hook: ProgressHook | None,
+    upto: int | None = None,
 ) -> Artifact:
-    from harness.build.base_model import load_model, load_tokenizer, resolve
+    from harness.build.base_model import resolve
 
     base = base or resolve(recipe.base_model, show_progress=show_progress)
     variant = recipe.variant(variant_id)
@@ -223,18 +233,32 @@ def _build(
     if force:
         for k in keys:
             shutil.rmtree(entry_dir(base, k), ignore_errors=True)
-    start = cached_steps(base, variant)
     n = len(variant.steps)
+    stop = n if upto is None else upto
+    if not 1 <= stop <= n:
+        raise BuildError(f"{recipe.name}/{variant.id}: cannot build its first {upto} steps; it has {n}")
+    start = min(cached_steps(base, variant), stop)
     for i in range(start):
         if hook:
             hook(variant.id, i, n, "cached")
-    if start == n:
-        artifact = read_entry(entry_dir(base, keys[-1]))
+    if start == stop:
+        artifact = read_entry(entry_dir(base, keys[stop - 1]))
         if artifact is None:  # pragma: no cover - cached_steps just found it
-            raise BuildError(f"{recipe.name}/{variant.id}: cache entry {keys[-1]} vanished")
-        _note_user(artifact, recipe, variant)
-        return artifact.with_id(variant.id, variant.notes)
+            raise BuildError(f"{recipe.name}/{variant.id}: cache entry {keys[stop - 1]} vanished")
+    else:
+        artifact = _build_steps(recipe, variant, start, stop, base, keys, show_progress, hook)
+    if stop < n:
+        return artifact  # an intermediate entry, under the id it was built with
+    _note_user(artifact, recipe, variant)
+    return artifact.with_id(variant.id, variant.notes)
 
+
+def _build_steps(recipe: Recipe, variant: RecipeVariant, start: int, stop: int, base: ResolvedBase, keys: list[str],
+                 show_progress: bool, hook: ProgressHook | None) -> Artifact:
+    """Build steps ``start`` to ``stop - 1`` of ``variant`` (those before are cached); returns the last entry."""
+    from harness.build.base_model import load_model, load_tokenizer
+
+    n = len(variant.steps)
     tokenizer = load_tokenizer(base.path, trust_remote_code=base.trust_remote_code)
     if start == 0:
         parent_dir, lineage_steps = base.path, []
@@ -246,22 +270,43 @@ def _build(
     model = load_model(parent_dir, trust_remote_code=base.trust_remote_code)
 
     artifact: Artifact | None = None
-    for i in range(start, n):
+    for i in range(start, stop):
         if model is None:  # pragma: no cover - order validation forbids it
             raise BuildError(f"{recipe.name}/{variant.id}: step {i} ({variant.steps[i].method}) has no model to work on")
-        if hook:
-            hook(variant.id, i, n, "start")
-        model, lineage_steps = _build_step(recipe, variant, i, model, tokenizer, base, keys, lineage_steps, show_progress)
-        if hook:
-            hook(variant.id, i, n, "done")
-        artifact = read_entry(entry_dir(base, keys[i]))
-        if model is None and i < n - 1 and artifact is not None and artifact.format == "hf":
-            # the step wrote its own checkpoint (a packed quantizer): the next step starts from it as stored
-            model = load_model(artifact.model_path, trust_remote_code=base.trust_remote_code)
+        with _entry_lock(base, keys[i]):
+            # another process (a job beside this one) may have built the entry while this one waited for the lock
+            artifact = read_entry(entry_dir(base, keys[i]))
+            if artifact is not None:
+                if hook:
+                    hook(variant.id, i, n, "cached")
+                lineage_steps = list(artifact.variant.steps)
+                last = artifact.format != "hf" or i + 1 == stop
+                model = None if last else load_model(artifact.model_path, trust_remote_code=base.trust_remote_code)
+                continue
+            if hook:
+                hook(variant.id, i, n, "start")
+            model, lineage_steps = _build_step(recipe, variant, i, model, tokenizer, base, keys, lineage_steps, show_progress)
+            if hook:
+                hook(variant.id, i, n, "done")
+            artifact = read_entry(entry_dir(base, keys[i]))
+            if model is None and i + 1 < stop and artifact is not None and artifact.format == "hf":
+                # the step wrote its own checkpoint (a packed quantizer): the next step starts from it as stored
+                model = load_model(artifact.model_path, trust_remote_code=base.trust_remote_code)
     if artifact is None:  # pragma: no cover
         raise BuildError(f"{recipe.name}/{variant.id}: nothing was built")
-    _note_user(artifact, recipe, variant)
-    return artifact.with_id(variant.id, variant.notes)
+    return artifact
+
+
+@contextmanager
+def _entry_lock(base: ResolvedBase, key: str) -> Iterator[None]:
+    """Hold the lock file ``.<key>.lock`` beside the entry: two processes building the same entry at once (two
+    jobs of a cluster run on one node, or on a shared cache) build it once, the second reusing it."""
+    from filelock import FileLock
+
+    folder = variants_root() / base.info.id
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / f".{key}.lock")):
+        yield
 
 
 def _build_step(recipe: Recipe, variant: RecipeVariant, i: int, model: Any, tokenizer: Any, base: ResolvedBase,

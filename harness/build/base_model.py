@@ -187,6 +187,18 @@ def _param_count(folder: Path) -> int | None:
     return total or None
 
 
+def planned_id(spec: BaseModelSpec | None = None) -> str:
+    """The id :func:`resolve` gives the base model, found without reading, converting or downloading anything
+    (a cluster's driver names results files by it while the workers hold the weights)."""
+    spec = spec or BaseModelSpec()
+    if spec.id:
+        return spec.id
+    if spec.source is None:
+        return EMBEDDED_ID
+    source = Path(spec.source).expanduser()
+    return _slug(source.stem if source.suffix == ".gguf" else source.name)
+
+
 def resolve(spec: BaseModelSpec | None = None, *, show_progress: bool = True) -> ResolvedBase:
     """Turn ``spec`` into a local reference checkpoint (converting or downloading it once)."""
     spec = spec or BaseModelSpec()

@@ -383,9 +383,20 @@ def _write_failed_build(job: VariantJob, status: Status, config: BenchConfig, ha
 # --------------------------------------------------------------------------- the run
 
 
+def run_hardware(config: BenchConfig) -> Hardware:
+    """The hardware a run records: as detected here, checked against the profile
+    (:class:`harness.measure.hardware.HardwareMismatch` unless ``allow_other_hardware``)."""
+    from harness.measure.hardware import check_profile, detect_hardware
+
+    hardware = check_profile(config.profile, detect_hardware(use_accelerator=True), allow_other=config.allow_other_hardware)
+    if config.profile.device == "cpu" and hardware.accelerator is not None:
+        hardware = hardware.model_copy(update={"accelerator": None})  # a CPU profile does not use the GPU
+    return hardware
+
+
 def run_bench(jobs: list[VariantJob], config: BenchConfig, *, say: Callable[[str], None] = print) -> list[VariantOutcome]:
     """Measure every job in order; returns one outcome per variant (a results file each where possible)."""
-    from harness.measure.hardware import check_profile, detect_hardware, detect_software
+    from harness.measure.hardware import detect_software
 
     unknown = [t for t in config.tasks if t not in known_tasks()]
     if unknown:
@@ -394,9 +405,7 @@ def run_bench(jobs: list[VariantJob], config: BenchConfig, *, say: Callable[[str
         import torch
 
         torch.set_num_threads(config.threads)
-    hardware = check_profile(config.profile, detect_hardware(use_accelerator=True), allow_other=config.allow_other_hardware)
-    if config.profile.device == "cpu" and hardware.accelerator is not None:
-        hardware = hardware.model_copy(update={"accelerator": None})  # a CPU profile does not use the GPU
+    hardware = run_hardware(config)
     software = detect_software()
     outcomes = []
     t0 = time.perf_counter()

@@ -14,14 +14,16 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from kompakt import paths
 from kompakt import samples as samples_file
-from kompakt.atomic import write_text
+from kompakt.atomic import write_bytes, write_text
 from kompakt.results import SCHEMA_VERSION, PerSampleFile, ResultsFile
 
 
@@ -61,6 +63,63 @@ def write_results(results: ResultsFile | dict, root: Path | None = None) -> Path
     target = results_path(results, root)
     write_text(target, render(results))
     return target
+
+
+class JobFilesError(ValueError):
+    """Files a job sent back cannot go into the results folder; the message names the file and what is wrong."""
+
+
+def check_job_files(files: Mapping[str, bytes], root: Path | None = None) -> tuple[dict[PurePosixPath, ResultsFile], dict[PurePosixPath, bytes]]:
+    """Check the files a job wrote into its own results root (relative POSIX path -> content) before any is written:
+    every path stays inside the folder; every ``.json`` file is a valid results file lying where its ids say (the
+    leaderboard reads every ``.json`` under the results root as one); every other file is the per-sample file a
+    results file of the job names beside it, with the sha256 it records, and every per-sample file a results file
+    names came back; nothing would replace an existing file. Returns (results files, other files)."""
+    root = Path(root) if root else paths.results_dir()
+    results: dict[PurePosixPath, ResultsFile] = {}
+    others: dict[PurePosixPath, bytes] = {}
+    for name, data in files.items():
+        rel = PurePosixPath(name)
+        if not rel.parts or rel.is_absolute() or any(part in ("", ".", "..") for part in rel.parts) or "\\" in name:
+            raise JobFilesError(f"{name!r}: not a path inside the results folder")
+        if rel.suffix == ".json":
+            try:
+                found = ResultsFile.model_validate_json(data)
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+                raise JobFilesError(f"{name}: not a valid results file: {where}: {first['msg']} ({err.error_count()} problem(s))") from None
+            expected = PurePosixPath(found.base_model.id, found.variant.id, found.profile, f"{found.run_id}.json")
+            if rel != expected:
+                raise JobFilesError(f"{name}: a results file must lie where its ids say, at {expected}")
+            results[rel] = found
+        else:
+            others[rel] = bytes(data)
+    named = {rel.parent / found.per_sample.path: (rel, found.per_sample.sha256) for rel, found in results.items() if found.per_sample}
+    stray = [str(rel) for rel in others if rel not in named]
+    if stray:
+        raise JobFilesError(f"{', '.join(sorted(stray))}: not the per-sample file of a results file of the same job")
+    for sample, (rel, sha256) in named.items():
+        if sample not in others:
+            raise JobFilesError(f"{rel}: names the per-sample file {sample.name}, which the job did not send back")
+        if hashlib.sha256(others[sample]).hexdigest() != sha256:
+            raise JobFilesError(f"{sample}: its sha256 is not the one {rel} records (per_sample.sha256); the file changed on its way")
+    there = [str(rel) for rel in [*others, *results] if (root / rel).exists()]
+    if there:
+        raise JobFilesError(f"{', '.join(sorted(there))}: already in {root}; a measurement is never written twice")
+    return results, others
+
+
+def write_job_files(files: Mapping[str, bytes], root: Path | None = None) -> list[Path]:
+    """Write what a job measured elsewhere into the results folder exactly as a local run writes it: all checked first
+    (:func:`check_job_files`; nothing is written when one is wrong), each file atomically, the files beside a
+    results file before it, the results files last (rendered by :func:`write_results`, as a local run renders
+    them). Returns the results files written."""
+    results, others = check_job_files(files, root)
+    root = Path(root) if root else paths.results_dir()
+    for rel, data in others.items():
+        write_bytes(root / rel, data)
+    return [write_results(found, root) for found in results.values()]
 
 
 def latest_results(base_id: str, variant_id: str, profile: str, root: Path | None = None,

@@ -59,6 +59,61 @@ def test_prefix_is_built_once_and_shared(recipe: Any) -> None:
     assert artifacts.stale_temporaries() == []
 
 
+def test_the_first_steps_alone_are_built_as_an_intermediate_entry(recipe: Any) -> None:
+    """A cluster run builds a prefix several variants share before them: ``upto`` stops after it."""
+    events: list[tuple[str, int, str]] = []
+    hook = lambda vid, i, n, event: events.append((vid, i, event))  # noqa: E731
+    prefix = artifacts.build(recipe, "p1-rtn", show_progress=False, hook=hook, upto=1)
+    assert events == [("p1-rtn", 0, "start"), ("p1-rtn", 0, "done")]
+    assert prefix.variant.id == "p1-rtn.step0" and [s.method for s in prefix.variant.steps] == ["prune_depth"]
+    assert json.loads((prefix.path / "artifact.json").read_text())["used_by"] == []  # an intermediate, as in a whole build
+    events.clear()
+    p1 = artifacts.build(recipe, "p1", show_progress=False, hook=hook)
+    assert events == [("p1", 0, "cached")] and p1.path == prefix.path
+    with pytest.raises(artifacts.BuildError, match="cannot build its first 3 steps; it has 2"):
+        artifacts.build(recipe, "p1-rtn", show_progress=False, upto=3)
+
+
+def test_two_builds_of_one_entry_at_once_build_it_once(recipe: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two jobs on one machine (or on a shared cache) that need the same entry: the second waits for the first's
+    lock and reuses the entry. Staged with threads: p1-rtn holds the lock of step 0 until p1 waits for it."""
+    import contextlib
+    import threading
+
+    building, waiting, go = threading.Event(), threading.Event(), threading.Event()
+    real_step, real_lock = artifacts._build_step, artifacts._entry_lock
+
+    def paused_step(recipe: Any, variant: Any, i: int, *args: Any) -> Any:
+        if variant.id == "p1-rtn" and i == 0:
+            building.set()
+            assert go.wait(60)
+        return real_step(recipe, variant, i, *args)
+
+    @contextlib.contextmanager
+    def watched_lock(base: Any, key: str) -> Any:
+        if threading.current_thread().name == "p1":
+            waiting.set()
+        with real_lock(base, key):
+            yield
+
+    monkeypatch.setattr(artifacts, "_build_step", paused_step)
+    monkeypatch.setattr(artifacts, "_entry_lock", watched_lock)
+    events: list[tuple[str, int, str]] = []
+    hook = lambda vid, i, n, event: events.append((vid, i, event))  # noqa: E731
+    first = threading.Thread(target=artifacts.build, args=(recipe, "p1-rtn"), kwargs={"show_progress": False, "hook": hook})
+    first.start()
+    assert building.wait(60)
+    second = threading.Thread(target=artifacts.build, args=(recipe, "p1"), kwargs={"show_progress": False, "hook": hook}, name="p1")
+    second.start()
+    assert waiting.wait(60)
+    go.set()
+    first.join(60)
+    second.join(60)
+    assert ("p1", 0, "cached") in events and ("p1", 0, "start") not in events
+    assert [(v, i) for v, i, e in events if e == "done"] == [("p1-rtn", 0), ("p1-rtn", 1)]
+    assert len(artifacts.all_entries()) == 2 and artifacts.stale_temporaries() == []
+
+
 def test_lineage_is_the_results_file_form(recipe: Any) -> None:
     a = artifacts.build(recipe, "p1-rtn", show_progress=False)
     lineage = json.loads((a.path / "lineage.json").read_text())
