@@ -29,7 +29,6 @@ set about 165 KB.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kompakt.atomic import atomic_path
+from kompakt.hashing import sha256_file
 
 #: File name suffix of a per-sample file (after the run id).
 SUFFIX = ".samples.parquet"
@@ -67,14 +67,6 @@ def to_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows (dicts with :data:`COLUMNS` as keys) as a table in the file's schema, sorted by task and document."""
     ordered = sorted(rows, key=lambda r: (r["task"], r["doc_id"]))
     return pa.table({c: [r.get(c) for r in ordered] for c in COLUMNS}, schema=SCHEMA)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write(rows: list[dict[str, Any]], path: Path) -> str:

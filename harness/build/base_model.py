@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kompakt import paths
 from kompakt.atomic import atomic_dir, write_text
+from kompakt.hashing import sha256_file
 from kompakt.results import BaseModelInfo
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,14 +108,6 @@ class ResolvedBase:
 
 
 # --------------------------------------------------------------------------- hashing
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weights_hash(folder: Path) -> str:

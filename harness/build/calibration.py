@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kompakt import paths
+from kompakt.hashing import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -170,20 +171,12 @@ def resolve_source(spec: str, *, split: str | None = None, text_field: str | Non
         h = hashlib.sha256()
         for f in files:
             h.update(f"{_relative_to(f, path)}\0".encode())
-            h.update(bytes.fromhex(_sha256(f)))
+            h.update(bytes.fromhex(sha256_file(f)))
         digest = h.hexdigest()
     else:  # a single file: its plain sha256, as `sha256sum` prints it
-        digest = _sha256(path)
+        digest = sha256_file(path)
     licence, nc = _licence_for(files)
     return TextSource(spec=spec, files=files, split=split, text_field=text_field, sha256=digest, licence=licence, non_commercial=nc)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _json_text(record: dict[str, Any], text_field: str | None, where: str) -> str:

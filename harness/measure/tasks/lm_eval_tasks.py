@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from kompakt import paths
 from kompakt.atomic import write_text
+from kompakt.hashing import sha256_file
 
 from harness.measure.tasks.base import Task, TaskContext, TaskError, TaskPayload
 
@@ -51,11 +52,7 @@ def file_sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-        _SHA_CACHE[key] = h.hexdigest()
+        _SHA_CACHE[key] = sha256_file(path)
     return _SHA_CACHE[key]
 
 
