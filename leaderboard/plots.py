@@ -266,11 +266,13 @@ def pareto_figure(points: list[Row], rows_by_key: dict[tuple[str, str | None], R
     width = WIDE_WIDTH if wide else WIDTH
     area = plot_area(width)
     order = sorted(range(len(rows)), key=lambda i: (not rows[i]["is_reference"], not ordered[i]["on_frontier"], i))
-    mid = _frontier_middle([(xs[i], ys[i]) for i in front], x_axis, y_axis, xr, yr, area)
-    pts = list(zip(xs, ys)) + ([mid] if mid else [])
-    texts = [r["variant_id"] for r in rows] + (["Pareto frontier"] if mid else [])
-    order = ([len(rows)] if mid else []) + order
-    notes, labelled = annotations(pts, texts, x_axis, y_axis, xr, yr, area, order)
+    # The frontier's name goes on the middle of its longest segment, or of the next longest where points crowd that one.
+    for mid in _frontier_middles([(xs[i], ys[i]) for i in front], x_axis, y_axis, xr, yr, area) or [None]:
+        pts = list(zip(xs, ys)) + ([mid] if mid else [])
+        texts = [r["variant_id"] for r in rows] + (["Pareto frontier"] if mid else [])
+        notes, labelled = annotations(pts, texts, x_axis, y_axis, xr, yr, area, ([len(rows)] if mid else []) + order)
+        if mid is None or len(rows) in labelled:
+            break
     for n in notes:
         if mid and n["name"] == str(len(rows)):  # the frontier's name, not a point's
             n.update(name="frontier", font={"size": 10, "color": FRONTIER_COLOUR}, showarrow=False)
@@ -298,16 +300,22 @@ def _legend_entry(name: str, colour: str, symbol: str = "circle") -> dict[str, A
             "marker": {"symbol": symbol, "size": 9, "color": colour}}
 
 
-def _frontier_middle(line: list[tuple[float, float]], x_axis: Axis, y_axis: Axis, xr: list[float], yr: list[float], area: Box) -> tuple[float, float] | None:
-    """The middle (plotted units) of the frontier's longest segment in pixels: where its name is placed."""
-    if len(line) < 2:
-        return None
+def _frontier_middles(line: list[tuple[float, float]], x_axis: Axis, y_axis: Axis, xr: list[float], yr: list[float], area: Box) -> list[tuple[float, float]]:
+    """The middles (plotted units) of the frontier's segments, longest in pixels first: where its name may be placed.
+    A frontier of one point (a variant that dominates every other) gets spots just below and above that point."""
     px = [_pixels(x_axis.to_unit(x), y_axis.to_unit(y), xr, yr, area) for x, y in line]
-    i = max(range(len(px) - 1), key=lambda k: math.dist(px[k], px[k + 1]))
-    (x0, y0), (x1, y1) = line[i], line[i + 1]
-    ux = (x_axis.to_unit(x0) + x_axis.to_unit(x1)) / 2
-    uy = (y_axis.to_unit(y0) + y_axis.to_unit(y1)) / 2
-    return (10**ux if x_axis.log else ux), (10**uy if y_axis.log else uy)
+    out = []
+    if len(line) == 1:
+        ux, uy = x_axis.to_unit(line[0][0]), y_axis.to_unit(line[0][1])
+        for shift in (-0.08, 0.08):
+            vy = uy + shift * (yr[1] - yr[0])
+            out.append(((10**ux if x_axis.log else ux), (10**vy if y_axis.log else vy)))
+    for i in sorted(range(len(px) - 1), key=lambda k: -math.dist(px[k], px[k + 1])):
+        (x0, y0), (x1, y1) = line[i], line[i + 1]
+        ux = (x_axis.to_unit(x0) + x_axis.to_unit(x1)) / 2
+        uy = (y_axis.to_unit(y0) + y_axis.to_unit(y1)) / 2
+        out.append(((10**ux if x_axis.log else ux), (10**uy if y_axis.log else uy)))
+    return out
 
 
 def _stderr(row: Row, key: str) -> float | None:
