@@ -57,6 +57,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -261,6 +262,12 @@ def table(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]]], 
     return "\n".join(lines)
 
 
+def _reference_rate(fig: dict[str, Any]) -> str:
+    """The median of the reference's paired decode blocks (tokens/s), or a dash where the figure lacks them."""
+    blocks = fig.get("reference_blocks") or []
+    return f"{statistics.median(blocks):.1f}" if blocks else "–"
+
+
 def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]]], batch: int = 1) -> tuple[list[str], bool]:
     """The batch-``batch`` decode speed-ups of the first two runs side by side: overlap, difference, A/A checks.
     Returns the report's lines and whether issue 18's acceptance holds."""
@@ -272,7 +279,11 @@ def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]
             figs.append(((t or {}).get("paired") or {}).get("decode_tokens_per_s"))
         if all(figs):
             rows.append((s, figs))
-    lines = [f"| variant | backend | run 1 decode speed-up [95 % CI] | run 2 | intervals overlap | Δ |", "|---|---|---|---|---|---|"]
+    # The reference's own median decode rate in each pairing: where it moves between the runs while the variant's does
+    # not, the ratio is not one number for this machine (a memory-bound F32 reference against a compute-bound
+    # quantized variant follows the memory bandwidth the host leaves the VM; README, *Paired speed-ups*).
+    lines = ["| variant | backend | run 1 decode speed-up [95 % CI] | run 2 | intervals overlap | Δ | reference tok/s run 1 / 2 |",
+             "|---|---|---|---|---|---|---|"]
     diffs, overlaps, aa_ok = [], [], []
     for s, (a, b) in rows:
         ov = intervals_overlap((a["ci_low"], a["ci_high"]), (b["ci_low"], b["ci_high"]))
@@ -282,7 +293,7 @@ def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]
         if s.aa:
             aa_ok += [contains_one(a["ci_low"], a["ci_high"]), contains_one(b["ci_low"], b["ci_high"])]
         lines.append(f"| {s.variant}{' (A/A)' if s.aa else ''} | {s.backend} | {fmt_speedup(a)} | {fmt_speedup(b)} | "
-                     f"{'yes' if ov else 'NO'} | {d * 100:.1f} % |")
+                     f"{'yes' if ov else 'NO'} | {d * 100:.1f} % | {_reference_rate(a)} / {_reference_rate(b)} |")
     if not rows:
         return ["(no pair of runs to compare)"], False
     within = sum(d <= AGREEMENT for d, _ in diffs)
