@@ -6,12 +6,16 @@ of ``kompakt bench --profile cpu`` on
 
 - the English set: WinoGrande, ARC-Challenge, TruthfulQA-MC2 (full sets) and HellaSwag in llama.cpp's text (its
   first 1000 validation items), each with its per-sample file; lm-eval's WikiText-2 word perplexity, the token
-  perplexity at 2048 tokens and the KL divergence from the reference on the fixed WikiText-2 slice;
+  perplexity at 2048 tokens and the KL divergence from the reference on the fixed WikiText-2 slice. The two WikiText
+  perplexities are taken from a committed results file instead where one has both on the full set, measured on the
+  same steps (methods and parameters; for ``rtn``/``awq``/``gptq`` on the packed artifact), as issue 19 allows: they
+  are a quarter to a third of a variant's time (lm-eval's 8,192-token windows);
 - the German suite (``--tasks german``: Belebele in German and English, ARC and TruthfulQA in German, XNLI, PAWS-X,
   the parallel English-German perplexity), full sets.
 
 A variant is **done** when one of its results files under ``data/results/<model>/<variant>/cpu/`` has all of that
-(every task on its full set, per-sample results for the multiple-choice tasks), measured on the artifact the recipe
+(every task on its full set, per-sample results for the multiple-choice tasks; the WikiText perplexities possibly from
+the committed file they are taken from), measured on the artifact the recipe
 builds today: for ``rtn``/``awq``/``gptq`` steps that is the packed checkpoint (the step's lineage record names its
 packed ``format``), so a file measured on the dequantized float32 artifacts of before never counts. A done variant is
 skipped; so the script resumes where it stopped, and each variant's tasks already measured come from the measurement
@@ -58,20 +62,47 @@ TASKS = ",".join((*ENGLISH_MC, *PERPLEXITIES, "wikitext2_kl", "german"))
 PACKED_METHODS = {"rtn", "awq", "gptq"}
 
 
-def recipe_variants() -> dict[str, tuple[str, list[str]]]:
-    """Each variant of the recipes: the recipe it is built from and the methods of its steps, in order."""
+def recipe_variants() -> dict[str, tuple[str, list[str], list[tuple[str, dict]]]]:
+    """Each variant of the recipes: the recipe it is built from, the methods of its steps and the steps as results
+    files record them (method, parameters), in order."""
     sys.path.insert(0, str(ROOT))
     from harness.build.recipes import find_recipe, load_recipe
 
-    known: dict[str, tuple[str, list[str]]] = {}
+    known: dict[str, tuple[str, list[str], list[tuple[str, dict]]]] = {}
     for name in RECIPES:
         for vid, v in load_recipe(find_recipe(name)).variants.items():
-            known.setdefault(vid, (name, [s.method for s in v.steps]))
+            known.setdefault(vid, (name, [s.method for s in v.steps], [(s.method, s.params()) for s in v.steps]))
     return known
 
 
-def missing(data: dict, methods: list[str]) -> list[str]:
-    """What a results file lacks for the set (empty: it is complete)."""
+def full_perplexities(data: dict) -> set[str]:
+    """The WikiText perplexities of a results file measured on the full set."""
+    return {p["task"] for p in data.get("metrics", {}).get("perplexity", [])
+            if p.get("limit") is None and p.get("parallel_language") is None and p["task"] in PERPLEXITIES}
+
+
+def perplexity_source(folder: Path, steps: list[tuple[str, dict]]) -> Path | None:
+    """The newest committed quality file of the variant with both WikiText perplexities on the full set, measured on
+    the steps the recipe builds today (same methods and parameters, and for ``rtn``/``awq``/``gptq`` the packed
+    artifact): the re-measurement takes them from there instead of measuring them again (issue 19)."""
+    for f in sorted(folder.glob("*.json"), reverse=True):
+        data = json.loads(f.read_text(encoding="utf-8"))
+        if data.get("status", {}).get("code") != "ok" or full_perplexities(data) != set(PERPLEXITIES):
+            continue
+        recorded = data.get("variant", {}).get("steps", [])
+        if [(s["method"], s.get("params")) for s in recorded] != steps:
+            continue
+        if any(s["method"] in PACKED_METHODS and "format" not in (s.get("record") or {}) for s in recorded):
+            continue
+        return f
+    return None
+
+
+def missing(data: dict, methods: list[str], perplexities_kept: bool = False, steps: list[tuple[str, dict]] | None = None
+            ) -> list[str]:
+    """What a results file lacks for the set (empty: it is complete); ``perplexities_kept``: the WikiText
+    perplexities come from another committed file (:func:`perplexity_source`); ``steps``: the recipe's steps with
+    their parameters, which the file's must equal (else only the methods are compared)."""
     if data.get("status", {}).get("code") != "ok":
         return ["status ok"]
     gaps = []
@@ -82,36 +113,50 @@ def missing(data: dict, methods: list[str]) -> list[str]:
         if a is None or a.get("limit") != LIMITS.get(task):
             gaps.append(task)
     perplexity = metrics.get("perplexity", [])
-    ppl = {p["task"] for p in perplexity if p.get("limit") is None and p.get("parallel_language") is None}
-    gaps += [t for t in PERPLEXITIES if t not in ppl]
+    if not perplexities_kept:
+        gaps += [t for t in PERPLEXITIES if t not in full_perplexities(data)]
     if not {p.get("parallel_language") for p in perplexity} >= {"eng_Latn", "deu_Latn"}:
         gaps.append("flores_ppl")
     if not [d for d in metrics.get("distribution_distance") or [] if d["task"] == "wikitext2_kl" and d.get("limit") is None]:
         gaps.append("wikitext2_kl")
     if not data.get("per_sample"):
         gaps.append("per-sample results")
+    recipe_steps = steps
     steps = data.get("variant", {}).get("steps", [])
     for step in steps:
         if step["method"] in PACKED_METHODS and "format" not in (step.get("record") or {}):
             gaps.append(f"the packed {step['method']} artifact (this file measured the dequantized one)")
-    if [s["method"] for s in steps] != methods:
+    recorded = [s["method"] for s in steps] if recipe_steps is None else [(s["method"], s.get("params")) for s in steps]
+    if recorded != (methods if recipe_steps is None else recipe_steps):
         gaps.append("the recipe's steps")
     return gaps
 
 
-def status(variant: str, methods: list[str], results: Path) -> tuple[bool, str]:
-    """Whether the variant is done, and a line saying so or what its newest file lacks."""
+def status(variant: str, methods: list[str], results: Path, steps: list[tuple[str, dict]] | None = None) -> tuple[bool, str]:
+    """Whether the variant is done, and a line saying so or what its newest file lacks. With ``steps`` (the recipe's),
+    the WikiText perplexities may come from the file :func:`perplexity_source` finds."""
     folder = results / MODEL / variant / PROFILE
+    source = perplexity_source(folder, steps) if steps is not None else None
     best: list[str] | None = None
     for f in sorted(folder.glob("*.json"), reverse=True):
         data = json.loads(f.read_text(encoding="utf-8"))
         if not data.get("metrics", {}).get("accuracy"):
             continue  # an efficiency-only file
-        gaps = missing(data, methods)
+        gaps = missing(data, methods, perplexities_kept=source is not None, steps=steps)
         if not gaps:
-            return True, f"done ({f.name})"
+            return True, f"done ({f.name}" + (f"; WikiText perplexities from {source.name})" if source and source != f else ")")
         best = best if best is not None and len(best) <= len(gaps) else gaps
     return False, "to measure" + (f" (newest quality file lacks: {', '.join(best)})" if best else "")
+
+
+def tasks_for(variant: str, steps: list[tuple[str, dict]], results: Path) -> str:
+    """The ``--tasks`` of a variant's run: the whole set, less the WikiText perplexities where a committed file on the
+    same steps has them (:func:`perplexity_source`)."""
+    source = perplexity_source(results / MODEL / variant / PROFILE, steps)
+    if source is None:
+        return TASKS
+    print(f"   {variant}: WikiText perplexities from {source.name}, not measured again", flush=True)
+    return ",".join(t for t in TASKS.split(",") if t not in PERPLEXITIES)
 
 
 def commit(variant: str, results: Path) -> None:
@@ -144,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"not a variant of {' or '.join(RECIPES)}: {', '.join(unknown)} (known: {', '.join(known)})")
     todo = []
     for v in wanted:
-        done, line = status(v, known[v][1], args.results_dir)
+        done, line = status(v, known[v][1], args.results_dir, known[v][2])
         print(f"{v:26s} {line}", flush=True)
         if not done:
             todo.append(v)
@@ -156,11 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     for i, v in enumerate(todo, 1):
         started = time.monotonic()
         print(f"== {v} ({i}/{len(todo)}): {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}", flush=True)
-        cmd = [str(kompakt), "bench", "--recipe", known[v][0], "--variant", v, "--profile", PROFILE, "--tasks", TASKS,
+        cmd = [str(kompakt), "bench", "--recipe", known[v][0], "--variant", v, "--profile", PROFILE,
+               "--tasks", tasks_for(v, known[v][2], args.results_dir),
                "--threads", str(args.threads), "--results-dir", str(args.results_dir),
                *[a for t, n in LIMITS.items() for a in ("--limit", f"{t}={n}")]]
         rc = subprocess.run(cmd, cwd=ROOT).returncode
-        done, line = status(v, known[v][1], args.results_dir)
+        done, line = status(v, known[v][1], args.results_dir, known[v][2])
         print(f"== {v}: exit {rc}, {line}, {(time.monotonic() - started) / 60:.0f} min", flush=True)
         if done and args.commit:
             commit(v, args.results_dir)

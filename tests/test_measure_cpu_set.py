@@ -88,3 +88,54 @@ def test_every_variant_of_the_set_is_in_a_recipe(mcs):
     assert [v for v in mcs.ORDER if v not in known] == []
     assert mcs.ORDER[0] == "reference"
     assert known["prune-8-lora-awq4"][0] == "thesis"
+
+
+PRUNE = [("prune_depth", {"n_layers": 8, "seed": 0})]
+
+
+def _quality_file(mcs, folder: Path, name: str, steps: list, perplexities: bool, packed: bool = False) -> None:
+    data = complete(mcs, method=steps[0][0], packed=packed) if steps else complete(mcs)
+    data["variant"]["steps"] = [{"method": m, "params": p, "record": {"format": "awq_gemm"} if packed else {}} for m, p in steps]
+    if not perplexities:
+        data["metrics"]["perplexity"] = [p for p in data["metrics"]["perplexity"] if p["task"] not in mcs.PERPLEXITIES]
+    (folder / name).write_text(json.dumps(data))
+
+
+def test_wikitext_perplexities_come_from_a_committed_file_on_the_same_steps(mcs, tmp_path):
+    folder = tmp_path / mcs.MODEL / "prune-8" / mcs.PROFILE
+    folder.mkdir(parents=True)
+    _quality_file(mcs, folder, "20261201T000000Z-new.json", PRUNE, perplexities=False)
+    done, line = mcs.status("prune-8", ["prune_depth"], tmp_path, PRUNE)
+    assert not done and "wikitext" in line and "wikitext2_tokens" in line  # nothing to take them from
+    assert "wikitext" in mcs.tasks_for("prune-8", PRUNE, tmp_path).split(",")
+    # an older file on other parameters (another artifact) does not count
+    _quality_file(mcs, folder, "20261101T000000Z-other.json", [("prune_depth", {"n_layers": 4, "seed": 0})], perplexities=True)
+    assert not mcs.status("prune-8", ["prune_depth"], tmp_path, PRUNE)[0]
+    # one on the same steps does: the run skips them, and the new file completes the variant
+    _quality_file(mcs, folder, "20261102T000000Z-old.json", PRUNE, perplexities=True)
+    assert mcs.perplexity_source(folder, PRUNE).name == "20261102T000000Z-old.json"
+    tasks = mcs.tasks_for("prune-8", PRUNE, tmp_path).split(",")
+    assert "wikitext" not in tasks and "wikitext2_tokens" not in tasks and {"wikitext2_kl", "german"} <= set(tasks)
+    assert mcs.status("prune-8", ["prune_depth"], tmp_path, PRUNE) == (
+        True, "done (20261201T000000Z-new.json; WikiText perplexities from 20261102T000000Z-old.json)")
+    other = json.loads((folder / "20261101T000000Z-other.json").read_text())
+    assert mcs.missing(other, ["prune_depth"], steps=PRUNE) == ["the recipe's steps"]  # complete, but another artifact
+    assert mcs.missing(other, ["prune_depth"]) == []  # without the recipe's steps only the methods are compared
+
+
+def test_perplexities_of_the_dequantized_artifact_are_measured_again(mcs, tmp_path):
+    folder = tmp_path / mcs.MODEL / "awq4" / mcs.PROFILE
+    folder.mkdir(parents=True)
+    awq = [("awq", {"bits": 4, "group_size": 64})]
+    _quality_file(mcs, folder, "20261101T000000Z-old.json", awq, perplexities=True, packed=False)
+    assert mcs.perplexity_source(folder, awq) is None
+    assert "wikitext" in mcs.tasks_for("awq4", awq, tmp_path).split(",")
+    _quality_file(mcs, folder, "20261102T000000Z-packed.json", awq, perplexities=True, packed=True)
+    assert mcs.perplexity_source(folder, awq).name == "20261102T000000Z-packed.json"
+
+
+def test_the_recipes_steps_are_recorded_as_results_files_record_them(mcs):
+    known = mcs.recipe_variants()
+    assert known["reference"][2] == []
+    method, params = known["prune-8"][2][0]
+    assert method == "prune_depth" and params["n_layers"] == 8
