@@ -75,6 +75,17 @@ def recipe_variants() -> dict[str, tuple[str, list[str], list[tuple[str, dict]]]
     return known
 
 
+def signature(recorded: list[dict]) -> list[tuple[str, dict]]:
+    """A results file's steps as (method, parameters), comparable with the recipe's."""
+    return [(s["method"], s.get("params")) for s in recorded]
+
+
+def dequantized(recorded: list[dict]) -> list[str]:
+    """The ``rtn``/``awq``/``gptq`` steps of a results file measured on the dequantized float32 artifact of before
+    (their lineage record names no packed ``format``)."""
+    return [s["method"] for s in recorded if s["method"] in PACKED_METHODS and "format" not in (s.get("record") or {})]
+
+
 def full_perplexities(data: dict) -> set[str]:
     """The WikiText perplexities of a results file measured on the full set."""
     return {p["task"] for p in data.get("metrics", {}).get("perplexity", [])
@@ -90,11 +101,8 @@ def perplexity_source(folder: Path, steps: list[tuple[str, dict]]) -> Path | Non
         if data.get("status", {}).get("code") != "ok" or full_perplexities(data) != set(PERPLEXITIES):
             continue
         recorded = data.get("variant", {}).get("steps", [])
-        if [(s["method"], s.get("params")) for s in recorded] != steps:
-            continue
-        if any(s["method"] in PACKED_METHODS and "format" not in (s.get("record") or {}) for s in recorded):
-            continue
-        return f
+        if signature(recorded) == steps and not dequantized(recorded):
+            return f
     return None
 
 
@@ -121,13 +129,10 @@ def missing(data: dict, methods: list[str], perplexities_kept: bool = False, ste
         gaps.append("wikitext2_kl")
     if not data.get("per_sample"):
         gaps.append("per-sample results")
-    recipe_steps = steps
-    steps = data.get("variant", {}).get("steps", [])
-    for step in steps:
-        if step["method"] in PACKED_METHODS and "format" not in (step.get("record") or {}):
-            gaps.append(f"the packed {step['method']} artifact (this file measured the dequantized one)")
-    recorded = [s["method"] for s in steps] if recipe_steps is None else [(s["method"], s.get("params")) for s in steps]
-    if recorded != (methods if recipe_steps is None else recipe_steps):
+    recorded = data.get("variant", {}).get("steps", [])
+    gaps += [f"the packed {m} artifact (this file measured the dequantized one)" for m in dequantized(recorded)]
+    same = signature(recorded) == steps if steps is not None else [s["method"] for s in recorded] == methods
+    if not same:
         gaps.append("the recipe's steps")
     return gaps
 
