@@ -166,7 +166,7 @@ def _variant_specs(vid: str, art: Any, base: Any, backends: set[str], use_llama:
 
 
 def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, queue: Any, batch_sizes: list[int] | None,
-            memory: bool, threads: int | None, lengths: dict[str, int]) -> None:
+            memory: bool, threads: int | None, lengths: dict[str, int], peak: float) -> None:
     try:
         from harness.measure.efficiency import DoesNotFit, PairedReference, measure
 
@@ -178,7 +178,7 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: Paired
             options = {"threads": threads} if spec.backend == "llama.cpp" else None
         from kompakt.profiles import get_profile
 
-        reference = PairedReference(spec.reference, spec.reference_label, aa_check=spec.aa, rule=paired_rule)
+        reference = PairedReference(spec.reference, spec.reference_label, aa_check=spec.aa, rule=paired_rule, bandwidth_peak=peak)
         # the benchmark's timed lengths (prompt, new tokens) in place of the profile's; recorded in every throughput entry
         profile = get_profile(profile_name).model_copy(update=lengths)
         try:
@@ -191,7 +191,7 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: Paired
         queue.put({
             "memory": r.memory.model_dump(), "throughput": [t.model_dump() for t in r.throughput],
             "energy": [e.model_dump() for e in r.energy], "notes": r.notes, "software": r.software,
-            "weights_bytes": r.weights_bytes, "settings": r.settings, "raw": r.raw,
+            "weights_bytes": r.weights_bytes, "settings": r.settings, "raw": r.raw, "bandwidth_peak": r.bandwidth_peak,
         })
     except BaseException as err:  # report, do not hang the parent
         import traceback
@@ -200,10 +200,12 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: Paired
 
 
 def run_one(spec: Spec, profile: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, batch_sizes: list[int] | None = None,
-            memory: bool = True, threads: int | None = None, lengths: dict[str, int] | None = None) -> dict[str, Any]:
+            memory: bool = True, threads: int | None = None, lengths: dict[str, int] | None = None, peak: float = 0.0) -> dict[str, Any]:
+    """One measurement in a process of its own; ``peak``: the highest bandwidth probe of the run so far (the floor of the
+    paired timing is a share of it, so a measurement that falls wholly into a contended minute is recognised as such)."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_worker, args=(spec, profile, rule, paired_rule, bw, q, batch_sizes, memory, threads, lengths or {}))
+    p = ctx.Process(target=_worker, args=(spec, profile, rule, paired_rule, bw, q, batch_sizes, memory, threads, lengths or {}, peak))
     p.start()
     out = q.get()
     p.join()
@@ -268,24 +270,37 @@ def _reference_rate(fig: dict[str, Any]) -> str:
     return f"{statistics.median(blocks):.1f}" if blocks else "–"
 
 
+def _left_out(paired: dict[str, Any]) -> str:
+    """How many pairs the bandwidth floor left out (with their own decode speed-up), ``all kept (contended)`` when the
+    bus was contended throughout, or a dash for a record timed before the probe existed."""
+    if paired.get("bandwidth_floor_gbps") is None:
+        return "–"
+    if paired.get("bandwidth_contended"):
+        return "none (contended throughout)"
+    n, x = paired.get("left_out_pairs", 0), paired.get("left_out_decode_speedup")
+    return f"{n} ({x:.2f}x)" if x else str(n)
+
+
 def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]]], batch: int = 1) -> tuple[list[str], bool]:
     """The batch-``batch`` decode speed-ups of the first two runs side by side: overlap, difference, A/A checks.
     Returns the report's lines and whether issue 18's acceptance holds."""
     rows = []
     for s in specs:
-        figs = []
+        figs, left = [], []
         for run in runs[:2]:
-            t = _throughput(run, s, batch)
-            figs.append(((t or {}).get("paired") or {}).get("decode_tokens_per_s"))
+            paired = (_throughput(run, s, batch) or {}).get("paired") or {}
+            figs.append(paired.get("decode_tokens_per_s"))
+            left.append(_left_out(paired))
         if all(figs):
-            rows.append((s, figs))
+            rows.append((s, figs, left))
     # The reference's own median decode rate in each pairing: where it moves between the runs while the variant's does
     # not, the ratio is not one number for this machine (a memory-bound F32 reference against a compute-bound
     # quantized variant follows the memory bandwidth the host leaves the VM; README, *Paired speed-ups*).
-    lines = ["| variant | backend | run 1 decode speed-up [95 % CI] | run 2 | intervals overlap | Δ | reference tok/s run 1 / 2 |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| variant | backend | run 1 decode speed-up [95 % CI] | run 2 | intervals overlap | Δ | reference tok/s run 1 / 2 "
+             "| pairs left out run 1 / 2 |",
+             "|---|---|---|---|---|---|---|---|"]
     diffs, overlaps, aa_ok = [], [], []
-    for s, (a, b) in rows:
+    for s, (a, b), left in rows:
         ov = intervals_overlap((a["ci_low"], a["ci_high"]), (b["ci_low"], b["ci_high"]))
         d = relative_difference(a["speedup"], b["speedup"])
         diffs.append((d, s))
@@ -293,7 +308,7 @@ def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]
         if s.aa:
             aa_ok += [contains_one(a["ci_low"], a["ci_high"]), contains_one(b["ci_low"], b["ci_high"])]
         lines.append(f"| {s.variant}{' (A/A)' if s.aa else ''} | {s.backend} | {fmt_speedup(a)} | {fmt_speedup(b)} | "
-                     f"{'yes' if ov else 'NO'} | {d * 100:.1f} % | {_reference_rate(a)} / {_reference_rate(b)} |")
+                     f"{'yes' if ov else 'NO'} | {d * 100:.1f} % | {_reference_rate(a)} / {_reference_rate(b)} | {left[0]} / {left[1]} |")
     if not rows:
         return ["(no pair of runs to compare)"], False
     within = sum(d <= AGREEMENT for d, _ in diffs)
@@ -582,8 +597,9 @@ def measure_all(specs: list[Spec], settings: Settings, state_path: Path, resume:
             print(f"  [{done + 1}/{total}] {s.variant} on {s.backend} (time left in all: {fmt_duration(remaining_seconds(todo, seconds))})",
                   file=sys.stderr)
             t0 = time.perf_counter()
+            peak = max((x.get("bandwidth_peak", 0.0) for r in runs for x in r.values()), default=0.0)
             results[key] = run_one(s, settings.profile, rule, paired_rule, bws[i], settings.sizes(i), memory=i == 0, threads=settings.threads,
-                                   lengths=settings.lengths())
+                                   lengths=settings.lengths(), peak=peak)
             r = results[key]
             seconds[f"{i}|{s.variant}|{s.backend}"] = time.perf_counter() - t0
             status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else "ok")

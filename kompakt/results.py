@@ -286,6 +286,30 @@ class PairedSpeed(Strict):
     peak_memory_ratio: float | None = Field(
         default=None, gt=0, description="Peak memory while generating, variant / reference, where the reference's peak was measured in the same run."
     )
+    bandwidth_gbps: list[float] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Memory bandwidth of each pair of blocks the speed-ups use, aligned with the block lists: the median of the copy probes before "
+        "its reference block, before its variant block and after it, in GB/s (STREAM copy convention). Absent in files timed before the probe.",
+    )
+    bandwidth_floor_gbps: float | None = Field(
+        default=None,
+        gt=0,
+        description="Pairs whose bandwidth read below this (a fixed share of the highest probe of the run) were timed while other work on the host "
+        "drew on the memory bus; they are left out of the speed-ups and counted in `left_out_pairs`.",
+    )
+    left_out_pairs: int = Field(default=0, ge=0, description="Pairs timed below `bandwidth_floor_gbps` and left out of the speed-ups.")
+    left_out_decode_speedup: float | None = Field(
+        default=None,
+        gt=0,
+        description="Decode speed-up over the left-out pairs alone (ratio of medians, no interval; at least two pairs): how the variant "
+        "compares while the memory bus is contended. It differs from `decode_tokens_per_s.speedup` when one side is memory-bound and the other is not.",
+    )
+    bandwidth_contended: bool = Field(
+        default=False,
+        description="True when too few pairs reached `bandwidth_floor_gbps` before the timing cap: every pair then counts, and the speed-ups "
+        "describe a contended memory bus.",
+    )
 
 
 class Throughput(Strict):

@@ -125,8 +125,8 @@ def speeds_positive(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem
 
 
 def paired_consistent(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
-    """A paired speed-up's interval is an interval, its block lists have as many entries as it has blocks, the
-    block figures are positive, and only the reference's own file is an A/A check."""
+    """A paired speed-up's interval is an interval, its block lists (and bandwidths) have as many entries as it has
+    blocks, the block figures are positive, and only the reference's own file is an A/A check."""
     for i, t in enumerate(r.metrics.throughput):
         if t.paired is None:
             continue
@@ -146,6 +146,15 @@ def paired_consistent(r: ResultsFile, name: str, ctx: Context) -> Iterator[Probl
                     yield _err(name, (*loc, figure, side), f"{len(values)} block figures for {f.blocks} blocks", "one figure per block")
                 if any(v <= 0 for v in values):
                     yield _err(name, (*loc, figure, side), "a block figure that is not positive", "speeds and times > 0")
+            bw = t.paired.bandwidth_gbps
+            if bw is not None and len(bw) != f.blocks:
+                yield _err(name, (*loc, "bandwidth_gbps"), f"{len(bw)} bandwidth figures for the {f.blocks} pairs of {figure}",
+                           "one bandwidth per pair the speed-ups use")
+        if t.paired.bandwidth_gbps is not None and any(b <= 0 for b in t.paired.bandwidth_gbps):
+            yield _err(name, (*loc, "bandwidth_gbps"), "a bandwidth that is not positive", "GB/s > 0")
+        if t.paired.bandwidth_contended and t.paired.left_out_pairs:
+            yield _err(name, (*loc, "bandwidth_contended"), f"contended throughout, yet {t.paired.left_out_pairs} pair(s) left out",
+                       "either pairs left out (left_out_pairs > 0) or every pair counted (bandwidth_contended: true)")
 
 
 def status_consistent(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:

@@ -26,11 +26,11 @@ def _spec(bench, variant: str, backend: str = "pytorch"):
     return bench.Spec(variant, backend, Path(f"/x/{variant}"), Path("/x/reference"), "reference")
 
 
-def _paired(speedup: float, low: float, high: float, aa: bool = False, reference_blocks: list[float] | None = None) -> dict:
+def _paired(speedup: float, low: float, high: float, aa: bool = False, reference_blocks: list[float] | None = None, **probed) -> dict:
     fig = {"speedup": speedup, "ci_low": low, "ci_high": high, "blocks": 10}
     if reference_blocks is not None:
         fig["reference_blocks"] = reference_blocks
-    return {"batch_size": 1, "paired": {"aa_check": aa, "decode_tokens_per_s": fig}}
+    return {"batch_size": 1, "paired": {"aa_check": aa, "decode_tokens_per_s": fig, **probed}}
 
 
 def test_the_defaults_are_the_budgeted_protocol_and_full_is_the_profiles(bench) -> None:
@@ -84,17 +84,18 @@ def test_the_time_left_is_estimated_from_what_was_measured(bench) -> None:
 def test_the_agreement_report_counts_overlaps_the_share_within_5_percent_and_the_worst(bench) -> None:
     specs = [_spec(bench, "reference"), _spec(bench, "a"), _spec(bench, "b")]
     run1 = {("reference", "pytorch"): {"throughput": [_paired(1.0, 0.97, 1.03, aa=True)]},
-            ("a", "pytorch"): {"throughput": [_paired(1.30, 1.25, 1.35)]},
+            ("a", "pytorch"): {"throughput": [_paired(1.30, 1.25, 1.35, bandwidth_floor_gbps=61.0, left_out_pairs=4, left_out_decode_speedup=1.9)]},
             ("b", "pytorch"): {"throughput": [_paired(0.80, 0.78, 0.82, reference_blocks=[98.0, 100.0, 99.0])]}}
     run2 = {("reference", "pytorch"): {"throughput": [_paired(1.01, 0.98, 1.04, aa=True)]},
-            ("a", "pytorch"): {"throughput": [_paired(1.32, 1.28, 1.36)]},
+            ("a", "pytorch"): {"throughput": [_paired(1.32, 1.28, 1.36, bandwidth_floor_gbps=61.0, bandwidth_contended=True)]},
             ("b", "pytorch"): {"throughput": [_paired(0.90, 0.87, 0.93, reference_blocks=[75.0, 74.0])]}}
     lines, ok = bench.agreement(specs, [run1, run2])
     text = "\n".join(lines)
     assert "| reference (A/A) | pytorch | ≈ 1 (1.00x) [0.97–1.03] | ≈ 1 (1.01x) [0.98–1.04] | yes |" in text
     # the reference's own median rate in each run's pairing shows why b's ratio moved
-    assert "| b | pytorch | 0.80x [0.78–0.82] | 0.90x [0.87–0.93] | NO | 11.8 % | 99.0 / 74.5 |" in text
-    assert "| a | pytorch | 1.30x [1.25–1.35] | 1.32x [1.28–1.36] | yes | 1.5 % | – / – |" in text
+    assert "| b | pytorch | 0.80x [0.78–0.82] | 0.90x [0.87–0.93] | NO | 11.8 % | 99.0 / 74.5 | – / – |" in text
+    # pairs the bandwidth floor left out, with their own speed-up; a run contended throughout kept them all
+    assert "| a | pytorch | 1.30x [1.25–1.35] | 1.32x [1.28–1.36] | yes | 1.5 % | – / – | 4 (1.90x) / none (contended throughout) |" in text
     assert "intervals overlap for 2 of 3" in text and "2 of 3 (67%) agree within 5%" in text
     assert "the worst disagreement is 11.8% (b on pytorch)" in text  # |0.8 - 0.9| / 0.85
     assert "A/A checks reading 1.00 within their interval: 2 of 2" in text and not ok

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kompakt import paired
 from kompakt.paired import (
     METHOD,
     PairedRatio,
@@ -107,3 +108,40 @@ def test_intervals_overlap() -> None:
     assert not intervals_overlap((1.01, 1.2), (0.9, 1.0))
     with pytest.raises(ValueError, match="empty"):
         intervals_overlap((1.2, 1.1), (1.0, 1.3))
+
+
+# --------------------------------------------------------------------------- memory-bandwidth states
+
+
+def test_a_pairs_bandwidth_is_the_median_of_the_probes_around_it() -> None:
+    assert paired.pair_bandwidth([80.0, 45.0], [79.0, 46.0], [82.0, 80.0]) == [80.0, 46.0]
+    assert paired.pair_bandwidth([80.0], [81.0], [44.0]) == [80.0]  # one low probe does not mark the pair
+
+
+def test_unaligned_or_non_positive_probes_are_refused() -> None:
+    with pytest.raises(ValueError, match="unaligned"):
+        paired.pair_bandwidth([80.0, 80.0], [80.0], [80.0])
+    with pytest.raises(ValueError, match="positive"):
+        paired.pair_bandwidth([0.0], [80.0], [80.0])
+
+
+def test_the_floor_is_a_share_of_the_peak() -> None:
+    assert paired.bandwidth_floor(87.0) == pytest.approx(87.0 * paired.FULL_BANDWIDTH_SHARE)
+    assert paired.bandwidth_floor(100.0, 0.5) == 50.0
+    for peak, share in ((0.0, 0.7), (80.0, 0.0), (80.0, 1.5)):
+        with pytest.raises(ValueError):
+            paired.bandwidth_floor(peak, share)
+
+
+def test_the_two_states_measured_here_fall_on_either_side_of_the_floor() -> None:
+    """The probe ranges that set FULL_BANDWIDTH_SHARE (69-87 and 32-53 GB/s, peak 87): each state on its own side."""
+    floor = paired.bandwidth_floor(87.2)
+    assert 53.0 < floor < 69.0
+
+
+def test_pairs_below_the_floor_are_left_out_unless_too_few_remain() -> None:
+    bw = [80.0, 45.0, 79.0, 44.0, 81.0]
+    assert paired.kept_pairs(bw, 61.0, minimum=3) == [True, False, True, False, True]
+    # only three reach the floor but four are needed: the bus was contended throughout, every pair counts
+    assert paired.kept_pairs(bw, 61.0, minimum=4) == [True] * 5
+    assert paired.kept_pairs(bw, 40.0, minimum=2) == [True] * 5

@@ -274,11 +274,11 @@ def test_every_problem_names_file_and_path(results_root, write):
         assert problem.expected
 
 
-def _paired_throughput(aa: bool = False, **figure: Any) -> dict[str, Any]:
+def _paired_throughput(aa: bool = False, probed: dict[str, Any] | None = None, **figure: Any) -> dict[str, Any]:
     fig = {"speedup": 1.5, "ci_low": 1.4, "ci_high": 1.6, "blocks": 2, "variant_blocks": [30.0, 31.0], "reference_blocks": [20.0, 21.0], **figure}
     return {"backend": "pytorch", "batch_size": 1, "decode_tokens_per_s": {"value": 30.0},
             "paired": {"reference": "reference", "aa_check": aa, "loading": "same_process", "repeats_per_block": 3, "warmup_per_block": 1,
-                       "confidence_level": 0.95, "method": "scipy.stats.bootstrap", "decode_tokens_per_s": fig}}
+                       "confidence_level": 0.95, "method": "scipy.stats.bootstrap", "decode_tokens_per_s": fig, **(probed or {})}}
 
 
 @pytest.mark.parametrize(
@@ -290,6 +290,11 @@ def _paired_throughput(aa: bool = False, **figure: Any) -> dict[str, Any]:
         ("awq-4bit", _paired_throughput(aa=True), "A/A check in the file of a variant", "$.metrics.throughput[0].paired.aa_check"),
         ("awq-4bit", _paired_throughput(blocks=1, variant_blocks=[1.0], reference_blocks=[1.0]), "greater than or equal to 2",
          "$.metrics.throughput[0].paired.decode_tokens_per_s.blocks"),
+        ("awq-4bit", _paired_throughput(probed={"bandwidth_gbps": [80.0]}), "1 bandwidth figures for the 2 pairs",
+         "$.metrics.throughput[0].paired.bandwidth_gbps"),
+        ("awq-4bit", _paired_throughput(probed={"bandwidth_gbps": [80.0, 0.0]}), "not positive", "$.metrics.throughput[0].paired.bandwidth_gbps"),
+        ("awq-4bit", _paired_throughput(probed={"bandwidth_contended": True, "left_out_pairs": 3}), "contended throughout, yet 3",
+         "$.metrics.throughput[0].paired.bandwidth_contended"),
     ],
 )
 def test_paired_speedup_rules(results_root, write, variant, throughput, needle, json_path):
@@ -306,8 +311,11 @@ def test_a_paired_speedup_is_optional_and_valid(results_root, write):
     ref["metrics"]["throughput"] = [_paired_throughput(aa=True)]
     var = make_result("m", "awq-4bit", "cpu")
     var["metrics"]["throughput"] = [_paired_throughput()]
+    probed = make_result("m", "rtn-4bit", "cpu")
+    probed["metrics"]["throughput"] = [_paired_throughput(probed={"bandwidth_gbps": [80.1, 79.5], "bandwidth_floor_gbps": 61.0,
+                                                                  "left_out_pairs": 3, "left_out_decode_speedup": 2.1})]
     old = make_result("m", "gptq-4bit", "cpu")
-    for r in (ref, var, old):
+    for r in (ref, var, probed, old):
         write(r, f"m/{r['variant']['id']}/cpu/{r['run_id']}.json")
     assert run(results_root).problems == []
 

@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.measure.efficiency.bandwidth import Bandwidth, bound_share, measure_bandwidth
+from harness.measure.efficiency.bandwidth import Bandwidth, BandwidthProbe, bound_share, measure_bandwidth
 from harness.measure.efficiency.energy import EnergyMeter, joules_per_token
 from harness.measure.efficiency.memory import PeakMemory
 from harness.measure.efficiency.pairing import PairedReference, PairedRule
@@ -93,6 +93,9 @@ class EfficiencyResult:
     settings: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     """Every sample, per batch size: for reports and the spread between two runs."""
+    bandwidth_peak: float = 0.0
+    """The highest bandwidth probe of the paired timing (bytes/s; 0 when unpaired): pass it on to the next measurement's
+    :class:`PairedReference` when that runs in another process."""
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -352,12 +355,18 @@ def _time_batch_paired(be: Any, pair: _Pair, profile: Profile, result: Efficienc
     prompt = prompt_ids(prompt_len, be.vocab_size, avoid=avoid, batch_size=b)
     _say(log, f"[{be.name}] batch {b}: paired with {pair.reference.label} ({pair.loading.replace('_', ' ')})")
     ref_side, var_side = pair.sides
-    ref_blocks, var_blocks = time_blocks(ref_side, var_side, prompt, profile.new_tokens, pair.reference.rule,
-                                         log=lambda m: _say(log, f"[{be.name}] batch {b}: {m}"))
+    probe = BandwidthProbe(be.device, peak=pair.reference.bandwidth_peak)
+    try:
+        ref_blocks, var_blocks = time_blocks(ref_side, var_side, prompt, profile.new_tokens, pair.reference.rule,
+                                             log=lambda m: _say(log, f"[{be.name}] batch {b}: {m}"), probe=probe)
+        peak = probe.peak
+    finally:
+        probe.close()
+    result.bandwidth_peak = max(result.bandwidth_peak, peak)
     prefill_s = [x for blk in var_blocks for x in blk.prefill_s]
     stamps = [ts for blk in var_blocks for ts in blk.stamps]
-    record = paired_record(ref_blocks, var_blocks, b, prompt_len, pair.reference, pair.loading, pair.weights_ratio)  # type: ignore[arg-type]
-    note = describe + "; " + describe_pairing(pair.reference, pair.reason, len(var_blocks))
+    record = paired_record(ref_blocks, var_blocks, b, prompt_len, pair.reference, pair.loading, pair.weights_ratio, peak)  # type: ignore[arg-type]
+    note = describe + "; " + describe_pairing(pair.reference, pair.reason, len(var_blocks), record)
     gen = _add_throughput(be.name, profile, result, b, prompt_len, prefill_s, stamps, bw, weights, note, paired=record)
     joules: dict[str, float] = {}
     for blk in var_blocks:

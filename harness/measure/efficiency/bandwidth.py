@@ -18,6 +18,12 @@ The bandwidth is measured, not taken from a data sheet: a large copy on the devi
 use (:func:`measure_bandwidth`), in the STREAM "copy" convention: bytes read plus bytes
 written, best of several repeats (the best run is the one least disturbed by other
 work; the machine can do at least that).
+
+Paired timing probes the bandwidth again before every block (:class:`BandwidthProbe`, a
+few milliseconds): on a shared host other tenants take a share of the memory bus that
+changes from minute to minute, and a pair timed while they do is left out of the
+speed-ups (:mod:`kompakt.paired` says why). The highest probe this process has seen on a
+device (:func:`highest_probe`) is what "undisturbed" means.
 """
 
 from __future__ import annotations
@@ -35,6 +41,15 @@ COPY_BYTES = 512 * 2**20
 WARMUP_COPIES = 2
 #: Timed copies; the best is kept (STREAM reports the best of its trials too).
 COPY_REPEATS = 10
+
+
+#: Bytes copied by one probe: four times this machine's 32 MiB last-level cache, so it streams
+#: from DRAM, and small enough (6 ms at 45 GB/s) to run before every block.
+PROBE_BYTES = 128 * 2**20
+#: Copies per probe after one untimed copy; the probe reads their median.
+PROBE_COPIES = 3
+
+_HIGHEST: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -116,3 +131,50 @@ def measure_bandwidth(device: str = "cpu", *, nbytes: int = COPY_BYTES, repeats:
         repeats=repeats,
         samples=samples,
     )
+
+
+class BandwidthProbe:
+    """A short copy benchmark to run before every block: ``probe()`` returns bytes/s, the median of
+    :data:`PROBE_COPIES` copies of :data:`PROBE_BYTES`. Holds its two buffers until :meth:`close`."""
+
+    def __init__(self, device: str = "cpu", nbytes: int = PROBE_BYTES, copies: int = PROBE_COPIES, peak: float = 0.0):
+        """``peak``: the highest bandwidth seen elsewhere (another process of the same run), counted as if probed here."""
+        import torch
+
+        self.device = "cpu" if device == "cpu" else device
+        _HIGHEST[self.device] = max(_HIGHEST.get(self.device, 0.0), peak)
+        self.copies = copies
+        self._n = nbytes // 4
+        self._src = torch.ones(self._n, dtype=torch.float32, device=self.device)
+        self._dst = torch.zeros_like(self._src)
+        self._cuda = torch.device(self.device).type == "cuda"
+
+    def _copy_seconds(self) -> float:
+        import torch
+
+        if self._cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        self._dst.copy_(self._src)
+        if self._cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    def __call__(self) -> float:
+        self._copy_seconds()  # the first copy after a block pulls the buffers back into the page tables and TLB
+        rate = median([copy_rate(self._n * 4, self._copy_seconds()) for _ in range(self.copies)])
+        _HIGHEST[self.device] = max(_HIGHEST.get(self.device, 0.0), rate)
+        return rate
+
+    @property
+    def peak(self) -> float:
+        """The highest probe on this device in this process."""
+        return highest_probe(self.device)
+
+    def close(self) -> None:
+        del self._src, self._dst
+
+
+def highest_probe(device: str = "cpu") -> float:
+    """The highest bandwidth a :class:`BandwidthProbe` on ``device`` has read in this process (0 before the first)."""
+    return _HIGHEST.get("cpu" if device == "cpu" else device, 0.0)

@@ -7,10 +7,15 @@ The protocol (the statistics are :mod:`kompakt.paired`):
 2. Blocks alternate: reference, variant, reference, variant, ... Each block is ``warmup`` untimed
    generations and prefills (switching models evicts the other's weights from the caches), then
    ``repeats`` timed generations and ``repeats`` timed prefills.
-3. Blocks continue until both sides have at least ``min_runs`` blocks and ``min_seconds`` of timed
-   work each (:class:`~harness.measure.efficiency.speed.RepeatRule`, the same rule as for unpaired
-   repeats, counted in blocks), capped as that rule caps.
-4. Both models stay loaded in this process when they fit the profile's memory budget together
+3. The memory bandwidth is probed before every block and after every variant block
+   (:class:`~harness.measure.efficiency.bandwidth.BandwidthProbe`, a few milliseconds); a pair whose
+   median probe is below :data:`kompakt.paired.FULL_BANDWIDTH_SHARE` of the highest probe seen was
+   timed while other work on the host drew on the memory bus, and does not count.
+4. Blocks continue until at least ``min_runs`` pairs count and the counted blocks of both sides hold
+   ``min_seconds`` of timed work each (:class:`~harness.measure.efficiency.speed.RepeatRule`, the same
+   rule as for unpaired repeats, counted in blocks), capped as that rule caps over all pairs; when the
+   cap comes first, every pair counts and the record says the bus was contended throughout.
+5. Both models stay loaded in this process when they fit the profile's memory budget together
    (``same_process``); otherwise every block runs in a process of its own that loads its model,
    runs the block and exits (``process_per_block``). Which one was used is recorded.
 
@@ -65,6 +70,9 @@ class PairedReference:
     """``auto``: both models loaded at once when they fit the profile's budget together."""
     rule: PairedRule = PairedRule()
     """How many blocks, and what each holds."""
+    bandwidth_peak: float = 0.0
+    """The highest bandwidth probe (bytes/s) seen before this measurement, e.g. by earlier measurements of the same benchmark
+    in processes of their own; the floor is a share of the higher of it and this measurement's own probes."""
 
 
 @dataclass
@@ -77,6 +85,10 @@ class Block:
     """Each timed generation's ``[call, token 1, ..., token n]``."""
     energy: list[Any] = field(default_factory=list)
     """Energy readings around the timed generations (:class:`~harness.measure.efficiency.energy.EnergyReading`)."""
+    bandwidth_before: float | None = None
+    """The bandwidth probe just before the block (bytes/s); None when not probed."""
+    bandwidth_after: float | None = None
+    """The probe just after the block (variant blocks only; the next reference block's ``bandwidth_before``)."""
 
     @property
     def seconds(self) -> float:
@@ -168,21 +180,67 @@ class ProcessSide:
         return Block(out["prefill_s"], out["stamps"], [EnergyReading(**e) for e in out["energy"]])
 
 
+class Probe(Protocol):
+    """A bandwidth probe (:class:`~harness.measure.efficiency.bandwidth.BandwidthProbe`): bytes/s when called."""
+
+    def __call__(self) -> float: ...
+
+    @property
+    def peak(self) -> float: ...
+
+
+def pair_bandwidths(ref_blocks: list[Block], var_blocks: list[Block]) -> list[float] | None:
+    """Each pair's bandwidth (bytes/s, :func:`kompakt.paired.pair_bandwidth`); None when the blocks were not probed."""
+    before_r = [b.bandwidth_before for b in ref_blocks]
+    before_v = [b.bandwidth_before for b in var_blocks]
+    after_v = [b.bandwidth_after for b in var_blocks]
+    if not var_blocks or any(x is None for x in (*before_r, *before_v, *after_v)):
+        return None
+    return stats.pair_bandwidth(before_r, before_v, after_v)  # type: ignore[arg-type]
+
+
+def kept(ref_blocks: list[Block], var_blocks: list[Block], peak: float, minimum: int) -> list[bool]:
+    """Which pairs count (:func:`kompakt.paired.kept_pairs`); all of them when the blocks were not probed."""
+    bw = pair_bandwidths(ref_blocks, var_blocks)
+    if bw is None or peak <= 0:
+        return [True] * len(var_blocks)
+    return stats.kept_pairs(bw, stats.bandwidth_floor(peak), minimum)
+
+
+def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Block], peak: float) -> bool:
+    """Another pair? Caps count every pair; the minimums count only the pairs at full bandwidth."""
+    r = rule.blocks
+    total_s = min(sum(b.seconds for b in ref_blocks), sum(b.seconds for b in var_blocks))
+    if len(var_blocks) >= r.max_runs or (len(var_blocks) >= r.min_runs and total_s >= r.max_seconds):
+        return False
+    bw = pair_bandwidths(ref_blocks, var_blocks)
+    keep = [True] * len(var_blocks) if bw is None or peak <= 0 else [b >= stats.bandwidth_floor(peak) for b in bw]
+    kept_s = min(sum(b.seconds for b, k in zip(ref_blocks, keep) if k), sum(b.seconds for b, k in zip(var_blocks, keep) if k))
+    return r.keep_going(sum(keep), kept_s)
+
+
 def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tokens: int, rule: PairedRule,
-                log: Callable[[str], None] | None = None) -> tuple[list[Block], list[Block]]:
-    """Alternate blocks, reference first, until ``rule`` says stop; returns (reference blocks, variant blocks)."""
+                log: Callable[[str], None] | None = None, probe: Probe | None = None) -> tuple[list[Block], list[Block]]:
+    """Alternate blocks, reference first, until ``rule`` says stop; returns (reference blocks, variant blocks).
+
+    With a ``probe``, every block records the bandwidth before it (and every variant block the one after it), and
+    only the pairs at full bandwidth count towards the rule's minimums.
+    """
     ref_blocks: list[Block] = []
     var_blocks: list[Block] = []
-    ref_s = var_s = 0.0
-    while rule.blocks.keep_going(len(var_blocks), min(ref_s, var_s)):
+    bw = probe() if probe is not None else None
+    while _keep_going(rule, ref_blocks, var_blocks, probe.peak if probe is not None else 0.0):
         r = reference.block(prompt, new_tokens, rule.repeats, rule.warmup)
+        r.bandwidth_before = bw
+        bw_v = probe() if probe is not None else None
         v = variant.block(prompt, new_tokens, rule.repeats, rule.warmup)
+        bw = probe() if probe is not None else None
+        v.bandwidth_before, v.bandwidth_after = bw_v, bw
         ref_blocks.append(r)
         var_blocks.append(v)
-        ref_s += r.seconds
-        var_s += v.seconds
         if log is not None and len(var_blocks) % 5 == 0:
-            log(f"{len(var_blocks)} pairs of blocks")
+            n_kept = sum(kept(ref_blocks, var_blocks, probe.peak, len(var_blocks) + 1)) if probe is not None else len(var_blocks)
+            log(f"{len(var_blocks)} pairs of blocks" + (f", {n_kept} at full memory bandwidth" if probe is not None else ""))
     return ref_blocks, var_blocks
 
 
@@ -207,18 +265,38 @@ HIGHER_IS_FASTER = {"prefill_tokens_per_s": True, "decode_tokens_per_s": True, "
 
 
 def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: int, prompt_tokens: int, ref: PairedReference,
-                  loading: Loading, weights_ratio: float | None) -> PairedSpeed:
-    """The results file's paired record of one batch size."""
-    ref_fig = block_figures(ref_blocks, batch_size, prompt_tokens)
-    var_fig = block_figures(var_blocks, batch_size, prompt_tokens)
+                  loading: Loading, weights_ratio: float | None, peak: float = 0.0) -> PairedSpeed:
+    """The results file's paired record of one batch size: speed-ups over the pairs at full bandwidth (``peak``: the
+    highest probe seen; 0 or unprobed blocks: every pair counts)."""
+    minimum = max(stats.MIN_BLOCKS, ref.rule.blocks.min_runs)
+    keep = kept(ref_blocks, var_blocks, peak, minimum)
+    bw = pair_bandwidths(ref_blocks, var_blocks)
+    ref_fig = block_figures([b for b, k in zip(ref_blocks, keep) if k], batch_size, prompt_tokens)
+    var_fig = block_figures([b for b, k in zip(var_blocks, keep) if k], batch_size, prompt_tokens)
     figures = {}
     for key, faster in HIGHER_IS_FASTER.items():
         p = stats.paired_speedup(ref_fig[key], var_fig[key], higher_is_faster=faster)
         figures[key] = PairedFigure(speedup=p.speedup, ci_low=p.low, ci_high=p.high, blocks=p.blocks,
                                     variant_blocks=[round(x, 6) for x in var_fig[key]], reference_blocks=[round(x, 6) for x in ref_fig[key]])
+    probed: dict[str, Any] = {}
+    if bw is not None and peak > 0:
+        floor = stats.bandwidth_floor(peak)
+        left = [i for i, k in enumerate(keep) if not k]
+        left_out_speedup = None
+        if len(left) >= stats.MIN_BLOCKS:
+            out_ref = block_figures([ref_blocks[i] for i in left], batch_size, prompt_tokens)["decode_tokens_per_s"]
+            out_var = block_figures([var_blocks[i] for i in left], batch_size, prompt_tokens)["decode_tokens_per_s"]
+            left_out_speedup = round(stats.ratio_of_medians(out_ref, out_var), 6)
+        probed = {
+            "bandwidth_gbps": [round(b / 1e9, 2) for b, k in zip(bw, keep) if k],
+            "bandwidth_floor_gbps": round(floor / 1e9, 2),
+            "left_out_pairs": len(left),
+            "left_out_decode_speedup": left_out_speedup,
+            "bandwidth_contended": any(b < floor for b in bw) and not left,
+        }
     return PairedSpeed(
         reference=ref.label, aa_check=ref.aa_check, loading=loading, repeats_per_block=ref.rule.repeats, warmup_per_block=ref.rule.warmup,
-        confidence_level=stats.CONFIDENCE, method=stats.METHOD, weights_ratio=weights_ratio, **figures,
+        confidence_level=stats.CONFIDENCE, method=stats.METHOD, weights_ratio=weights_ratio, **figures, **probed,
     )
 
 
@@ -243,15 +321,23 @@ def choose_loading(ref: PairedReference, variant_needed: int | None, reference_w
                                  f"exceed the {gib(profile.memory_budget_bytes)} budget together")
 
 
-def describe(ref: PairedReference, loading_reason: str, blocks: int) -> str:
+def describe(ref: PairedReference, loading_reason: str, blocks: int, record: PairedSpeed | None = None) -> str:
     rule = ref.rule
     what = "a separately loaded copy of itself (A/A check)" if ref.aa_check else ref.label
-    return (f"paired with {what}: {blocks} alternating blocks each (reference first), each block {rule.warmup} untimed and "
+    text = (f"paired with {what}: {blocks} alternating blocks each (reference first), each block {rule.warmup} untimed and "
             f"{rule.repeats} timed runs; {loading_reason}; speed-ups are ratios of medians of the block medians, "
             f"{stats.CONFIDENCE:.0%} intervals by {stats.METHOD}")
+    if record is not None and record.bandwidth_floor_gbps is not None:
+        if record.bandwidth_contended:
+            text += (f"; the memory bus was contended throughout (fewer than {rule.blocks.min_runs} pairs reached "
+                     f"{record.bandwidth_floor_gbps:.0f} GB/s before the cap), so every pair counts")
+        else:
+            text += (f"; {record.left_out_pairs} pair(s) timed below {record.bandwidth_floor_gbps:.0f} GB/s of memory bandwidth "
+                     f"({stats.FULL_BANDWIDTH_SHARE:.0%} of the highest probe) left out")
+    return text
 
 
 __all__ = [
-    "Block", "LoadedSide", "PairedReference", "PairedRule", "ProcessSide", "block_figures", "choose_loading", "paired_record",
-    "reference_weights_bytes", "run_block", "time_blocks",
+    "Block", "LoadedSide", "PairedReference", "PairedRule", "Probe", "ProcessSide", "block_figures", "choose_loading", "kept",
+    "pair_bandwidths", "paired_record", "reference_weights_bytes", "run_block", "time_blocks",
 ]
