@@ -220,6 +220,11 @@ def paired_rows(run_id: str, t: Throughput) -> list[dict[str, Any]]:
     if p is None:
         return []
     what = "A/A check: the reference against a separately loaded copy of itself" if p.aa_check else f"paired with {p.reference}"
+    if p.bandwidth_contended:
+        what += f"; memory bus contended throughout (every pair below {p.bandwidth_floor_gbps} GB/s counted)"
+    elif p.left_out_pairs:
+        own = f", their own decode speed-up {p.left_out_decode_speedup:.2f}x" if p.left_out_decode_speedup else ""
+        what += f"; {p.left_out_pairs} pair(s) timed below {p.bandwidth_floor_gbps} GB/s of memory bandwidth left out{own}"
     rows = []
     for figure, key in PAIRED_KEYS.items():
         f = getattr(p, figure)

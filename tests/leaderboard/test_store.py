@@ -176,3 +176,19 @@ def test_paired_speedups_are_metric_rows_with_their_interval(memdb):
     board = memdb.execute("SELECT speedup, speedup_low, speedup_high, speedup_paired, speedup_measurable FROM leaderboard "
                           "WHERE variant_id = 'awq-4bit'").fetchone()
     assert board == (1.25, 1.2, 1.3, True, True)
+
+
+def test_pairs_left_out_for_a_contended_memory_bus_are_named_in_the_notes(memdb):
+    var = make_result("m", "awq-4bit", "cpu", run_id="var")
+    fig = {"speedup": 1.5, "ci_low": 1.4, "ci_high": 1.6, "blocks": 2, "variant_blocks": [30.0, 30.0], "reference_blocks": [20.0, 20.0]}
+    paired = {"reference": "reference", "loading": "same_process", "repeats_per_block": 1, "warmup_per_block": 1, "confidence_level": 0.95,
+              "method": "m", "decode_tokens_per_s": fig, "bandwidth_gbps": [80.0, 79.0], "bandwidth_floor_gbps": 61.0,
+              "left_out_pairs": 3, "left_out_decode_speedup": 2.2}
+    var["metrics"]["throughput"] = [{"backend": "llama.cpp", "batch_size": 1, "decode_tokens_per_s": {"value": 30.0}, "paired": paired}]
+    contended = make_result("m", "rtn-4bit", "cpu", run_id="contended")
+    contended["metrics"]["throughput"] = [{"backend": "llama.cpp", "batch_size": 1, "decode_tokens_per_s": {"value": 30.0},
+                                           "paired": {**paired, "left_out_pairs": 0, "left_out_decode_speedup": None, "bandwidth_contended": True}}]
+    load(memdb, make_result("m", "reference", "cpu", run_id="ref"), var, contended)
+    notes = dict(memdb.execute("SELECT run_id, notes FROM metrics WHERE key = 'decode_speedup'").fetchall())
+    assert "3 pair(s) timed below 61.0 GB/s of memory bandwidth left out, their own decode speed-up 2.20x" in notes["var"]
+    assert "memory bus contended throughout" in notes["contended"]

@@ -199,8 +199,9 @@ def pair_bandwidths(ref_blocks: list[Block], var_blocks: list[Block]) -> list[fl
     return stats.pair_bandwidth(before_r, before_v, after_v)  # type: ignore[arg-type]
 
 
-def kept(ref_blocks: list[Block], var_blocks: list[Block], peak: float, minimum: int) -> list[bool]:
-    """Which pairs count (:func:`kompakt.paired.kept_pairs`); all of them when the blocks were not probed."""
+def kept(ref_blocks: list[Block], var_blocks: list[Block], peak: float, minimum: int = 0) -> list[bool]:
+    """Which pairs count (:func:`kompakt.paired.kept_pairs`: every pair when fewer than ``minimum`` reach the floor);
+    all of them when the blocks were not probed."""
     bw = pair_bandwidths(ref_blocks, var_blocks)
     if bw is None or peak <= 0:
         return [True] * len(var_blocks)
@@ -213,8 +214,7 @@ def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Bloc
     total_s = min(sum(b.seconds for b in ref_blocks), sum(b.seconds for b in var_blocks))
     if len(var_blocks) >= r.max_runs or (len(var_blocks) >= r.min_runs and total_s >= r.max_seconds):
         return False
-    bw = pair_bandwidths(ref_blocks, var_blocks)
-    keep = [True] * len(var_blocks) if bw is None or peak <= 0 else [b >= stats.bandwidth_floor(peak) for b in bw]
+    keep = kept(ref_blocks, var_blocks, peak)
     kept_s = min(sum(b.seconds for b, k in zip(ref_blocks, keep) if k), sum(b.seconds for b, k in zip(var_blocks, keep) if k))
     return r.keep_going(sum(keep), kept_s)
 
@@ -239,7 +239,7 @@ def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tok
         ref_blocks.append(r)
         var_blocks.append(v)
         if log is not None and len(var_blocks) % 5 == 0:
-            n_kept = sum(kept(ref_blocks, var_blocks, probe.peak, len(var_blocks) + 1)) if probe is not None else len(var_blocks)
+            n_kept = sum(kept(ref_blocks, var_blocks, probe.peak)) if probe is not None else len(var_blocks)
             log(f"{len(var_blocks)} pairs of blocks" + (f", {n_kept} at full memory bandwidth" if probe is not None else ""))
     return ref_blocks, var_blocks
 
