@@ -54,7 +54,7 @@ def test_a_new_method_task_and_backend_run_through_kompakt_bench(registered, kom
     from harness.measure.efficiency import PairedRule, RepeatRule
 
     monkeypatch.setattr(efficiency, "measure", functools.partial(efficiency.measure, rule=RepeatRule(warmup=1, min_runs=2, min_seconds=0),
-                                                                 paired_rule=PairedRule(RepeatRule(warmup=1, min_runs=2, min_seconds=0), 1)))
+                                                                 paired_rule=PairedRule(RepeatRule(warmup=1, min_runs=2, min_seconds=0, max_runs=12), 1)))
     results = kompakt_env / "results"
     res = CliRunner().invoke(app, ["bench", "--recipe", str(recipe), "--variant", "reference,shrunk", "--tasks", "sentence_ppl,efficiency",
                                    "--backend", "loop", "--results-dir", str(results)])

@@ -59,12 +59,14 @@ def test_llamacpp_paired_with_a_second_load_of_the_same_file(gguf) -> None:
     """The A/A check on llama.cpp: the same file loaded twice (two llama.cpp models), timed in alternating blocks."""
     from harness.measure.efficiency import PairedReference, PairedRule
 
-    rule = PairedRule(RepeatRule(warmup=1, min_runs=3, min_seconds=0.0), repeats=1)
+    # at most 12 pairs: on a contended memory bus the rule waits for pairs at full bandwidth, the test need not
+    rule = PairedRule(RepeatRule(warmup=1, min_runs=3, min_seconds=0.0, max_runs=12), repeats=1)
     profile = small().model_copy(update={"batch_sizes": [1]})
     r = measure(gguf, profile, "llama.cpp", rule=RepeatRule(warmup=1, min_runs=2, min_seconds=0.0), bandwidth=BW, memory=False,
                 reference=PairedReference(gguf, "reference (the shipped file)", aa_check=True, rule=rule))
     (t,) = r.throughput
     p = t.paired
     assert p.aa_check and p.loading == "same_process" and p.weights_ratio == 1.0
-    assert p.decode_tokens_per_s.blocks == 3 and p.decode_tokens_per_s.ci_low <= p.decode_tokens_per_s.ci_high
-    assert t.decode_tokens_per_s.repeats == 3  # one timed run in each of the variant's three blocks
+    assert p.decode_tokens_per_s.blocks >= 3 and p.decode_tokens_per_s.ci_low <= p.decode_tokens_per_s.ci_high
+    # one timed run in each of the variant's blocks, counted or left out for a contended memory bus
+    assert t.decode_tokens_per_s.repeats == p.decode_tokens_per_s.blocks + p.left_out_pairs <= 12

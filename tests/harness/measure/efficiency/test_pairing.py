@@ -16,8 +16,9 @@ from harness.measure.efficiency.pairing import Block, ProcessSide, block_figures
 from kompakt.profiles import Profile  # noqa: E402
 
 BW = Bandwidth(bytes_per_s=10e9, median_bytes_per_s=9e9, device="test", method="fixed for tests", repeats=1)
-#: Three pairs of blocks, one timed run each after one warm-up: enough for an interval, quick on the tiny model.
-SHORT = PairedRule(blocks=RepeatRule(warmup=1, min_runs=3, min_seconds=0.0), repeats=1)
+#: Three pairs of blocks, one timed run each after one warm-up: enough for an interval, quick on the tiny model; at most
+#: 12 pairs where a contended memory bus makes the rule wait for pairs at full bandwidth.
+SHORT = PairedRule(blocks=RepeatRule(warmup=1, min_runs=3, min_seconds=0.0, max_runs=12), repeats=1)
 
 
 def profile(budget: int = 16 * 2**30, batch_sizes: list[int] | None = None) -> Profile:
@@ -189,11 +190,12 @@ def test_a_block_in_a_process_of_its_own(tiny_model_dir: Path) -> None:
 @pytest.mark.slow
 def test_measure_with_each_block_in_its_own_process(tiny_model_dir: Path) -> None:
     """When the two do not fit together, every block loads its model in a fresh process (two pairs of blocks here)."""
-    rule = PairedRule(blocks=RepeatRule(warmup=1, min_runs=2, min_seconds=0.0), repeats=1)
+    rule = PairedRule(blocks=RepeatRule(warmup=1, min_runs=2, min_seconds=0.0, max_runs=4), repeats=1)
     ref = PairedReference(tiny_model_dir, "reference (tiny)", loading="process_per_block", rule=rule)
     result = measure(tiny_model_dir, profile(), bandwidth=BW, reference=ref, memory=False)
     (t,) = result.throughput
-    assert t.paired.loading == "process_per_block" and t.paired.decode_tokens_per_s.blocks == 2
+    assert t.paired.loading == "process_per_block" and t.paired.decode_tokens_per_s.blocks >= 2
+    assert t.paired.decode_tokens_per_s.blocks + t.paired.left_out_pairs <= 4
     assert "process per block as asked" in t.notes
     validate_in_a_results_file(result)
 
