@@ -271,8 +271,8 @@ def _reference_rate(fig: dict[str, Any]) -> str:
 
 
 def _left_out(paired: dict[str, Any]) -> str:
-    """How many pairs the bandwidth floor left out (with their own decode speed-up), ``all kept (contended)`` when the
-    bus was contended throughout, or a dash for a record timed before the probe existed."""
+    """How many pairs the bandwidth floor left out (with their own decode speed-up), ``none (contended throughout)``
+    when the bus was contended throughout and every pair counts, or a dash for a record timed before the probe existed."""
     if paired.get("bandwidth_floor_gbps") is None:
         return "–"
     if paired.get("bandwidth_contended"):

@@ -26,8 +26,8 @@ lasting tens of seconds to minutes); a memory-bound side (llama.cpp decoding the
 reference) slows by a third in the low state, a compute-bound one (a 4-bit file) barely moves,
 so the same Q8_0 file reads 1.5x in the high state and 2.2x in the low one, and two runs that
 happen to sample the states in different proportions disagree by 20 % (README, *Paired
-speed-ups*). The harness therefore probes the bandwidth before every block and after the last
-one; a pair's bandwidth is the median of the three probes around it, and the speed-ups are computed from the
+speed-ups*). The harness therefore probes the bandwidth before every block and after every
+variant block; a pair's bandwidth is the median of the three probes around it, and the speed-ups are computed from the
 pairs whose bandwidth reaches :data:`FULL_BANDWIDTH_SHARE` of the highest probe seen: the
 machine undisturbed, which is what a hardware profile describes. The left-out pairs stay
 counted in the results file with their own decode speed-up.
@@ -57,11 +57,11 @@ RESAMPLES = 9999
 SEED = 0
 #: At least this many pairs of blocks for an interval (a bootstrap of one pair says nothing).
 MIN_BLOCKS = 2
-#: How :func:`bootstrap_interval` computes its interval, as results files record it.
 #: A pair of blocks counts when its bandwidth is at least this share of the highest probe seen.
 #: In 537 probes over five minutes here the high state read 69-87 GB/s and the low one 32-53 GB/s;
 #: 0.70 of the peak (61 GB/s) lies between the two.
 FULL_BANDWIDTH_SHARE = 0.70
+#: How :func:`bootstrap_interval` computes its interval, as results files record it.
 METHOD = f"scipy.stats.bootstrap over paired blocks, percentile interval, {RESAMPLES} resamples, seed {SEED}"
 
 
