@@ -336,3 +336,19 @@ def test_hostile_bytes_always_end_in_a_problem(results_root: Path, content: byte
         assert checked.problems or checked.table is not None
         if checked.table is not None:  # a byte flip the format does not notice must still pass every value rule
             assert checked.table.num_rows == len(rows)
+
+
+def test_a_score_one_rounding_error_above_one_is_a_score_not_an_error(results_root: Path) -> None:
+    """lm-eval's TruthfulQA-MC2 score, a sum of normalized probabilities, reads 1.0000000000000002 where the true answers
+    take all of it (the embedded reference, 2026-11-30): kept as measured and accepted; 1 + 1e-6 is not."""
+
+    def nudge(amount: float):
+        def edit(rows: list[dict[str, Any]]) -> None:
+            i = next(i for i, r in enumerate(rows) if r.get("acc") == 1.0)
+            rows[i]["acc"] = 1.0 + amount
+        return edit
+
+    _edit(results_root, nudge(2.220446049250313e-16))
+    assert not [p for p in problems(results_root) if "not in [0, 1]" in p]
+    _edit(results_root, nudge(1e-6))
+    _one(results_root, "not in [0, 1]", ".acc")
