@@ -579,7 +579,8 @@ def embed(figure: dict[str, Any], figure_id: str, caption: str = "", wide: bool 
 def language_figure(rows: list[dict[str, Any]], language: str, kind: str) -> dict[str, Any] | None:
     """German (``language``) against English quality kept, one point per variant, with the diagonal where both
     languages keep alike; below it the method costs ``language`` more. ``kind``: ``perplexity`` (the reference's
-    parallel perplexity / the variant's, per language) or ``accuracy`` (the task pairs above chance). None: no point."""
+    parallel perplexity / the variant's, per language) or ``accuracy`` (the task pairs above chance). None: no variant
+    but the reference has a point."""
     from kompakt.tasks import LANGUAGES, PIVOT_LANGUAGE
 
     name, pivot = LANGUAGES.get(language, language), LANGUAGES.get(PIVOT_LANGUAGE, PIVOT_LANGUAGE)
@@ -593,8 +594,8 @@ def language_figure(rows: list[dict[str, Any]], language: str, kind: str) -> dic
             xy = (kept_pivot, kept) if kept is not None and kept_pivot is not None else None
         if xy is not None:
             points.append((r, xy))
-    if not points:
-        return None
+    if not any(not r.get("is_reference") for r, _ in points):
+        return None  # the reference alone sits at (1, 1) by definition: nothing to compare yet
     points.sort(key=lambda p: (p[1][0], p[0]["variant_id"]))
     hover = []
     for r, (x, y) in points:

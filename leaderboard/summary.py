@@ -64,6 +64,10 @@ PLOTS: list[tuple[str, list[str], str]] = [
     ("kl-memory", ["weights_bytes", "disk_bytes"], "kl_divergence"),
 ]
 
+#: Figures that measure a distance from the reference: zero on the reference by definition, so their plot waits for a
+#: variant (the reference on two backends would be two points at zero).
+FROM_THE_REFERENCE = {"kl_divergence"}
+
 #: Paired figures attached to each shown accuracy column (``acc_<task>_<metric>_<field>``).
 PAIRED_FIELDS = ("diff", "ci_low", "ci_high", "flips", "agreement", "p_holm", "significant")
 #: The distance figures a row shows (from the KL task).
@@ -542,7 +546,7 @@ def frontier_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for plot, x_candidates, y_key in PLOTS:
             for x_key in x_candidates:
                 points, left = _same_basis([r for r in group if r.get(x_key) is not None and r.get(y_key) is not None], y_key)
-                if len(points) >= 2:
+                if len(points) >= 2 and (y_key not in FROM_THE_REFERENCE or any(not p["is_reference"] for p in points)):
                     break
             else:
                 continue

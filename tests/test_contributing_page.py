@@ -178,6 +178,7 @@ def stand_in_bench(command: str, results: Path) -> list[Path]:
     for i, vid in enumerate(v for item in params["variant"] for v in item.split(",")):
         r = _quality_file("reference" if vid == "reference" else "prune-8")
         r["run_id"] = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-standin{i}"
+        r.pop("per_sample", None)  # a stand-in has no per-sample file of its own
         r["provenance"]["date"] = dt.datetime.now(dt.timezone.utc).isoformat()
         r["provenance"]["command"] = command
         if vid != "reference":

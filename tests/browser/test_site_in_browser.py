@@ -188,7 +188,7 @@ def test_plots_have_labels_error_bars_a_log_perplexity_axis_and_a_clear_title(wa
             };
         })"""
     )
-    assert len(plots) == 3
+    assert len(plots) == 3, [p["ykey"] for p in plots]  # no KL plot while only the reference has a KL
     for plot in plots:
         assert plot["width"] >= 500
         assert plot["markers"] == plot["expected"] > 0

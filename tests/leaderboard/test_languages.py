@@ -130,3 +130,12 @@ def test_the_model_page_has_the_language_section_with_the_licence_note(rows):
     assert "methodology/#german-against-english" in page
     plain = rows_of(make_result("m", "reference", "cpu"))
     assert "German and English" not in model_pages(list(plain.values()), [], [], {})["models/m.md"]
+
+
+def test_no_plot_of_german_against_english_while_only_the_reference_has_both(rows):
+    """The reference alone sits at (1, 1) by definition: its section shows the table and says why there is no plot."""
+    page = model_pages(list(rows.values()), [], [], {})["models/m.md"]
+    assert "kompakt-plot" in page.split("### German and English")[1]
+    alone = {k: v for k, v in rows.items() if k == "reference"}
+    section = model_pages(list(alone.values()), [], [], {})["models/m.md"].split("### German and English")[1]
+    assert "kompakt-plot" not in section and "No plot of German against English" in section

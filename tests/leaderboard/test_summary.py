@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from kompakt.results import ResultsFile
 from leaderboard.flatten import metric_rows, run_row
 from leaderboard.summary import frontier_rows
@@ -156,6 +158,23 @@ def test_frontier_rows_per_plot():
     on = {f["variant_id"] for f in memory if f["on_frontier"]}
     # the reference has the best accuracy, AWQ the smallest memory: both are on the frontier
     assert {"reference", "awq-4bit"} <= on
+
+
+def test_no_kl_plot_while_only_the_reference_has_a_kl():
+    """The reference's KL is zero by definition: measured on PyTorch and on llama.cpp it is two points at zero, no plot."""
+    ref = make_result("m", "reference", "cpu")
+    ref["metrics"]["distribution_distance"] = [{  # as the embedded reference's committed file has it
+        "task": "wikitext2_kl", "kl_mean": 0.0, "kl_stderr": 0.0, "kl_median": 0.0, "kl_p99": 0.0, "top1_agreement": 1.0, "tokens": 16384,
+        "windows": 32, "context_length": 512, "top_k": 1024, "slice": "WikiText-2 raw test, the first 32 windows of 512 tokens"}]
+    other = json.loads(json.dumps(ref))
+    other["run_id"] = "llama"
+    other["metrics"]["throughput"][0]["backend"] = "llama.cpp"
+    assert not [f for f in frontier_rows(all_rows(ref, other)) if f["plot"] == "kl-memory"]
+    var = json.loads(json.dumps(ref))
+    var["variant"], var["run_id"] = make_result("m", "awq-4bit", "cpu")["variant"], "awq"
+    var["metrics"]["distribution_distance"][0].update(kl_mean=0.3, kl_median=0.2)
+    kl = [f for f in frontier_rows(all_rows(ref, other, var)) if f["plot"] == "kl-memory"]
+    assert {f["variant_id"] for f in kl} == {"reference", "awq-4bit"}
 
 
 def test_a_plot_only_holds_points_measured_alike():
