@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.measure.efficiency.speed import median
 
@@ -92,6 +93,31 @@ def copy_rate(bytes_copied: int, seconds: float) -> float:
     return 2 * bytes_copied / seconds
 
 
+def _buffers(device: str, nbytes: int) -> tuple[Any, Any]:
+    """Two float32 tensors of ``nbytes`` each on ``device``, source and destination of the copies."""
+    import torch
+
+    src = torch.ones(nbytes // 4, dtype=torch.float32, device=device)  # ones, not empty: the pages must exist
+    return src, torch.zeros_like(src)
+
+
+def _timed_copy(src: Any, dst: Any) -> float:
+    """Seconds of one ``dst.copy_(src)``: on CUDA timed with events after a synchronize, on the CPU by the clock."""
+    import torch
+
+    if src.device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        dst.copy_(src)
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / 1000
+    t0 = time.perf_counter()
+    dst.copy_(src)
+    return time.perf_counter() - t0
+
+
 def measure_bandwidth(device: str = "cpu", *, nbytes: int = COPY_BYTES, repeats: int = COPY_REPEATS, warmup: int = WARMUP_COPIES) -> Bandwidth:
     """Copy ``nbytes`` from one tensor into another on ``device`` and report the rate.
 
@@ -101,26 +127,13 @@ def measure_bandwidth(device: str = "cpu", *, nbytes: int = COPY_BYTES, repeats:
     """
     import torch
 
-    n = nbytes // 4
-    src = torch.ones(n, dtype=torch.float32, device=device)  # ones, not empty: the pages must exist
-    dst = torch.zeros_like(src)
+    src, dst = _buffers(device, nbytes)
+    cuda = src.device.type == "cuda"
     samples: list[float] = []
-    cuda = torch.device(device).type == "cuda"
     for i in range(warmup + repeats):
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
-            start.record()
-            dst.copy_(src)
-            end.record()
-            torch.cuda.synchronize()
-            seconds = start.elapsed_time(end) / 1000
-        else:
-            t0 = time.perf_counter()
-            dst.copy_(src)
-            seconds = time.perf_counter() - t0
+        seconds = _timed_copy(src, dst)
         if i >= warmup:
-            samples.append(copy_rate(n * 4, seconds))
+            samples.append(copy_rate(src.numel() * 4, seconds))
     name = torch.cuda.get_device_name(torch.device(device)) if cuda else f"cpu ({torch.get_num_threads()} threads)"
     del src, dst
     return Bandwidth(
@@ -139,30 +152,14 @@ class BandwidthProbe:
 
     def __init__(self, device: str = "cpu", nbytes: int = PROBE_BYTES, copies: int = PROBE_COPIES, peak: float = 0.0):
         """``peak``: the highest bandwidth seen elsewhere (another process of the same run), counted as if probed here."""
-        import torch
-
         self.device = "cpu" if device == "cpu" else device
         _HIGHEST[self.device] = max(_HIGHEST.get(self.device, 0.0), peak)
         self.copies = copies
-        self._n = nbytes // 4
-        self._src = torch.ones(self._n, dtype=torch.float32, device=self.device)
-        self._dst = torch.zeros_like(self._src)
-        self._cuda = torch.device(self.device).type == "cuda"
-
-    def _copy_seconds(self) -> float:
-        import torch
-
-        if self._cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        self._dst.copy_(self._src)
-        if self._cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
+        self._src, self._dst = _buffers(self.device, nbytes)
 
     def __call__(self) -> float:
-        self._copy_seconds()  # the first copy after a block pulls the buffers back into the page tables and TLB
-        rate = median([copy_rate(self._n * 4, self._copy_seconds()) for _ in range(self.copies)])
+        _timed_copy(self._src, self._dst)  # the first copy after a block pulls the buffers back into the page tables and TLB
+        rate = median([copy_rate(self._src.numel() * 4, _timed_copy(self._src, self._dst)) for _ in range(self.copies)])
         _HIGHEST[self.device] = max(_HIGHEST.get(self.device, 0.0), rate)
         return rate
 

@@ -268,9 +268,10 @@ def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: 
                   loading: Loading, weights_ratio: float | None, peak: float = 0.0) -> PairedSpeed:
     """The results file's paired record of one batch size: speed-ups over the pairs at full bandwidth (``peak``: the
     highest probe seen; 0 or unprobed blocks: every pair counts)."""
-    minimum = max(stats.MIN_BLOCKS, ref.rule.blocks.min_runs)
-    keep = kept(ref_blocks, var_blocks, peak, minimum)
     bw = pair_bandwidths(ref_blocks, var_blocks)
+    probed_ok = bw is not None and peak > 0
+    floor = stats.bandwidth_floor(peak) if probed_ok else 0.0
+    keep = stats.kept_pairs(bw, floor, max(stats.MIN_BLOCKS, ref.rule.blocks.min_runs)) if probed_ok else [True] * len(var_blocks)
     ref_fig = block_figures([b for b, k in zip(ref_blocks, keep) if k], batch_size, prompt_tokens)
     var_fig = block_figures([b for b, k in zip(var_blocks, keep) if k], batch_size, prompt_tokens)
     figures = {}
@@ -279,8 +280,7 @@ def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: 
         figures[key] = PairedFigure(speedup=p.speedup, ci_low=p.low, ci_high=p.high, blocks=p.blocks,
                                     variant_blocks=[round(x, 6) for x in var_fig[key]], reference_blocks=[round(x, 6) for x in ref_fig[key]])
     probed: dict[str, Any] = {}
-    if bw is not None and peak > 0:
-        floor = stats.bandwidth_floor(peak)
+    if probed_ok:
         left = [i for i, k in enumerate(keep) if not k]
         left_out_speedup = None
         if len(left) >= stats.MIN_BLOCKS:
