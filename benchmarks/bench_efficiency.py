@@ -166,7 +166,8 @@ def _variant_specs(vid: str, art: Any, base: Any, backends: set[str], use_llama:
 
 
 def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, queue: Any, batch_sizes: list[int] | None,
-            memory: bool, threads: int | None, lengths: dict[str, int], peak: float) -> None:
+            memory: bool, threads: int | None, lengths: dict[str, int], peak: float, passes: int, pass_index: int,
+            earlier: dict[str, Any] | None) -> None:
     try:
         from harness.measure.efficiency import DoesNotFit, PairedReference, measure
 
@@ -178,7 +179,12 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: Paired
             options = {"threads": threads} if spec.backend == "llama.cpp" else None
         from kompakt.profiles import get_profile
 
-        reference = PairedReference(spec.reference, spec.reference_label, aa_check=spec.aa, rule=paired_rule, bandwidth_peak=peak)
+        from harness.measure.efficiency.pairing import blocks_from_json
+
+        pooled = {int(k.removeprefix("batch")): (blocks_from_json(v["pairs"]["reference"]), blocks_from_json(v["pairs"]["variant"]))
+                  for k, v in (earlier or {}).items() if k.startswith("batch") and "pairs" in v}
+        reference = PairedReference(spec.reference, spec.reference_label, aa_check=spec.aa, rule=paired_rule, bandwidth_peak=peak,
+                                    passes=passes, pass_index=pass_index, earlier=pooled)
         # the benchmark's timed lengths (prompt, new tokens) in place of the profile's; recorded in every throughput entry
         profile = get_profile(profile_name).model_copy(update=lengths)
         try:
@@ -200,12 +206,15 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: Paired
 
 
 def run_one(spec: Spec, profile: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, batch_sizes: list[int] | None = None,
-            memory: bool = True, threads: int | None = None, lengths: dict[str, int] | None = None, peak: float = 0.0) -> dict[str, Any]:
-    """One measurement in a process of its own; ``peak``: the highest bandwidth probe of the run so far (the floor of the
-    paired timing is a share of it, so a measurement that falls wholly into a contended minute is recognised as such)."""
+            memory: bool = True, threads: int | None = None, lengths: dict[str, int] | None = None, peak: float = 0.0,
+            passes: int = 1, pass_index: int = 0, earlier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One measurement (one pass of it) in a process of its own; ``peak``: the highest bandwidth probe of the run so far (the
+    floor of the paired timing is a share of it, so a measurement that falls wholly into a contended minute is recognised as
+    such); ``earlier``: the ``raw`` figures of this measurement's earlier pass, whose pairs this pass adds to."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_worker, args=(spec, profile, rule, paired_rule, bw, q, batch_sizes, memory, threads, lengths or {}, peak))
+    p = ctx.Process(target=_worker, args=(spec, profile, rule, paired_rule, bw, q, batch_sizes, memory, threads, lengths or {}, peak,
+                                          passes, pass_index, earlier))
     p.start()
     out = q.get()
     p.join()
@@ -411,6 +420,8 @@ class Settings:
     """Back-to-back runs of the whole benchmark."""
     threads: int | None
     """Threads of both backends (None: PyTorch's default)."""
+    passes: int = 1
+    """Passes over every measurement within a run, each timing its share of the pairs (the figures pool them)."""
 
     def lengths(self) -> dict[str, int]:
         """The profile fields the timed runs override."""
@@ -437,6 +448,8 @@ class Settings:
         return (f"timed with a {prompt}-token prompt and {new} new tokens{differs}; paired blocks of 1 untimed and "
                 f"{self.repeats_per_block} timed run(s), at least {self.min_blocks} pairs and {self.min_seconds:g} s of timed work "
                 f"per side; batch sizes {first} in run 1" + (f", {later} in the later runs" if self.runs > 1 else "")
+                + (f"; each run in {self.passes} passes over every measurement, each pass timing its share of the pairs "
+                   "in a process of its own, the figures pooling every pass's pairs" if self.passes > 1 else "")
                 + "; peak memory in run 1 only")
 
 
@@ -476,15 +489,19 @@ def load_state(path: Path, settings: Settings) -> tuple[list[Any], list[dict[tup
     return bws, runs, list(data.get("load_averages", [])), dict(data.get("seconds", {}))
 
 
-def remaining_seconds(todo: list[tuple[int, Spec]], seconds: dict[str, float]) -> float | None:
-    """About how long the measurements in ``todo`` (run index, spec) take, from ``seconds`` (``"run|variant|backend"``:
-    seconds taken). The first run measures memory and its own batch sizes, the later ones only speed, so runs are of two
-    kinds. Each measurement is estimated as the same (variant, backend) in a run of its kind; else as its first run
-    times the mean ratio of later to first runs so far; else as the mean of its backend's measurements of its kind,
-    else of all of its kind, else of all. None before anything was measured."""
+def remaining_seconds(todo: list[tuple[Any, ...]], seconds: dict[str, float]) -> float | None:
+    """About how long the measurements in ``todo`` (run index, spec[, pass index]) take, from ``seconds``
+    (``"run|variant|backend[|pass]"``: seconds taken). The first pass of the first run measures memory and its own batch
+    sizes, the others only speed, so measurements are of two kinds. Each is estimated as the same (variant, backend) in a
+    measurement of its kind; else as its first measurement times the mean ratio of the other kind to the first so far; else
+    as the mean of its backend's measurements of its kind, else of all of its kind, else of all. None before anything was
+    measured."""
     if not seconds:
         return None
-    parsed = [(int(k.split("|", 1)[0]), k.split("|", 1)[1], v) for k, v in seconds.items()]
+    parsed = []
+    for k, v in seconds.items():
+        run, variant, backend, *rest = k.split("|")
+        parsed.append((0 if int(run) == 0 and (not rest or int(rest[0]) == 0) else 1, f"{variant}|{backend}", v))
 
     def mean(values: list[float]) -> float | None:
         return sum(values) / len(values) if values else None
@@ -492,8 +509,8 @@ def remaining_seconds(todo: list[tuple[int, Spec]], seconds: dict[str, float]) -
     first = {key: v for run, key, v in parsed if run == 0}
     ratio = mean([v / first[key] for run, key, v in parsed if run > 0 and first.get(key)])
     total = 0.0
-    for run, s in todo:
-        key, later = f"{s.variant}|{s.backend}", run > 0
+    for run, s, *rest in todo:
+        key, later = f"{s.variant}|{s.backend}", run > 0 or bool(rest and rest[0] > 0)
         kind = [(k, v) for r, k, v in parsed if (r > 0) == later]
         guess = (mean([v for k, v in kind if k == key])
                  or (first[key] * ratio if later and key in first and ratio else None)
@@ -502,6 +519,10 @@ def remaining_seconds(todo: list[tuple[int, Spec]], seconds: dict[str, float]) -
                  or mean([v for _, _, v in parsed]))
         total += guess or 0.0
     return total
+
+
+def _pass(index: int, passes: int) -> str:
+    return f", pass {index + 1} of {passes}" if passes > 1 else ""
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -535,6 +556,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--prompt-tokens", type=int, default=128, help="prompt length of the timed runs (default 128; 0: the profile's)")
     ap.add_argument("--new-tokens", type=int, default=32, help="tokens generated per timed run (default 32; 0: the profile's)")
     ap.add_argument("--threads", type=int, help="threads for both backends and the bandwidth copy (default: PyTorch's, the physical cores)")
+    ap.add_argument("--passes", type=int, default=2, help="passes over every measurement within a run (default 2): each pass times its "
+                    "share of the pairs in a process of its own, minutes after the last, and the figures pool them, so that a drift "
+                    "between the two sides over tens of minutes shows in the interval (1: every pair in one stretch)")
     ap.add_argument("--min-blocks", type=int, default=10, help="pairs of blocks at least (default 10; at least 10 unless --quick)")
     ap.add_argument("--repeats-per-block", type=int, default=1, help="timed runs in each block after its untimed one (default 1)")
     ap.add_argument("--full", action="store_true", help="the fuller protocol: the profile's prompt and generation lengths and batch "
@@ -554,6 +578,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--min-blocks: at least 10 pairs of blocks (fewer make no interval worth recording); --quick for a smoke run")
     if args.repeats_per_block is not None and args.repeats_per_block < 1:
         ap.error("--repeats-per-block: at least 1")
+    if args.passes < 1:
+        ap.error("--passes: at least 1")
     return args
 
 
@@ -568,18 +594,39 @@ def settings_of(args: argparse.Namespace) -> Settings:
         backends=tuple(args.backends.split(",")), batch_sizes=sizes(args.batch_sizes), repeat_batch_sizes=sizes(args.repeat_batch_sizes),
         prompt_tokens=args.prompt_tokens or None, new_tokens=args.new_tokens or None,
         min_blocks=3 if quick else args.min_blocks, min_seconds=0.0 if quick else 10.0, repeats_per_block=1 if quick else args.repeats_per_block,
-        runs=args.runs, threads=args.threads,
+        runs=args.runs, threads=args.threads, passes=args.passes,
     )
+
+
+def passes_done(result: dict[str, Any] | None, passes: int) -> int:
+    """How many passes of a stored measurement are complete: 0 for none or an error, all of them for one that does not fit."""
+    if not result or "error" in result:
+        return 0
+    if "does_not_fit" in result:
+        return passes
+    return int(result.get("pass", passes - 1)) + 1
+
+
+def merge_pass(earlier: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """A measurement after its latest pass: that pass's figures (which pool every pass's pairs), with the memory, notes and
+    peak readings of the first pass, the only one that measured memory."""
+    if not earlier or "throughput" not in earlier or "throughput" not in new:
+        return new
+    notes = list(earlier.get("notes", [])) + [n for n in new.get("notes", []) if n not in earlier.get("notes", [])]
+    return {**new, "memory": earlier["memory"], "notes": notes, "raw": {**earlier.get("raw", {}), **new.get("raw", {})}}
 
 
 def measure_all(specs: list[Spec], settings: Settings, state_path: Path, resume: bool, rule: RepeatRule, paired_rule: PairedRule
                 ) -> tuple[list[dict[tuple[str, str], dict[str, Any]]], list[Any], list[float]]:
-    """Every run of every spec, resuming from ``state_path`` when asked; progress and an estimate of the time left on stderr."""
+    """Every pass of every run of every spec, resuming from ``state_path`` when asked; progress and an estimate of the time
+    left on stderr. Within a run, pass 1 goes over every spec, then pass 2, ..., so the passes of one (variant, backend)
+    lie minutes apart; each pass's result replaces the earlier one's in the state, its figures pooling both."""
     from harness.measure.efficiency.bandwidth import measure_bandwidth
 
     bws, runs, loads, seconds = load_state(state_path, settings) if resume else ([], [], [os.getloadavg()[0]], {})
     t_all = time.perf_counter()
-    total = settings.runs * len(specs)
+    passes = settings.passes
+    total = settings.runs * passes * len(specs)
     for i in range(settings.runs):
         if i >= len(bws):
             bws.append(measure_bandwidth("cpu"))
@@ -587,25 +634,34 @@ def measure_all(specs: list[Spec], settings: Settings, state_path: Path, resume:
             runs.append({})
         results = runs[i]
         print(f"run {i + 1}: {bws[i].note()}; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
-        for s in specs:
-            key = (s.variant, s.backend)
-            done = sum(len([1 for x in r.values() if "error" not in x]) for r in runs)
-            if key in results and "error" not in results[key]:
-                print(f"  {s.variant} on {s.backend}: from {state_path.name}", file=sys.stderr)
-                continue
-            todo = [(j, t) for j in range(i, settings.runs) for t in specs if (t.variant, t.backend) not in (runs[j] if j < len(runs) else {})]
-            print(f"  [{done + 1}/{total}] {s.variant} on {s.backend} (time left in all: {fmt_duration(remaining_seconds(todo, seconds))})",
-                  file=sys.stderr)
-            t0 = time.perf_counter()
-            peak = max((x.get("bandwidth_peak", 0.0) for r in runs for x in r.values()), default=0.0)
-            results[key] = run_one(s, settings.profile, rule, paired_rule, bws[i], settings.sizes(i), memory=i == 0, threads=settings.threads,
-                                   lengths=settings.lengths(), peak=peak)
-            r = results[key]
-            seconds[f"{i}|{s.variant}|{s.backend}"] = time.perf_counter() - t0
-            status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else "ok")
-            loads.append(os.getloadavg()[0])
-            print(f"  {s.variant} on {s.backend}: {status} ({time.perf_counter() - t0:.0f} s, load average {loads[-1]:.1f})", file=sys.stderr)
-            dump(state_path, _state(settings, bws, runs, loads, seconds))  # after every measurement: resumable
+        for p in range(passes):
+            for s in specs:
+                key = (s.variant, s.backend)
+                done_here = passes_done(results.get(key), passes)
+                if done_here > p:
+                    print(f"  {s.variant} on {s.backend}{_pass(p, passes)}: from {state_path.name}", file=sys.stderr)
+                    continue
+                if done_here < p:
+                    continue  # an earlier pass failed: nothing to add to (resume measures it from its first pass)
+                done = sum(passes_done(x, passes) for r in runs for x in r.values())
+                todo = [(j, t, q) for j in range(i, settings.runs) for t in specs
+                        for q in range(passes_done((runs[j] if j < len(runs) else {}).get((t.variant, t.backend)), passes), passes)]
+                print(f"  [{done + 1}/{total}] {s.variant} on {s.backend}{_pass(p, passes)} (time left in all: "
+                      f"{fmt_duration(remaining_seconds(todo, seconds))})", file=sys.stderr)
+                t0 = time.perf_counter()
+                peak = max((x.get("bandwidth_peak", 0.0) for r in runs for x in r.values()), default=0.0)
+                earlier = results.get(key) if p > 0 else None
+                r = run_one(s, settings.profile, rule, paired_rule, bws[i], settings.sizes(i), memory=i == 0 and p == 0,
+                            threads=settings.threads, lengths=settings.lengths(), peak=peak, passes=passes, pass_index=p,
+                            earlier=(earlier or {}).get("raw"))
+                r["pass"] = p
+                results[key] = merge_pass(earlier, r)
+                seconds[f"{i}|{s.variant}|{s.backend}|{p}"] = time.perf_counter() - t0
+                status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else "ok")
+                loads.append(os.getloadavg()[0])
+                print(f"  {s.variant} on {s.backend}{_pass(p, passes)}: {status} ({time.perf_counter() - t0:.0f} s, load average "
+                      f"{loads[-1]:.1f})", file=sys.stderr)
+                dump(state_path, _state(settings, bws, runs, loads, seconds))  # after every measurement: resumable
     print(f"\nProfile `{settings.profile}`, {len(runs)} run(s) back to back, {time.perf_counter() - t_all:.0f} s in this session "
           f"({sum(seconds.values()):.0f} s of measurements in all).")
     return runs, bws, loads

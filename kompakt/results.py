@@ -275,6 +275,12 @@ class PairedSpeed(Strict):
     )
     repeats_per_block: int = Field(ge=1, description="Timed repeats in each block, after the block's own warm-up.")
     warmup_per_block: int = Field(ge=0, description="Untimed runs at the start of each block.")
+    passes: int = Field(
+        default=1,
+        ge=1,
+        description="In how many passes, minutes apart and each in a process of its own, the pairs were timed; the figures pool the pairs of "
+        "every pass (1: one stretch of time, as in every file before passes existed).",
+    )
     confidence_level: float = Field(gt=0, lt=1, description="Confidence level of every interval here, e.g. 0.95.")
     method: ShortText = Field(description="How the intervals were computed (the bootstrap and its settings).")
     decode_tokens_per_s: PairedFigure | None = Field(default=None, description="Paired speed-up of decode tokens/s.")

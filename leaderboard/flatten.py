@@ -220,6 +220,8 @@ def paired_rows(run_id: str, t: Throughput) -> list[dict[str, Any]]:
     if p is None:
         return []
     what = "A/A check: the reference against a separately loaded copy of itself" if p.aa_check else f"paired with {p.reference}"
+    if p.passes > 1:
+        what += f"; pairs timed in {p.passes} passes minutes apart, pooled"
     if p.bandwidth_contended:
         what += f"; memory bus contended throughout (every pair below {p.bandwidth_floor_gbps} GB/s counted)"
     elif p.left_out_pairs:

@@ -35,7 +35,7 @@ def _paired(speedup: float, low: float, high: float, aa: bool = False, reference
 
 def test_the_defaults_are_the_budgeted_protocol_and_full_is_the_profiles(bench) -> None:
     s = bench.settings_of(bench.parse_args([]))
-    assert (s.prompt_tokens, s.new_tokens, s.repeats_per_block, s.min_blocks, s.min_seconds) == (128, 32, 1, 10, 10.0)
+    assert (s.prompt_tokens, s.new_tokens, s.repeats_per_block, s.min_blocks, s.min_seconds, s.passes) == (128, 32, 1, 10, 10.0, 2)
     assert s.sizes(0) == [1] and s.sizes(1) == [1]  # batch 1, the ranked figure, in both runs
     assert s.lengths() == {"prompt_tokens": 128, "new_tokens": 32}
     assert s.also == ("thesis:prune-8-lora-awq4",)  # the committed set's pipeline from the thesis recipe
@@ -79,6 +79,44 @@ def test_the_time_left_is_estimated_from_what_was_measured(bench) -> None:
     assert bench.remaining_seconds([(0, b)], seconds) == 150.0
     assert bench.remaining_seconds([(0, a), (1, ref)], seconds) == 250.0
     assert bench.fmt_duration(None).startswith("unknown") and bench.fmt_duration(30) == "1 min" and bench.fmt_duration(3900) == "1 h 05 min"
+    # with passes: the first pass of the first run measures memory (first kind), every other pass is of the later kind
+    passes = {"0|a|pytorch|0": 200.0, "0|a|pytorch|1": 80.0, "1|a|pytorch|0": 60.0}
+    assert bench.remaining_seconds([(0, a, 1)], passes) == 70.0  # a's measurements of the later kind: (80 + 60) / 2
+    assert bench.remaining_seconds([(0, a, 0)], passes) == 200.0
+
+
+def test_each_run_goes_over_every_measurement_once_per_pass_and_pools_them(bench, tmp_path: Path, monkeypatch) -> None:
+    """Pass 1 over every spec, then pass 2 with each spec's pass-1 figures; memory in run 1's first pass only; a resumed
+    benchmark measures only the passes it lacks, and a failed first pass is not added to."""
+    from harness.measure.efficiency.bandwidth import Bandwidth
+
+    calls, failed = [], []
+
+    def run_one(spec, profile, rule, paired_rule, bw, sizes, memory, threads, lengths, peak, passes, pass_index, earlier):
+        calls.append((spec.variant, pass_index, memory, (earlier or {}).get("batch1", {}).get("tag")))
+        if spec.variant == "broken" and not failed:
+            failed.append(1)
+            return {"error": "boom"}  # its first pass fails the first time only
+        return {"memory": {"weights_bytes": 1, "peak_host_bytes": 5 if memory else None}, "throughput": [], "energy": [],
+                "notes": [f"pass {pass_index}"], "raw": {"batch1": {"tag": f"{spec.variant}/{pass_index}"}, **({"peaks": 1} if memory else {})}}
+
+    monkeypatch.setattr(bench, "run_one", run_one)
+    monkeypatch.setattr("harness.measure.efficiency.bandwidth.measure_bandwidth", lambda device: Bandwidth(4e10, 4e10, "cpu", "copy", 1, [4e10]))
+    settings = bench.settings_of(bench.parse_args(["--runs", "1", "--only", "reference,a,broken"]))
+    assert settings.passes == 2
+    specs = [_spec(bench, "reference"), _spec(bench, "a"), _spec(bench, "broken")]
+    path = tmp_path / "state.json"
+    runs, _, _ = bench.measure_all(specs, settings, path, False, None, None)
+    assert calls == [("reference", 0, True, None), ("a", 0, True, None), ("broken", 0, True, None),
+                     ("reference", 1, False, "reference/0"), ("a", 1, False, "a/0")]  # the failed pass 1 is not added to
+    a = runs[0][("a", "pytorch")]
+    assert a["pass"] == 1 and a["memory"]["peak_host_bytes"] == 5 and a["notes"] == ["pass 0", "pass 1"]
+    assert a["raw"] == {"batch1": {"tag": "a/1"}, "peaks": 1}
+    assert bench.passes_done(a, 2) == 2 and bench.passes_done(runs[0][("broken", "pytorch")], 2) == 0
+    assert bench.passes_done({"does_not_fit": {}}, 2) == 2 and bench.passes_done(None, 2) == 0
+    calls.clear()
+    bench.measure_all(specs, settings, path, True, None, None)  # resumed: only the broken one, both passes
+    assert calls == [("broken", 0, True, None), ("broken", 1, False, "broken/0")]
 
 
 def test_the_agreement_report_counts_overlaps_the_share_within_5_percent_and_the_worst(bench) -> None:

@@ -350,15 +350,17 @@ def _time_batch_paired(be: Any, pair: _Pair, profile: Profile, result: Efficienc
                        bw: Bandwidth, weights: int, describe: str, log: Callable[[str], None] | None) -> None:
     """Reference and variant in alternating blocks at batch size ``b``; the variant's figures with the paired record."""
     from harness.measure.efficiency.pairing import describe as describe_pairing
-    from harness.measure.efficiency.pairing import paired_record, time_blocks
+    from harness.measure.efficiency.pairing import blocks_to_json, paired_record, pass_rule, time_blocks
 
     prompt = prompt_ids(prompt_len, be.vocab_size, avoid=avoid, batch_size=b)
-    _say(log, f"[{be.name}] batch {b}: paired with {pair.reference.label} ({pair.loading.replace('_', ' ')})")
+    ref = pair.reference
+    passes = f", pass {ref.pass_index + 1} of {ref.passes}" if ref.passes > 1 else ""
+    _say(log, f"[{be.name}] batch {b}: paired with {ref.label} ({pair.loading.replace('_', ' ')}{passes})")
     ref_side, var_side = pair.sides
-    probe = BandwidthProbe(be.device, peak=pair.reference.bandwidth_peak)
+    probe = BandwidthProbe(be.device, peak=ref.bandwidth_peak)
     try:
-        ref_blocks, var_blocks = time_blocks(ref_side, var_side, prompt, profile.new_tokens, pair.reference.rule,
-                                             log=lambda m: _say(log, f"[{be.name}] batch {b}: {m}"), probe=probe)
+        ref_blocks, var_blocks = time_blocks(ref_side, var_side, prompt, profile.new_tokens, pass_rule(ref.rule, ref.pass_index, ref.passes),
+                                             log=lambda m: _say(log, f"[{be.name}] batch {b}: {m}"), probe=probe, earlier=ref.earlier.get(b))
         peak = probe.peak
     finally:
         probe.close()
@@ -378,7 +380,8 @@ def _time_batch_paired(be: Any, pair: _Pair, profile: Profile, result: Efficienc
     ref_prefill = [x for blk in ref_blocks for x in blk.prefill_s]
     ref_gen = generation_samples([ts for blk in ref_blocks for ts in blk.stamps], b)
     result.raw[f"batch{b}"] = {"prefill_s": prefill_s, **gen, "reference": {"prefill_s": ref_prefill, **ref_gen},
-                               "blocks": len(var_blocks)}
+                               "blocks": len(var_blocks),
+                               "pairs": {"reference": blocks_to_json(ref_blocks), "variant": blocks_to_json(var_blocks)}}
 
 
 def _measure_peak(be: Any, profile: Profile, result: EfficiencyResult, weights: int, disk: int | None, avoid: list[int]) -> list[str]:

@@ -18,6 +18,14 @@ The protocol (the statistics are :mod:`kompakt.paired`):
 5. Both models stay loaded in this process when they fit the profile's memory budget together
    (``same_process``); otherwise every block runs in a process of its own that loads its model,
    runs the block and exits (``process_per_block``). Which one was used is recorded.
+6. A pairing may be timed in several *passes*, minutes apart, each in a process of its own
+   (:attr:`PairedReference.passes`; the efficiency benchmark's ``--passes``): each pass brings the
+   pooled blocks up to its share of the rule (:func:`pass_rule`) and hands its blocks on
+   (:func:`blocks_to_json`), and the figures of the last pass pool every pass's pairs. Why: the
+   pairs of one pass lie within a few minutes, so their interval says nothing of a drift that
+   moves one side against the other over tens of minutes (a compute-bound 4-bit file against the
+   memory-bound float32 reference moved by 3 to 5 % between two runs, README, *Paired speed-ups*);
+   pairs from two separate stretches of the run put that drift into the spread of the pairs.
 
 Each block's figure is the median of its repeats; the speed-up is the ratio of the medians of the
 two sides' block figures with a bootstrap interval over the pairs of blocks
@@ -28,6 +36,7 @@ are taken over all its repeats in all blocks, as unpaired figures are over their
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +82,12 @@ class PairedReference:
     bandwidth_peak: float = 0.0
     """The highest bandwidth probe (bytes/s) seen before this measurement, e.g. by earlier measurements of the same benchmark
     in processes of their own; the floor is a share of the higher of it and this measurement's own probes."""
+    passes: int = 1
+    """In how many passes, minutes apart and each in a process of its own, this pairing is timed (module docstring, 6)."""
+    pass_index: int = 0
+    """Which pass this is (0-based): it brings the pooled blocks up to ``(pass_index + 1) / passes`` of the rule."""
+    earlier: dict[int, tuple[list[Block], list[Block]]] = field(default_factory=dict)
+    """The (reference, variant) blocks of the earlier passes per batch size, pooled with this pass's."""
 
 
 @dataclass
@@ -93,6 +108,31 @@ class Block:
     @property
     def seconds(self) -> float:
         return sum(self.prefill_s) + sum(ts[-1] - ts[0] for ts in self.stamps)
+
+
+def blocks_to_json(blocks: list[Block]) -> list[dict[str, Any]]:
+    """Blocks as plain data (for the next pass, in another process)."""
+    return [dataclasses.asdict(b) for b in blocks]
+
+
+def blocks_from_json(data: list[dict[str, Any]]) -> list[Block]:
+    """The blocks :func:`blocks_to_json` wrote."""
+    from harness.measure.efficiency.energy import EnergyReading
+
+    return [Block(**{**d, "energy": [EnergyReading(**e) for e in d.get("energy", [])]}) for d in data]
+
+
+def pass_rule(rule: PairedRule, index: int, passes: int) -> PairedRule:
+    """The rule of pass ``index`` (0-based) of ``passes``, counted over the pooled blocks of this pass and the earlier ones:
+    its minimums and caps are ``(index + 1) / passes`` of the whole rule's (rounded up, at least the bootstrap's minimum
+    of pairs), so every pass adds about an equal share and the last one ends under the whole rule."""
+    if passes < 1 or not 0 <= index < passes:
+        raise ValueError(f"pass {index} of {passes}: passes must be at least 1 and the index in [0, passes)")
+    share = (index + 1) / passes
+    b = rule.blocks
+    blocks = dataclasses.replace(b, min_runs=max(stats.MIN_BLOCKS, math.ceil(b.min_runs * share)), min_seconds=b.min_seconds * share,
+                                 max_runs=max(stats.MIN_BLOCKS, math.ceil(b.max_runs * share)), max_seconds=b.max_seconds * share)
+    return dataclasses.replace(rule, blocks=blocks)
 
 
 def run_block(be: Any, prompt: list[list[int]], new_tokens: int, repeats: int, warmup: int, meter: Any = None) -> Block:
@@ -220,14 +260,18 @@ def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Bloc
 
 
 def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tokens: int, rule: PairedRule,
-                log: Callable[[str], None] | None = None, probe: Probe | None = None) -> tuple[list[Block], list[Block]]:
+                log: Callable[[str], None] | None = None, probe: Probe | None = None,
+                earlier: tuple[list[Block], list[Block]] | None = None) -> tuple[list[Block], list[Block]]:
     """Alternate blocks, reference first, until ``rule`` says stop; returns (reference blocks, variant blocks).
 
     With a ``probe``, every block records the bandwidth before it (and every variant block the one after it), and
-    only the pairs at full bandwidth count towards the rule's minimums.
+    only the pairs at full bandwidth count towards the rule's minimums. ``earlier``: the blocks of earlier passes, which
+    the rule counts and the returned lists begin with.
     """
-    ref_blocks: list[Block] = []
-    var_blocks: list[Block] = []
+    ref_blocks: list[Block] = list(earlier[0]) if earlier else []
+    var_blocks: list[Block] = list(earlier[1]) if earlier else []
+    if len(ref_blocks) != len(var_blocks):
+        raise ValueError(f"unpaired earlier blocks: {len(ref_blocks)} of the reference, {len(var_blocks)} of the variant")
     bw = probe() if probe is not None else None
     while _keep_going(rule, ref_blocks, var_blocks, probe.peak if probe is not None else 0.0):
         r = reference.block(prompt, new_tokens, rule.repeats, rule.warmup)
@@ -296,7 +340,7 @@ def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: 
         }
     return PairedSpeed(
         reference=ref.label, aa_check=ref.aa_check, loading=loading, repeats_per_block=ref.rule.repeats, warmup_per_block=ref.rule.warmup,
-        confidence_level=stats.CONFIDENCE, method=stats.METHOD, weights_ratio=weights_ratio, **figures, **probed,
+        passes=ref.pass_index + 1, confidence_level=stats.CONFIDENCE, method=stats.METHOD, weights_ratio=weights_ratio, **figures, **probed,
     )
 
 
@@ -324,7 +368,9 @@ def choose_loading(ref: PairedReference, variant_needed: int | None, reference_w
 def describe(ref: PairedReference, loading_reason: str, blocks: int, record: PairedSpeed | None = None) -> str:
     rule = ref.rule
     what = "a separately loaded copy of itself (A/A check)" if ref.aa_check else ref.label
-    text = (f"paired with {what}: {blocks} alternating blocks each (reference first), each block {rule.warmup} untimed and "
+    passes = ref.pass_index + 1
+    timed = f" in {passes} passes minutes apart (each in a process of its own, the pairs pooled)" if passes > 1 else ""
+    text = (f"paired with {what}: {blocks} alternating blocks each (reference first){timed}, each block {rule.warmup} untimed and "
             f"{rule.repeats} timed runs; {loading_reason}; speed-ups are ratios of medians of the block medians, "
             f"{stats.CONFIDENCE:.0%} intervals by {stats.METHOD}")
     if record is not None and record.bandwidth_floor_gbps is not None:
@@ -338,6 +384,6 @@ def describe(ref: PairedReference, loading_reason: str, blocks: int, record: Pai
 
 
 __all__ = [
-    "Block", "LoadedSide", "PairedReference", "PairedRule", "Probe", "ProcessSide", "block_figures", "choose_loading", "kept",
-    "pair_bandwidths", "paired_record", "reference_weights_bytes", "run_block", "time_blocks",
+    "Block", "LoadedSide", "PairedReference", "PairedRule", "Probe", "ProcessSide", "block_figures", "blocks_from_json", "blocks_to_json",
+    "choose_loading", "kept", "pair_bandwidths", "paired_record", "pass_rule", "reference_weights_bytes", "run_block", "time_blocks",
 ]

@@ -12,7 +12,9 @@ pytest.importorskip("scipy")
 from efficiency_sections import validate_in_a_results_file  # noqa: E402
 from harness.measure.efficiency import PairedReference, PairedRule, RepeatRule, measure  # noqa: E402
 from harness.measure.efficiency.bandwidth import Bandwidth  # noqa: E402
-from harness.measure.efficiency.pairing import Block, ProcessSide, block_figures, choose_loading, paired_record, time_blocks  # noqa: E402
+from harness.measure.efficiency.pairing import (  # noqa: E402
+    Block, describe, ProcessSide, block_figures, blocks_from_json, blocks_to_json, choose_loading, paired_record, pass_rule, time_blocks,
+)
 from kompakt.profiles import Profile  # noqa: E402
 
 BW = Bandwidth(bytes_per_s=10e9, median_bytes_per_s=9e9, device="test", method="fixed for tests", repeats=1)
@@ -125,6 +127,37 @@ def test_the_left_out_pairs_have_their_own_decode_speedup() -> None:
     assert record.left_out_decode_speedup == pytest.approx(2.0)
 
 
+def test_each_pass_brings_the_pooled_blocks_up_to_its_share_of_the_rule() -> None:
+    rule = PairedRule(blocks=RepeatRule(warmup=1, min_runs=10, min_seconds=10.0, max_runs=200, max_seconds=600.0), repeats=1)
+    first, last = pass_rule(rule, 0, 2).blocks, pass_rule(rule, 1, 2).blocks
+    assert (first.min_runs, first.min_seconds, first.max_runs, first.max_seconds) == (5, 5.0, 100, 300.0)
+    assert last == rule.blocks and pass_rule(rule, 0, 1) == rule
+    assert pass_rule(rule, 0, 3).blocks.min_runs == 4  # 10 / 3 rounded up
+    tiny = PairedRule(blocks=RepeatRule(warmup=0, min_runs=3, min_seconds=0.0, max_runs=3), repeats=1)
+    assert pass_rule(tiny, 0, 4).blocks.min_runs == 2  # never below the bootstrap's minimum of pairs
+    for index, passes in ((2, 2), (-1, 2), (0, 0)):
+        with pytest.raises(ValueError, match="passes must be at least 1"):
+            pass_rule(rule, index, passes)
+
+
+def test_a_later_pass_adds_to_the_earlier_blocks_and_the_record_pools_them() -> None:
+    """Pass 1 of 2 times 2 pairs (half of 4); pass 2 starts from them, times 2 more, and the record counts 4 pairs of 2 passes."""
+    log: list[str] = []
+    rule = PairedRule(blocks=RepeatRule(warmup=0, min_runs=4, min_seconds=0.0), repeats=1)
+    ref1, var1 = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, pass_rule(rule, 0, 2))
+    assert len(ref1) == len(var1) == 2
+    earlier = (blocks_from_json(blocks_to_json(ref1)), blocks_from_json(blocks_to_json(var1)))  # as the next process gets them
+    assert earlier == (ref1, var1)
+    ref2, var2 = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, pass_rule(rule, 1, 2), earlier=earlier)
+    assert log == ["ref", "var"] * 4 and ref2[:2] == ref1 and len(var2) == 4
+    ref_pass2 = PairedReference(Path("ref"), "reference (test)", rule=rule, passes=2, pass_index=1)
+    record = paired_record(ref2, var2, 1, 4, ref_pass2, "same_process", None)
+    assert record.passes == 2 and record.decode_tokens_per_s.blocks == 4 and record.decode_tokens_per_s.speedup == pytest.approx(2.0)
+    assert "in 2 passes minutes apart" in describe(ref_pass2, "both loaded", 4, record)
+    with pytest.raises(ValueError, match="unpaired earlier blocks"):
+        time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1]], 5, rule, earlier=(ref1, var1[:1]))
+
+
 def test_block_figures_and_the_record_from_known_timings() -> None:
     """The variant decodes every step in half the reference's time: 2.00x decode, prefill and time to first token."""
     log: list[str] = []
@@ -142,6 +175,7 @@ def test_block_figures_and_the_record_from_known_timings() -> None:
     assert record.decode_tokens_per_s.variant_blocks == pytest.approx([100.0] * 4)
     assert record.loading == "same_process" and record.weights_ratio == 0.5 and record.repeats_per_block == 1
     assert record.confidence_level == 0.95 and "scipy.stats.bootstrap" in record.method
+    assert record.passes == 1  # one stretch of time unless passes are asked for
 
 
 def test_loading_is_decided_by_the_budget() -> None:
@@ -174,6 +208,26 @@ def test_an_aa_check_on_the_tiny_model_in_one_process(tiny_model_dir: Path) -> N
     assert result.raw["batch1"]["blocks"] == result.throughput[0].decode_tokens_per_s.repeats
     assert len(result.raw["batch1"]["reference"]["decode_tps"]) == result.raw["batch1"]["blocks"]
     validate_in_a_results_file(result)
+
+
+def test_a_second_pass_on_the_tiny_model_pools_the_first_passes_pairs(tiny_model_dir: Path) -> None:
+    """As the efficiency benchmark runs it: pass 1 in one measurement, its blocks handed (as plain data) to pass 2 in another."""
+    rule = PairedRule(blocks=RepeatRule(warmup=1, min_runs=4, min_seconds=0.0, max_runs=12), repeats=1)
+    first = measure(tiny_model_dir, profile(), bandwidth=BW, memory=False,
+                    reference=PairedReference(tiny_model_dir, "reference (tiny)", aa_check=True, rule=rule, passes=2, pass_index=0))
+    pairs = first.raw["batch1"]["pairs"]
+    n1 = len(pairs["variant"])
+    assert first.throughput[0].paired.passes == 1 and n1 == first.throughput[0].paired.decode_tokens_per_s.blocks + first.throughput[0].paired.left_out_pairs
+    earlier = {1: (blocks_from_json(pairs["reference"]), blocks_from_json(pairs["variant"]))}
+    second = measure(tiny_model_dir, profile(), bandwidth=BW, memory=False,
+                     reference=PairedReference(tiny_model_dir, "reference (tiny)", aa_check=True, rule=rule, passes=2, pass_index=1,
+                                               bandwidth_peak=first.bandwidth_peak, earlier=earlier))
+    (t,) = second.throughput
+    assert t.paired.passes == 2 and "in 2 passes minutes apart" in t.notes
+    assert len(second.raw["batch1"]["pairs"]["variant"]) > n1
+    assert second.raw["batch1"]["pairs"]["variant"][:n1] == pairs["variant"]  # the first pass's blocks, unchanged, first
+    assert t.decode_tokens_per_s.repeats == len(second.raw["batch1"]["pairs"]["variant"])  # absolute figures pool both passes
+    validate_in_a_results_file(second)
 
 
 def test_a_block_in_a_process_of_its_own(tiny_model_dir: Path) -> None:
