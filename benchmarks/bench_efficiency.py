@@ -6,7 +6,10 @@ reference and the variant in alternating blocks within one process (reference, v
 the speed-up the ratio of the medians of the block figures with a 95 % bootstrap interval over the
 paired blocks (:mod:`kompakt.paired`, :mod:`harness.measure.efficiency.pairing`). The reference itself
 is timed against a separately loaded copy of itself (its own load, never the same model object twice):
-an A/A check that must read 1.00x within its interval. The whole benchmark runs twice back to back
+an A/A check that must read 1.00x within its interval. Each run goes over every measurement in two passes
+(``--passes``): pass 1 times half the pairs of each (variant, backend), pass 2 comes back to each tens of minutes
+later, in a fresh process, and adds the other half to the first's blocks, so the interval pools pairs from two
+stretches of time (:mod:`harness.measure.efficiency.pairing`, step 6). The whole benchmark runs twice back to back
 (``--runs 2``) and prints both runs' batch-1 decode speed-ups, their intervals, whether the two
 intervals overlap, the share within 5 % and the worst disagreement.
 
@@ -20,6 +23,7 @@ and the time left are printed before each measurement, and the state is written 
     python benchmarks/bench_efficiency.py --write-results --resume   # continue after a stop
     python benchmarks/bench_efficiency.py --runs 1 --quick       # a smoke run (few short blocks), not figures to keep
     python benchmarks/bench_efficiency.py --only reference,gguf-q8_0
+    python benchmarks/bench_efficiency.py --passes 1            # every pair of a measurement in one stretch
     python benchmarks/bench_efficiency.py --json /tmp/eff.json   # the state (every figure) in another file
     python benchmarks/bench_efficiency.py --runs 1 --quick --write-results --results-dir /tmp/results
 

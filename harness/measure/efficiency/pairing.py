@@ -315,7 +315,8 @@ def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: 
     bw = pair_bandwidths(ref_blocks, var_blocks)
     probed_ok = bw is not None and peak > 0
     floor = stats.bandwidth_floor(peak) if probed_ok else 0.0
-    keep = stats.kept_pairs(bw, floor, max(stats.MIN_BLOCKS, ref.rule.blocks.min_runs)) if probed_ok else [True] * len(var_blocks)
+    minimum = pass_rule(ref.rule, ref.pass_index, ref.passes).blocks.min_runs  # an earlier pass's record: its share of the pairs
+    keep = stats.kept_pairs(bw, floor, max(stats.MIN_BLOCKS, minimum)) if probed_ok else [True] * len(var_blocks)
     ref_fig = block_figures([b for b, k in zip(ref_blocks, keep) if k], batch_size, prompt_tokens)
     var_fig = block_figures([b for b, k in zip(var_blocks, keep) if k], batch_size, prompt_tokens)
     figures = {}

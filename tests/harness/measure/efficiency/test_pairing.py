@@ -154,6 +154,14 @@ def test_a_later_pass_adds_to_the_earlier_blocks_and_the_record_pools_them() -> 
     record = paired_record(ref2, var2, 1, 4, ref_pass2, "same_process", None)
     assert record.passes == 2 and record.decode_tokens_per_s.blocks == 4 and record.decode_tokens_per_s.speedup == pytest.approx(2.0)
     assert "in 2 passes minutes apart" in describe(ref_pass2, "both loaded", 4, record)
+    # an earlier pass's record asks for its own share of the pairs at full bandwidth, not the whole rule's: pass 1 of 2
+    # with 2 of its 3 pairs at full bandwidth leaves the first out (the whole rule's 4 would count all three as contended)
+    log.clear()
+    probe = FakeProbe([80, 45, 45, 80, 80, 80, 80])
+    ref3, var3 = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, pass_rule(rule, 0, 2), probe=probe)
+    first_pass = PairedReference(Path("ref"), "reference (test)", rule=rule, passes=2, pass_index=0)
+    record = paired_record(ref3, var3, 1, 4, first_pass, "same_process", None, probe.peak)
+    assert len(var3) == 3 and record.left_out_pairs == 1 and not record.bandwidth_contended and record.passes == 1
     with pytest.raises(ValueError, match="unpaired earlier blocks"):
         time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1]], 5, rule, earlier=(ref1, var1[:1]))
 
