@@ -70,7 +70,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.measure.efficiency.pairing import PairedRule  # noqa: E402
+from harness.measure.efficiency.pairing import PairedRule, pass_label  # noqa: E402
 from harness.measure.efficiency.speed import RepeatRule, relative_difference  # noqa: E402
 from kompakt.paired import contains_one, intervals_overlap  # noqa: E402
 
@@ -183,12 +183,10 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: Paired
             options = {"threads": threads} if spec.backend == "llama.cpp" else None
         from kompakt.profiles import get_profile
 
-        from harness.measure.efficiency.pairing import blocks_from_json
+        from harness.measure.efficiency.pairing import earlier_from_raw
 
-        pooled = {int(k.removeprefix("batch")): (blocks_from_json(v["pairs"]["reference"]), blocks_from_json(v["pairs"]["variant"]))
-                  for k, v in (earlier or {}).items() if k.startswith("batch") and "pairs" in v}
         reference = PairedReference(spec.reference, spec.reference_label, aa_check=spec.aa, rule=paired_rule, bandwidth_peak=peak,
-                                    passes=passes, pass_index=pass_index, earlier=pooled)
+                                    passes=passes, pass_index=pass_index, earlier=earlier_from_raw(earlier))
         # the benchmark's timed lengths (prompt, new tokens) in place of the profile's; recorded in every throughput entry
         profile = get_profile(profile_name).model_copy(update=lengths)
         try:
@@ -525,10 +523,6 @@ def remaining_seconds(todo: list[tuple[Any, ...]], seconds: dict[str, float]) ->
     return total
 
 
-def _pass(index: int, passes: int) -> str:
-    return f", pass {index + 1} of {passes}" if passes > 1 else ""
-
-
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown until the first measurement ends"
@@ -643,14 +637,14 @@ def measure_all(specs: list[Spec], settings: Settings, state_path: Path, resume:
                 key = (s.variant, s.backend)
                 done_here = passes_done(results.get(key), passes)
                 if done_here > p:
-                    print(f"  {s.variant} on {s.backend}{_pass(p, passes)}: from {state_path.name}", file=sys.stderr)
+                    print(f"  {s.variant} on {s.backend}{pass_label(p, passes)}: from {state_path.name}", file=sys.stderr)
                     continue
                 if done_here < p:
                     continue  # an earlier pass failed: nothing to add to (resume measures it from its first pass)
                 done = sum(passes_done(x, passes) for r in runs for x in r.values())
                 todo = [(j, t, q) for j in range(i, settings.runs) for t in specs
                         for q in range(passes_done((runs[j] if j < len(runs) else {}).get((t.variant, t.backend)), passes), passes)]
-                print(f"  [{done + 1}/{total}] {s.variant} on {s.backend}{_pass(p, passes)} (time left in all: "
+                print(f"  [{done + 1}/{total}] {s.variant} on {s.backend}{pass_label(p, passes)} (time left in all: "
                       f"{fmt_duration(remaining_seconds(todo, seconds))})", file=sys.stderr)
                 t0 = time.perf_counter()
                 peak = max((x.get("bandwidth_peak", 0.0) for r in runs for x in r.values()), default=0.0)
@@ -663,7 +657,7 @@ def measure_all(specs: list[Spec], settings: Settings, state_path: Path, resume:
                 seconds[f"{i}|{s.variant}|{s.backend}|{p}"] = time.perf_counter() - t0
                 status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else "ok")
                 loads.append(os.getloadavg()[0])
-                print(f"  {s.variant} on {s.backend}{_pass(p, passes)}: {status} ({time.perf_counter() - t0:.0f} s, load average "
+                print(f"  {s.variant} on {s.backend}{pass_label(p, passes)}: {status} ({time.perf_counter() - t0:.0f} s, load average "
                       f"{loads[-1]:.1f})", file=sys.stderr)
                 dump(state_path, _state(settings, bws, runs, loads, seconds))  # after every measurement: resumable
     print(f"\nProfile `{settings.profile}`, {len(runs)} run(s) back to back, {time.perf_counter() - t_all:.0f} s in this session "

@@ -350,12 +350,11 @@ def _time_batch_paired(be: Any, pair: _Pair, profile: Profile, result: Efficienc
                        bw: Bandwidth, weights: int, describe: str, log: Callable[[str], None] | None) -> None:
     """Reference and variant in alternating blocks at batch size ``b``; the variant's figures with the paired record."""
     from harness.measure.efficiency.pairing import describe as describe_pairing
-    from harness.measure.efficiency.pairing import blocks_to_json, paired_record, pass_rule, time_blocks
+    from harness.measure.efficiency.pairing import blocks_to_json, paired_record, pass_label, pass_rule, time_blocks
 
     prompt = prompt_ids(prompt_len, be.vocab_size, avoid=avoid, batch_size=b)
     ref = pair.reference
-    passes = f", pass {ref.pass_index + 1} of {ref.passes}" if ref.passes > 1 else ""
-    _say(log, f"[{be.name}] batch {b}: paired with {ref.label} ({pair.loading.replace('_', ' ')}{passes})")
+    _say(log, f"[{be.name}] batch {b}: paired with {ref.label} ({pair.loading.replace('_', ' ')}{pass_label(ref.pass_index, ref.passes)})")
     ref_side, var_side = pair.sides
     probe = BandwidthProbe(be.device, peak=ref.bandwidth_peak)
     try:

@@ -122,6 +122,18 @@ def blocks_from_json(data: list[dict[str, Any]]) -> list[Block]:
     return [Block(**{**d, "energy": [EnergyReading(**e) for e in d.get("energy", [])]}) for d in data]
 
 
+def earlier_from_raw(raw: dict[str, Any] | None) -> dict[int, tuple[list[Block], list[Block]]]:
+    """The blocks an earlier pass left in its result's ``raw`` figures (``batch<b>`` -> ``pairs``), per batch size, as
+    :attr:`PairedReference.earlier` takes them."""
+    return {int(k.removeprefix("batch")): (blocks_from_json(v["pairs"]["reference"]), blocks_from_json(v["pairs"]["variant"]))
+            for k, v in (raw or {}).items() if k.startswith("batch") and "pairs" in v}
+
+
+def pass_label(index: int, passes: int) -> str:
+    """``", pass 2 of 2"`` for progress lines; empty when there is one pass."""
+    return f", pass {index + 1} of {passes}" if passes > 1 else ""
+
+
 def pass_rule(rule: PairedRule, index: int, passes: int) -> PairedRule:
     """The rule of pass ``index`` (0-based) of ``passes``, counted over the pooled blocks of this pass and the earlier ones:
     its minimums and caps are ``(index + 1) / passes`` of the whole rule's (rounded up, at least the bootstrap's minimum
@@ -386,5 +398,5 @@ def describe(ref: PairedReference, loading_reason: str, blocks: int, record: Pai
 
 __all__ = [
     "Block", "LoadedSide", "PairedReference", "PairedRule", "Probe", "ProcessSide", "block_figures", "blocks_from_json", "blocks_to_json",
-    "choose_loading", "kept", "pair_bandwidths", "paired_record", "pass_rule", "reference_weights_bytes", "run_block", "time_blocks",
+    "choose_loading", "earlier_from_raw", "kept", "pair_bandwidths", "paired_record", "pass_label", "pass_rule", "reference_weights_bytes", "run_block", "time_blocks",
 ]

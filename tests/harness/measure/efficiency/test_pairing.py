@@ -13,7 +13,7 @@ from efficiency_sections import validate_in_a_results_file  # noqa: E402
 from harness.measure.efficiency import PairedReference, PairedRule, RepeatRule, measure  # noqa: E402
 from harness.measure.efficiency.bandwidth import Bandwidth  # noqa: E402
 from harness.measure.efficiency.pairing import (  # noqa: E402
-    Block, describe, ProcessSide, block_figures, blocks_from_json, blocks_to_json, choose_loading, paired_record, pass_rule, time_blocks,
+    Block, describe, ProcessSide, block_figures, blocks_from_json, blocks_to_json, choose_loading, earlier_from_raw, paired_record, pass_rule, time_blocks,
 )
 from kompakt.profiles import Profile  # noqa: E402
 
@@ -226,7 +226,8 @@ def test_a_second_pass_on_the_tiny_model_pools_the_first_passes_pairs(tiny_model
     pairs = first.raw["batch1"]["pairs"]
     n1 = len(pairs["variant"])
     assert first.throughput[0].paired.passes == 1 and n1 == first.throughput[0].paired.decode_tokens_per_s.blocks + first.throughput[0].paired.left_out_pairs
-    earlier = {1: (blocks_from_json(pairs["reference"]), blocks_from_json(pairs["variant"]))}
+    earlier = earlier_from_raw(first.raw)
+    assert list(earlier) == [1] and earlier[1] == (blocks_from_json(pairs["reference"]), blocks_from_json(pairs["variant"]))
     second = measure(tiny_model_dir, profile(), bandwidth=BW, memory=False,
                      reference=PairedReference(tiny_model_dir, "reference (tiny)", aa_check=True, rule=rule, passes=2, pass_index=1,
                                                bandwidth_peak=first.bandwidth_peak, earlier=earlier))
