@@ -6,15 +6,17 @@ reference and the variant in alternating blocks within one process (reference, v
 the speed-up the ratio of the medians of the block figures with a 95 % bootstrap interval over the
 paired blocks (:mod:`kompakt.paired`, :mod:`harness.measure.efficiency.pairing`). The reference itself
 is timed against a separately loaded copy of itself (its own load, never the same model object twice):
-an A/A check that must read 1.00x within its interval. Each run goes over every measurement in two passes
-(``--passes``): pass 1 times half the pairs of each (variant, backend), pass 2 comes back to each tens of minutes
-later, in a fresh process, and adds the other half to the first's blocks, so the interval pools pairs from two
-stretches of time (:mod:`harness.measure.efficiency.pairing`, step 6). The whole benchmark runs twice back to back
+an A/A check that must read 1.00x within its interval. Each run goes over every measurement in five passes
+(``--passes``): pass 1 times a fifth of the pairs of each (variant, backend), pass 2 comes back to each tens of
+minutes later, in a fresh process, and adds the next fifth to the earlier blocks, and so on, so the figures pool
+pairs from five stretches of time spread over the run (:mod:`harness.measure.efficiency.pairing`, step 6), and the
+interval covers the batch-means interval over the five passes' own speed-ups (:mod:`kompakt.paired`: the pairs of
+one stretch share the host's state, so a bootstrap over pairs alone is too narrow). The whole benchmark runs twice back to back
 (``--runs 2``) and prints both runs' batch-1 decode speed-ups, their intervals, whether the two
 intervals overlap, the share within 5 % and the worst disagreement.
 
-The defaults fit two runs of ``all-methods`` into about 85 minutes on two cores (README, *Paired
-speed-ups*): a 128-token prompt and 32 new tokens instead of the profile's, one timed run per block,
+The defaults keep a run of ``all-methods`` to about two hours on two cores (README, *Paired speed-ups*:
+2 h 2 min and 2 h 12 min with two passes, on a host whose memory bus was contended for long stretches): a 128-token prompt and 32 new tokens instead of the profile's, one timed run per block,
 batch 1; ``--full`` takes the profile's lengths and batch sizes and 3 timed runs per block. Progress
 and the time left are printed before each measurement, and the state is written after each one, so
 ``--resume`` (same options) continues a stopped benchmark.
@@ -554,9 +556,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--prompt-tokens", type=int, default=128, help="prompt length of the timed runs (default 128; 0: the profile's)")
     ap.add_argument("--new-tokens", type=int, default=32, help="tokens generated per timed run (default 32; 0: the profile's)")
     ap.add_argument("--threads", type=int, help="threads for both backends and the bandwidth copy (default: PyTorch's, the physical cores)")
-    ap.add_argument("--passes", type=int, default=2, help="passes over every measurement within a run (default 2): each pass times its "
-                    "share of the pairs in a process of its own, minutes after the last, and the figures pool them, so that a drift "
-                    "between the two sides over tens of minutes shows in the interval (1: every pair in one stretch)")
+    ap.add_argument("--passes", type=int, default=5, help="passes over every measurement within a run (default 5): each pass times its "
+                    "share of the pairs in a process of its own, minutes after the last, and the figures pool them; with 3 or more the "
+                    "interval covers the batch-means interval over the passes' own speed-ups, so that a drift between the two sides over "
+                    "tens of minutes shows in it (1: every pair in one stretch, bootstrap interval only)")
     ap.add_argument("--min-blocks", type=int, default=10, help="pairs of blocks at least (default 10; at least 10 unless --quick)")
     ap.add_argument("--repeats-per-block", type=int, default=1, help="timed runs in each block after its untimed one (default 1)")
     ap.add_argument("--full", action="store_true", help="the fuller protocol: the profile's prompt and generation lengths and batch "

@@ -14,6 +14,8 @@ and its reference in alternating blocks within one run (reference, variant, refe
 - its 95 % confidence interval comes from a bootstrap over the *pairs* of blocks
   (:func:`bootstrap_interval`): ``scipy.stats.bootstrap`` with ``paired=True`` resamples block
   indices, so drift that moves both sides of a pair together stays together;
+- when the pairs were timed in :data:`MIN_PASSES` or more *passes* spread over the run, the interval is widened to
+  cover the batch-means interval over the passes (:func:`pass_speedups`, :func:`batch_means_interval`): see below;
 - an interval that contains 1.0 is no measurable difference (:func:`contains_one`), and the
   leaderboard does not rank it as a number;
 - pairs timed while other work on the host drew on the memory bus are left out
@@ -31,6 +33,22 @@ variant block; a pair's bandwidth is the median of the three probes around it, a
 pairs whose bandwidth reaches :data:`FULL_BANDWIDTH_SHARE` of the highest probe seen: the
 machine undisturbed, which is what a hardware profile describes. The left-out pairs stay
 counted in the results file with their own decode speed-up.
+
+Why the interval looks at passes too. The bootstrap treats the pairs as independent draws from one machine. They are
+not: the pairs of one stretch of a few minutes share the host's state, and a compute-bound variant against the
+memory-bound reference moves with the host's share of compute over tens of minutes to hours, which no bandwidth
+probe sees. In the two runs of two passes each over all 26 measurements (README, *Paired speed-ups*), the two
+passes of one run gave speed-ups whose bootstrap intervals did not overlap for 6 of 52 (variant, backend, run),
+where two intervals of one quantity miss each other far less than 5 % of the time; and 4 of 13 llama.cpp
+speed-ups moved between the runs by more than their intervals. The pairs of a pass are therefore one *batch*:
+a run times each measurement in several passes spread over the run, each pass gives its own speed-up (the ratio
+of medians of its pairs), and the passes' log speed-ups give a t-interval (``scipy.stats.ttest_1samp``), the
+method of batch means for autocorrelated measurements (Law & Kelton, *Simulation Modeling and Analysis*,
+ch. 9, the method of batch means). The recorded interval is the union of that interval and the bootstrap's: each is the wider one in
+some state of the machine (the batch means with few pairs in a pass, the bootstrap when the passes happen to
+agree); the speed-up itself stays the ratio of medians over every pair. With fewer than :data:`MIN_PASSES`
+passes the t-interval of 1 degree of freedom is too wide to say anything (its quantile is 12.7), and the
+bootstrap interval stands alone, as in every file before passes were counted.
 
 Everything here is pure (hand-made numbers in, numbers out) and tested directly; scipy is
 imported only by :func:`bootstrap_interval`, so the leaderboard, which only reads intervals,
@@ -61,8 +79,13 @@ MIN_BLOCKS = 2
 #: In 537 probes over five minutes here the high state read 69-87 GB/s and the low one 32-53 GB/s;
 #: 0.70 of the peak (61 GB/s) lies between the two.
 FULL_BANDWIDTH_SHARE = 0.70
+#: Passes with pairs needed for the batch-means interval (2 passes leave 1 degree of freedom: a t quantile of 12.7).
+MIN_PASSES = 3
 #: How :func:`bootstrap_interval` computes its interval, as results files record it.
 METHOD = f"scipy.stats.bootstrap over paired blocks, percentile interval, {RESAMPLES} resamples, seed {SEED}"
+#: How the interval is computed when passes widen it (:func:`paired_speedup` with ``passes``).
+METHOD_WITH_PASSES = (f"{METHOD}; widened to the batch-means t-interval over the passes' log speed-ups "
+                      f"(scipy.stats.ttest_1samp, at least {MIN_PASSES} passes) where that is wider")
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,8 @@ class PairedRatio:
     """Upper end of the confidence interval."""
     blocks: int
     """Number of pairs of blocks."""
+    pass_speedups: tuple[float, ...] = ()
+    """Each pass's own speed-up, in pass order (empty when the pairs were not timed in passes)."""
 
     @property
     def measurable(self) -> bool:
@@ -131,13 +156,53 @@ def bootstrap_interval(reference: Sequence[float], variant: Sequence[float], *, 
     return float(low), float(high)
 
 
+def pass_speedups(reference: Sequence[float], variant: Sequence[float], passes: Sequence[int], *,
+                  higher_is_faster: bool = True) -> list[float]:
+    """Each pass's speed-up: the ratio of medians of the pairs timed in it (``passes[i]``: the pass of pair ``i``), in pass
+    order; a pass without pairs has none."""
+    pair_blocks(reference, variant)
+    if len(passes) != len(reference):
+        raise ValueError(f"{len(passes)} pass labels for {len(reference)} pairs of blocks")
+    out = []
+    for label in sorted(set(passes)):
+        idx = [i for i, p in enumerate(passes) if p == label]
+        out.append(ratio_of_medians([reference[i] for i in idx], [variant[i] for i in idx], higher_is_faster=higher_is_faster))
+    return out
+
+
+def batch_means_interval(speedups: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The ``confidence`` interval of the typical speed-up from independent batches (passes): a t-interval of the mean of
+    the log speed-ups (``scipy.stats.ttest_1samp``), back on the ratio scale. At least :data:`MIN_PASSES` batches."""
+    import numpy as np
+    from scipy.stats import ttest_1samp
+
+    if len(speedups) < MIN_PASSES:
+        raise ValueError(f"{len(speedups)} pass(es); the batch-means interval needs at least {MIN_PASSES}")
+    if any(x <= 0 for x in speedups):
+        raise ValueError("speed-ups must be positive")
+    logs = np.log(np.asarray(speedups, dtype=float))
+    if np.ptp(logs) == 0:  # identical batches: the t statistic is undefined, the interval is the point
+        return float(speedups[0]), float(speedups[0])
+    ci = ttest_1samp(logs, 0.0).confidence_interval(confidence_level=confidence)
+    return float(np.exp(ci.low)), float(np.exp(ci.high))
+
+
 def paired_speedup(reference: Sequence[float], variant: Sequence[float], *, higher_is_faster: bool = True,
-                   confidence: float = CONFIDENCE) -> PairedRatio:
-    """Speed-up and interval of paired block figures (``reference[i]`` timed next to ``variant[i]``)."""
+                   confidence: float = CONFIDENCE, passes: Sequence[int] | None = None) -> PairedRatio:
+    """Speed-up and interval of paired block figures (``reference[i]`` timed next to ``variant[i]``).
+
+    ``passes``: the pass each pair was timed in. With pairs in at least :data:`MIN_PASSES` passes, the interval is the
+    union of the bootstrap's and the batch-means interval over the passes (module docstring)."""
     pairs = pair_blocks(reference, variant)
     value = ratio_of_medians(reference, variant, higher_is_faster=higher_is_faster)
     low, high = bootstrap_interval(reference, variant, higher_is_faster=higher_is_faster, confidence=confidence)
-    return PairedRatio(speedup=value, low=low, high=high, blocks=len(pairs))
+    per_pass: tuple[float, ...] = ()
+    if passes is not None:
+        per_pass = tuple(pass_speedups(reference, variant, passes, higher_is_faster=higher_is_faster))
+        if len(per_pass) >= MIN_PASSES:
+            b_low, b_high = batch_means_interval(per_pass, confidence)
+            low, high = min(low, b_low), max(high, b_high)
+    return PairedRatio(speedup=value, low=low, high=high, blocks=len(pairs), pass_speedups=per_pass)
 
 
 def contains_one(low: float, high: float) -> bool:

@@ -254,13 +254,19 @@ class PairedFigure(Strict):
         gt=0,
         description="The variant against its reference, as the ratio of the medians of the two sides' block figures: variant / reference for a rate, reference / variant for a time, so above 1 is faster.",
     )
-    ci_low: float = Field(gt=0, description="Lower end of the speed-up's confidence interval (`confidence_level` of the paired record), from a bootstrap over the paired blocks.")
+    ci_low: float = Field(gt=0, description="Lower end of the speed-up's confidence interval (`confidence_level` of the paired record), from a bootstrap over the paired blocks, widened to the batch-means interval over the passes where `method` says so.")
     ci_high: float = Field(gt=0, description="Upper end of the speed-up's confidence interval. An interval that contains 1.0 is no measurable difference from the reference.")
     blocks: int = Field(ge=2, description="Pairs of blocks the speed-up is computed from (one reference block and the variant block timed next to it).")
     variant_blocks: list[float] = Field(max_length=1000, description="The variant's figure in each block (the median of the block's repeats), in timing order.")
     reference_blocks: list[float] = Field(
         max_length=1000,
         description="The reference's paired timings: its figure in each block (the median of the block's repeats), in timing order; block i was timed next to the variant's block i.",
+    )
+    pass_speedups: list[Annotated[float, Field(gt=0)]] | None = Field(
+        default=None,
+        max_length=100,
+        description="Each pass's own speed-up (the ratio of medians of the pairs timed in it), in pass order; absent when the pairs were timed in one "
+        "pass. With 3 or more, the interval covers their batch-means t-interval (`method` says so). Optional, added in schema v1.",
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from kompakt import methods as method_catalogue
 from kompakt.metrics import PAIRED_KEYS, accuracy_key, lower_is_better
+from kompakt.paired import MIN_PASSES
 from kompakt.profiles import UNSPECIFIED
 from kompakt.results import Perplexity, ResultsFile, Step, Throughput
 
@@ -222,6 +223,9 @@ def paired_rows(run_id: str, t: Throughput) -> list[dict[str, Any]]:
     what = "A/A check: the reference against a separately loaded copy of itself" if p.aa_check else f"paired with {p.reference}"
     if p.passes > 1:
         what += f"; pairs timed in {p.passes} passes minutes apart, pooled"
+        d = p.decode_tokens_per_s
+        if d is not None and d.pass_speedups and len(d.pass_speedups) >= MIN_PASSES:
+            what += f" (the passes' own decode speed-ups {', '.join(f'{x:.2f}x' for x in d.pass_speedups)}; interval covers their batch means)"
     if p.bandwidth_contended:
         what += f"; memory bus contended throughout (every pair below {p.bandwidth_floor_gbps} GB/s counted)"
     elif p.left_out_pairs:

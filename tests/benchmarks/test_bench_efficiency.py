@@ -35,7 +35,7 @@ def _paired(speedup: float, low: float, high: float, aa: bool = False, reference
 
 def test_the_defaults_are_the_budgeted_protocol_and_full_is_the_profiles(bench) -> None:
     s = bench.settings_of(bench.parse_args([]))
-    assert (s.prompt_tokens, s.new_tokens, s.repeats_per_block, s.min_blocks, s.min_seconds, s.passes) == (128, 32, 1, 10, 10.0, 2)
+    assert (s.prompt_tokens, s.new_tokens, s.repeats_per_block, s.min_blocks, s.min_seconds, s.passes) == (128, 32, 1, 10, 10.0, 5)
     assert s.sizes(0) == [1] and s.sizes(1) == [1]  # batch 1, the ranked figure, in both runs
     assert s.lengths() == {"prompt_tokens": 128, "new_tokens": 32}
     assert s.also == ("thesis:prune-8-lora-awq4",)  # the committed set's pipeline from the thesis recipe
@@ -102,7 +102,7 @@ def test_each_run_goes_over_every_measurement_once_per_pass_and_pools_them(bench
 
     monkeypatch.setattr(bench, "run_one", run_one)
     monkeypatch.setattr("harness.measure.efficiency.bandwidth.measure_bandwidth", lambda device: Bandwidth(4e10, 4e10, "cpu", "copy", 1, [4e10]))
-    settings = bench.settings_of(bench.parse_args(["--runs", "1", "--only", "reference,a,broken"]))
+    settings = bench.settings_of(bench.parse_args(["--runs", "1", "--passes", "2", "--only", "reference,a,broken"]))
     assert settings.passes == 2
     specs = [_spec(bench, "reference"), _spec(bench, "a"), _spec(bench, "broken")]
     path = tmp_path / "state.json"

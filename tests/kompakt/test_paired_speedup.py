@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from kompakt import paired
 from kompakt.paired import (
     METHOD,
+    METHOD_WITH_PASSES,
     PairedRatio,
+    batch_means_interval,
     block_figure,
     bootstrap_interval,
     contains_one,
     intervals_overlap,
     pair_blocks,
     paired_speedup,
+    pass_speedups,
     ratio_of_medians,
 )
 
@@ -87,6 +92,56 @@ def test_the_interval_is_reproducible_and_oriented_for_times() -> None:
     assert 1.9 < a.low <= a.speedup <= a.high < 2.1
 
 
+# --------------------------------------------------------------------------- passes as batches
+
+
+def test_each_pass_has_its_own_ratio_of_medians() -> None:
+    ref = [10.0, 10.0, 10.0, 20.0, 20.0, 10.0]
+    var = [15.0, 15.0, 16.0, 32.0, 34.0, 17.0]
+    # pass 0: pairs 0-2 (medians 10 and 15), pass 1: pairs 3-4 (20 and 33), pass 2: pair 5 alone; labels need not be sorted
+    assert pass_speedups(ref, var, [0, 0, 0, 1, 1, 2]) == pytest.approx([1.5, 1.65, 1.7])
+    assert pass_speedups(ref, var, [2, 2, 2, 0, 0, 1]) == pytest.approx([1.65, 1.7, 1.5])  # in pass order
+    assert pass_speedups([10.0, 10.0], [5.0, 5.0], [0, 1], higher_is_faster=False) == [2.0, 2.0]  # times: reference / variant
+    with pytest.raises(ValueError, match="5 pass labels for 6 pairs"):
+        pass_speedups(ref, var, [0, 0, 0, 1, 1])
+
+
+def test_the_batch_means_interval_is_the_t_interval_of_the_log_speedups() -> None:
+    """Passes at e^-a, 1 and e^a: mean log 0, standard deviation a, standard error a / sqrt(3); with 2 degrees of freedom the
+    97.5 % quantile of t is 4.302653 (any t table), so the interval is e^(+-4.302653 a / sqrt(3))."""
+    a = 0.01
+    low, high = batch_means_interval([math.exp(-a), 1.0, math.exp(a)])
+    half = 4.302653 * a / math.sqrt(3)
+    assert (low, high) == (pytest.approx(math.exp(-half)), pytest.approx(math.exp(half)))
+    assert batch_means_interval([1.6, 1.6, 1.6]) == (1.6, 1.6)  # identical passes: the point itself
+    with pytest.raises(ValueError, match="2 pass\\(es\\); the batch-means interval needs at least 3"):
+        batch_means_interval([1.5, 1.7])
+    with pytest.raises(ValueError, match="positive"):
+        batch_means_interval([1.5, 0.0, 1.7])
+
+
+def test_passes_that_disagree_widen_the_interval_the_pairs_alone_would_give() -> None:
+    """Within each pass the variant is a steady 1.5x, 1.6x or 1.7x faster (the host's share of compute moved between the
+    passes). The bootstrap over pairs sees 12 pairs and stays within [1.5, 1.7]; the passes are three batches whose spread
+    says a fourth pass could land well outside that, and the interval says so."""
+    ref = [100.0, 90.0, 95.0, 105.0] * 3
+    var = [r * k for k in (1.5, 1.6, 1.7) for r in ref[:4]]
+    passes = [0] * 4 + [1] * 4 + [2] * 4
+    alone = paired_speedup(ref, var)
+    with_passes = paired_speedup(ref, var, passes=passes)
+    assert alone.pass_speedups == () and 1.5 <= alone.low and alone.high <= 1.7
+    assert with_passes.pass_speedups == pytest.approx((1.5, 1.6, 1.7))
+    assert (with_passes.low, with_passes.high) == pytest.approx(batch_means_interval([1.5, 1.6, 1.7]))
+    assert with_passes.low < 1.45 and with_passes.high > 1.75 and with_passes.speedup == alone.speedup
+    # passes that agree leave the bootstrap's interval as it was (the union of the two)
+    steady = paired_speedup(ref, [r * 1.6 for r in ref], passes=passes)
+    assert (steady.low, steady.high) == (pytest.approx(1.6), pytest.approx(1.6))
+    # two passes: one degree of freedom says nothing; their speed-ups are reported, the bootstrap's interval stands
+    two = paired_speedup(ref[:8], var[:8], passes=passes[:8])
+    assert two.pass_speedups == pytest.approx((1.5, 1.6))
+    assert (two.low, two.high) == (paired_speedup(ref[:8], var[:8]).low, paired_speedup(ref[:8], var[:8]).high)
+
+
 def test_contains_one() -> None:
     assert contains_one(0.98, 1.02)
     assert contains_one(1.0, 1.2) and contains_one(0.8, 1.0)  # the ends count
@@ -98,6 +153,7 @@ def test_contains_one() -> None:
 
 def test_method_names_scipy() -> None:
     assert "scipy.stats.bootstrap" in METHOD and "percentile" in METHOD
+    assert METHOD_WITH_PASSES.startswith(METHOD) and "scipy.stats.ttest_1samp" in METHOD_WITH_PASSES and "batch-means" in METHOD_WITH_PASSES
 
 
 def test_intervals_overlap() -> None:

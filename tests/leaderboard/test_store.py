@@ -191,8 +191,13 @@ def test_pairs_left_out_for_a_contended_memory_bus_are_named_in_the_notes(memdb)
     two_passes = make_result("m", "gptq-4bit", "cpu", run_id="passes")
     two_passes["metrics"]["throughput"] = [{"backend": "llama.cpp", "batch_size": 1, "decode_tokens_per_s": {"value": 30.0},
                                             "paired": {**paired, "passes": 2}}]
-    load(memdb, make_result("m", "reference", "cpu", run_id="ref"), var, contended, two_passes)
+    three_passes = make_result("m", "rtn-8bit", "cpu", run_id="batches")
+    three_passes["metrics"]["throughput"] = [{"backend": "llama.cpp", "batch_size": 1, "decode_tokens_per_s": {"value": 30.0},
+                                              "paired": {**paired, "passes": 3, "decode_tokens_per_s": {**fig, "pass_speedups": [1.45, 1.5, 1.62]}}}]
+    load(memdb, make_result("m", "reference", "cpu", run_id="ref"), var, contended, two_passes, three_passes)
     notes = dict(memdb.execute("SELECT run_id, notes FROM metrics WHERE key = 'decode_speedup'").fetchall())
+    assert "in 3 passes minutes apart, pooled (the passes' own decode speed-ups 1.45x, 1.50x, 1.62x; interval covers their batch means)" in notes["batches"]
+    assert "own decode speed-ups" not in notes["passes"]
     assert "3 pair(s) timed below 61.0 GB/s of memory bandwidth left out, their own decode speed-up 2.20x" in notes["var"]
     assert "memory bus contended throughout" in notes["contended"]
     assert "pairs timed in 2 passes minutes apart, pooled" in notes["passes"] and "passes" not in notes["var"]

@@ -359,7 +359,8 @@ def _time_batch_paired(be: Any, pair: _Pair, profile: Profile, result: Efficienc
     probe = BandwidthProbe(be.device, peak=ref.bandwidth_peak)
     try:
         ref_blocks, var_blocks = time_blocks(ref_side, var_side, prompt, profile.new_tokens, pass_rule(ref.rule, ref.pass_index, ref.passes),
-                                             log=lambda m: _say(log, f"[{be.name}] batch {b}: {m}"), probe=probe, earlier=ref.earlier.get(b))
+                                             log=lambda m: _say(log, f"[{be.name}] batch {b}: {m}"), probe=probe, earlier=ref.earlier.get(b),
+                                             pass_index=ref.pass_index)
         peak = probe.peak
     finally:
         probe.close()

@@ -104,6 +104,8 @@ class Block:
     """The bandwidth probe just before the block (bytes/s); None when not probed."""
     bandwidth_after: float | None = None
     """The probe just after the block (variant blocks only; the next reference block's ``bandwidth_before``)."""
+    pass_index: int = 0
+    """The pass (0-based) the block was timed in; each pass is one batch of the interval (:mod:`kompakt.paired`)."""
 
     @property
     def seconds(self) -> float:
@@ -273,12 +275,12 @@ def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Bloc
 
 def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tokens: int, rule: PairedRule,
                 log: Callable[[str], None] | None = None, probe: Probe | None = None,
-                earlier: tuple[list[Block], list[Block]] | None = None) -> tuple[list[Block], list[Block]]:
+                earlier: tuple[list[Block], list[Block]] | None = None, pass_index: int = 0) -> tuple[list[Block], list[Block]]:
     """Alternate blocks, reference first, until ``rule`` says stop; returns (reference blocks, variant blocks).
 
     With a ``probe``, every block records the bandwidth before it (and every variant block the one after it), and
     only the pairs at full bandwidth count towards the rule's minimums. ``earlier``: the blocks of earlier passes, which
-    the rule counts and the returned lists begin with.
+    the rule counts and the returned lists begin with; ``pass_index``: the pass the new blocks belong to.
     """
     ref_blocks: list[Block] = list(earlier[0]) if earlier else []
     var_blocks: list[Block] = list(earlier[1]) if earlier else []
@@ -292,6 +294,7 @@ def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tok
         v = variant.block(prompt, new_tokens, rule.repeats, rule.warmup)
         bw = probe() if probe is not None else None
         v.bandwidth_before, v.bandwidth_after = bw_v, bw
+        r.pass_index = v.pass_index = pass_index
         ref_blocks.append(r)
         var_blocks.append(v)
         if log is not None and len(var_blocks) % 5 == 0:
@@ -331,11 +334,14 @@ def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: 
     keep = stats.kept_pairs(bw, floor, max(stats.MIN_BLOCKS, minimum)) if probed_ok else [True] * len(var_blocks)
     ref_fig = block_figures([b for b, k in zip(ref_blocks, keep) if k], batch_size, prompt_tokens)
     var_fig = block_figures([b for b, k in zip(var_blocks, keep) if k], batch_size, prompt_tokens)
+    passes = [b.pass_index for b, k in zip(var_blocks, keep) if k]
+    batched = len(set(passes)) >= stats.MIN_PASSES
     figures = {}
     for key, faster in HIGHER_IS_FASTER.items():
-        p = stats.paired_speedup(ref_fig[key], var_fig[key], higher_is_faster=faster)
+        p = stats.paired_speedup(ref_fig[key], var_fig[key], higher_is_faster=faster, passes=passes)
         figures[key] = PairedFigure(speedup=p.speedup, ci_low=p.low, ci_high=p.high, blocks=p.blocks,
-                                    variant_blocks=[round(x, 6) for x in var_fig[key]], reference_blocks=[round(x, 6) for x in ref_fig[key]])
+                                    variant_blocks=[round(x, 6) for x in var_fig[key]], reference_blocks=[round(x, 6) for x in ref_fig[key]],
+                                    pass_speedups=[round(x, 6) for x in p.pass_speedups] if ref.passes > 1 else None)
     probed: dict[str, Any] = {}
     if probed_ok:
         left = [i for i, k in enumerate(keep) if not k]
@@ -353,7 +359,7 @@ def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: 
         }
     return PairedSpeed(
         reference=ref.label, aa_check=ref.aa_check, loading=loading, repeats_per_block=ref.rule.repeats, warmup_per_block=ref.rule.warmup,
-        passes=ref.pass_index + 1, confidence_level=stats.CONFIDENCE, method=stats.METHOD, weights_ratio=weights_ratio, **figures, **probed,
+        passes=ref.pass_index + 1, confidence_level=stats.CONFIDENCE, method=stats.METHOD_WITH_PASSES if batched else stats.METHOD, weights_ratio=weights_ratio, **figures, **probed,
     )
 
 
@@ -385,7 +391,7 @@ def describe(ref: PairedReference, loading_reason: str, blocks: int, record: Pai
     timed = f" in {passes} passes minutes apart (each in a process of its own, the pairs pooled)" if passes > 1 else ""
     text = (f"paired with {what}: {blocks} alternating blocks each (reference first){timed}, each block {rule.warmup} untimed and "
             f"{rule.repeats} timed runs; {loading_reason}; speed-ups are ratios of medians of the block medians, "
-            f"{stats.CONFIDENCE:.0%} intervals by {stats.METHOD}")
+            f"{stats.CONFIDENCE:.0%} intervals by {record.method if record is not None else stats.METHOD}")
     if record is not None and record.bandwidth_floor_gbps is not None:
         if record.bandwidth_contended:
             text += (f"; the memory bus was contended throughout (fewer than {rule.blocks.min_runs} pairs reached "

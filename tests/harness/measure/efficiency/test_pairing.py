@@ -166,6 +166,32 @@ def test_a_later_pass_adds_to_the_earlier_blocks_and_the_record_pools_them() -> 
         time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1]], 5, rule, earlier=(ref1, var1[:1]))
 
 
+def test_three_passes_are_three_batches_of_the_interval() -> None:
+    """Three passes in which the variant is 1.5x, 1.6x and 1.7x faster (its share of the host moved between them): every
+    block carries its pass through the hand-over between processes, the record keeps each pass's own speed-up, and the
+    interval covers their batch means (it names the method); a one-pass record has neither."""
+    from kompakt.paired import METHOD_WITH_PASSES, batch_means_interval
+    from kompakt.results import PairedSpeed
+
+    log: list[str] = []
+    rule = PairedRule(blocks=RepeatRule(warmup=0, min_runs=6, min_seconds=0.0), repeats=1)
+    earlier = None
+    for index, step in enumerate((0.02 / 1.5, 0.02 / 1.6, 0.02 / 1.7)):
+        ref_b, var_b = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, step), [[1, 2, 3, 4]], 5, pass_rule(rule, index, 3),
+                                   earlier=earlier, pass_index=index)
+        earlier = (blocks_from_json(blocks_to_json(ref_b)), blocks_from_json(blocks_to_json(var_b)))
+    assert [b.pass_index for b in earlier[1]] == [0, 0, 1, 1, 2, 2] == [b.pass_index for b in earlier[0]]
+    last = PairedReference(Path("ref"), "reference (test)", rule=rule, passes=3, pass_index=2)
+    record = paired_record(*earlier, 1, 4, last, "same_process", None)
+    d = record.decode_tokens_per_s
+    assert d.pass_speedups == pytest.approx([1.5, 1.6, 1.7])
+    assert (d.ci_low, d.ci_high) == pytest.approx(batch_means_interval([1.5, 1.6, 1.7]), rel=1e-5)
+    assert record.method == METHOD_WITH_PASSES and "batch-means" in describe(last, "both loaded", 6, record)
+    assert PairedSpeed.model_validate_json(record.model_dump_json()) == record  # the schema takes the new field
+    single = paired_record(earlier[0][:2], earlier[1][:2], 1, 4, PairedReference(Path("ref"), "reference (test)", rule=SHORT), "same_process", None)
+    assert single.decode_tokens_per_s.pass_speedups is None and "ttest" not in single.method
+
+
 def test_block_figures_and_the_record_from_known_timings() -> None:
     """The variant decodes every step in half the reference's time: 2.00x decode, prefill and time to first token."""
     log: list[str] = []
