@@ -176,7 +176,7 @@ def test_plots_have_labels_error_bars_a_log_perplexity_axis_and_a_clear_title(wa
             return {
               width: div.getBoundingClientRect().width,
               names: spec.data.filter(t => t.mode === 'markers' && t.x.some(x => x !== null)).map(t => t.name),
-              expected: spec.data.filter(t => t.mode === 'markers').reduce((n, t) => n + t.x.filter(x => x !== null).length, 0),
+              expected: spec.data.filter(t => t.mode.startsWith('markers')).reduce((n, t) => n + t.x.filter(x => x !== null).length, 0),
               markers: div.querySelectorAll('.scatterlayer .point').length,
               frontier: spec.data.filter(t => t.name === 'Pareto frontier' && t.mode === 'lines').length,
               labels: Array.from(div.querySelectorAll('.annotation-text')).map(a => a.textContent),
@@ -188,12 +188,18 @@ def test_plots_have_labels_error_bars_a_log_perplexity_axis_and_a_clear_title(wa
             };
         })"""
     )
-    assert len(plots) == 3, [p["ykey"] for p in plots]  # no KL plot while only the reference has a KL
-    for plot in plots:
+    # the Pareto plots: two of accuracy, one of perplexity, one of KL (variants beside the reference have a KL now);
+    # then the German-against-English plot (variants beside the reference have the German suite)
+    pareto = [p for p in plots if p["frontier"]]
+    assert sorted(p["ykey"].split(",")[0] for p in pareto) == ["KL (nats)", "Mean acc.", "Mean acc.", "Word PPL"], [p["ykey"] for p in plots]
+    language = [p for p in plots if not p["frontier"]]
+    assert [p["ykey"] for p in language] == ["German kept, higher is better"]
+    assert language[0]["markers"] == language[0]["expected"] >= 2 and language[0]["width"] >= 500
+    for plot in pareto:
         assert plot["width"] >= 500
         assert plot["markers"] == plot["expected"] > 0
         assert plot["frontier"] == 1 and "Pareto frontier" in plot["labels"]
-        assert len(plot["labels"]) >= 5  # variants named on the plot itself
+        assert len(plot["labels"]) >= 1 + min(3, plot["markers"])  # the frontier and the variants named on the plot itself
         assert "reference" in plot["names"] and "quantization" in plot["names"]
         if plot["ykey"].startswith("Mean acc."):
             assert plot["errorbars"] > 0
