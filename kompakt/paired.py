@@ -170,13 +170,18 @@ def pass_speedups(reference: Sequence[float], variant: Sequence[float], passes: 
     return out
 
 
+def batched(passes: int) -> bool:
+    """Whether pairs from ``passes`` passes get the batch-means interval: at least :data:`MIN_PASSES`."""
+    return passes >= MIN_PASSES
+
+
 def batch_means_interval(speedups: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The ``confidence`` interval of the typical speed-up from independent batches (passes): a t-interval of the mean of
     the log speed-ups (``scipy.stats.ttest_1samp``), back on the ratio scale. At least :data:`MIN_PASSES` batches."""
     import numpy as np
     from scipy.stats import ttest_1samp
 
-    if len(speedups) < MIN_PASSES:
+    if not batched(len(speedups)):
         raise ValueError(f"{len(speedups)} pass(es); the batch-means interval needs at least {MIN_PASSES}")
     if any(x <= 0 for x in speedups):
         raise ValueError("speed-ups must be positive")
@@ -199,7 +204,7 @@ def paired_speedup(reference: Sequence[float], variant: Sequence[float], *, high
     per_pass: tuple[float, ...] = ()
     if passes is not None:
         per_pass = tuple(pass_speedups(reference, variant, passes, higher_is_faster=higher_is_faster))
-        if len(per_pass) >= MIN_PASSES:
+        if batched(len(per_pass)):
             b_low, b_high = batch_means_interval(per_pass, confidence)
             low, high = min(low, b_low), max(high, b_high)
     return PairedRatio(speedup=value, low=low, high=high, blocks=len(pairs), pass_speedups=per_pass)

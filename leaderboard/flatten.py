@@ -8,7 +8,7 @@ from typing import Any
 
 from kompakt import methods as method_catalogue
 from kompakt.metrics import PAIRED_KEYS, accuracy_key, lower_is_better
-from kompakt.paired import MIN_PASSES
+from kompakt.paired import batched
 from kompakt.profiles import UNSPECIFIED
 from kompakt.results import Perplexity, ResultsFile, Step, Throughput
 
@@ -224,7 +224,7 @@ def paired_rows(run_id: str, t: Throughput) -> list[dict[str, Any]]:
     if p.passes > 1:
         what += f"; pairs timed in {p.passes} passes minutes apart, pooled"
         d = p.decode_tokens_per_s
-        if d is not None and d.pass_speedups and len(d.pass_speedups) >= MIN_PASSES:
+        if d is not None and d.pass_speedups and batched(len(d.pass_speedups)):
             what += f" (the passes' own decode speed-ups {', '.join(f'{x:.2f}x' for x in d.pass_speedups)}; interval covers their batch means)"
     if p.bandwidth_contended:
         what += f"; memory bus contended throughout (every pair below {p.bandwidth_floor_gbps} GB/s counted)"

@@ -335,7 +335,6 @@ def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: 
     ref_fig = block_figures([b for b, k in zip(ref_blocks, keep) if k], batch_size, prompt_tokens)
     var_fig = block_figures([b for b, k in zip(var_blocks, keep) if k], batch_size, prompt_tokens)
     passes = [b.pass_index for b, k in zip(var_blocks, keep) if k]
-    batched = len(set(passes)) >= stats.MIN_PASSES
     figures = {}
     for key, faster in HIGHER_IS_FASTER.items():
         p = stats.paired_speedup(ref_fig[key], var_fig[key], higher_is_faster=faster, passes=passes)
@@ -359,7 +358,7 @@ def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: 
         }
     return PairedSpeed(
         reference=ref.label, aa_check=ref.aa_check, loading=loading, repeats_per_block=ref.rule.repeats, warmup_per_block=ref.rule.warmup,
-        passes=ref.pass_index + 1, confidence_level=stats.CONFIDENCE, method=stats.METHOD_WITH_PASSES if batched else stats.METHOD, weights_ratio=weights_ratio, **figures, **probed,
+        passes=ref.pass_index + 1, confidence_level=stats.CONFIDENCE, method=stats.METHOD_WITH_PASSES if stats.batched(len(set(passes))) else stats.METHOD, weights_ratio=weights_ratio, **figures, **probed,
     )
 
 
