@@ -11,7 +11,8 @@ artifact cache exactly as ``kompakt bench`` builds them, together with its lossl
      method itself (``Method.quantize``; for AWQ and GPTQ a calibration run) with ``--exact-fake``, else rebuilt
      from the packed checkpoint's integers with its float16 scales (the method's result up to the scales'
      float16 rounding), which is said in the output;
-  2. the packed checkpoint on gptqmodel's kernels (``load_packed``, as ``kompakt bench`` loads it);
+  2. the packed checkpoint on gptqmodel's kernels (``load_packed``, as ``kompakt bench`` loads it), and where its
+     quality is measured on another kernel (``rtn8``: ``TorchLinear``), on that one too;
   3. the GGUF export from llama.cpp's own logits (``llamacpp_token_perplexity``);
 - **speed** (``--speed``): a quick single-thread check, not the paired speed protocol: decode at batch 1
   (64 tokens after a 128-token prompt) of each GGUF export against the reference as an F32 GGUF on llama.cpp,
@@ -90,6 +91,8 @@ def main() -> None:
     from harness.build.artifacts import build
     from harness.build.base_model import load_model, load_tokenizer, resolve
     from harness.build.methods.gguf_export import write_gguf
+    from harness.build.packing.loading import load_packed
+    from harness.run.loading import quality_format
     from harness.build.recipes import find_recipe, load_recipe
     from harness.measure.backends.llamacpp import LlamaCppBackend
     from harness.measure.backends.pytorch import PytorchBackend
@@ -127,6 +130,15 @@ def main() -> None:
                          "ppl": token_perplexity(be.model, tok, text, **ppl, progress_desc=f"{vid} packed").perplexity}
         be.close()
         gc.collect()
+        fmt = quality_format(packed)
+        if fmt is not None:  # quality is measured on another kernel of the same checkpoint: how far apart are the two?
+            model = load_packed(Path(packed.model_path), backend=fmt.quality_backend)
+            q = token_perplexity(model, tok, text, **ppl, progress_desc=f"{vid} on {fmt.quality_kernel}").perplexity
+            row["quality_kernel"] = {"kernel": fmt.quality_kernel, "ppl": q, "vs_packed_pct": 100 * (q / row["packed"]["ppl"] - 1)}
+            _say(f"{vid}: quality kernel {fmt.quality_kernel} PPL {q:.4f} against {fmt.kernel}'s {row['packed']['ppl']:.4f} "
+                 f"({row['quality_kernel']['vs_packed_pct']:+.4f} %)")
+            del model
+            gc.collect()
         ll = LlamaCppBackend(gguf.model_path)
         row["gguf"] = {"weights_bytes": ll.weights_bytes()}
         ll.close()

@@ -44,12 +44,12 @@ MODEL = "smollm2-135m-instruct"
 PROFILE = "cpu"
 RECIPES = ("all-methods", "thesis")  # a variant id found in both is the first's (they are built alike)
 
-#: The reference first (its distributions feed every KL), then the thesis' set, then the rest of the recipe; ``rtn8``
-#: last: its packed 8-bit kernel (gptqmodel's TorchInt8Linear) scores a 512-token window about 12 times slower than
-#: float32 on this CPU (65 s against 5.4 s under load), so its run alone takes many hours.
+#: The reference first (its distributions feed every KL), then the thesis' set, then the packed checkpoints, then the
+#: rest of the recipe. ``rtn8``'s quality runs on TorchLinear, not on its slow 8-bit kernel (harness.build.packing.formats),
+#: so it takes what a float variant takes.
 ORDER = (
-    "reference awq4 prune-8 prune-8-lora prune-8-lora-awq4 rtn4 gptq4 bnb-nf4 bnb-int8 prune-explicit-4 "
-    "prune-8-qlora prune-8-distill gguf-q8_0 gguf-q4_k_m prune-8-lora-gguf-q4_k_m awq4-gguf rtn4-gguf gptq4-gguf rtn8-gguf rtn8"
+    "reference awq4 prune-8 prune-8-lora prune-8-lora-awq4 rtn4 gptq4 rtn8 bnb-nf4 bnb-int8 prune-explicit-4 "
+    "prune-8-qlora prune-8-distill gguf-q8_0 gguf-q4_k_m prune-8-lora-gguf-q4_k_m awq4-gguf rtn4-gguf gptq4-gguf rtn8-gguf"
 ).split()
 
 #: Multiple-choice tasks, each needing per-sample results; HellaSwag on its first 1000 items (the full 10,042 would

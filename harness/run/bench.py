@@ -41,7 +41,8 @@ from kompakt.results import Hardware, Measured, Metrics, ResultsFile, Software, 
 
 from harness.measure.fit import DoesNotFit, is_out_of_memory, out_of_memory
 from harness.measure.tasks import TaskContext, TaskError, TaskPayload, default_tasks, get_task, known_tasks
-from harness.run.loading import GGUF_QUALITY_NOTE, NotMeasurable, fallback_variant, load_for_eval, make_lm, plan_fit
+from harness.run.loading import (GGUF_QUALITY_NOTE, NotMeasurable, fallback_variant, load_for_eval, make_lm, packed_quality_note,
+                                 plan_fit)
 from harness.run.measurement_cache import measurement_key, measurement_path, read_measurement, store_measurement
 from harness.run.results_writer import new_run_id, write_results, write_samples
 
@@ -215,6 +216,8 @@ def measure_variant(job: VariantJob, config: BenchConfig, *, hardware: Hardware,
         _run_on_loaded_model(job, artifact, config, fallback_step, quality, got, say)
     if artifact.format == "gguf" and (got.accuracy or got.perplexity or got.distance):
         got.notes.append(GGUF_QUALITY_NOTE.format(dtype=config.profile.dtype))
+    if (got.accuracy or got.perplexity or got.distance) and (note := packed_quality_note(artifact)):
+        got.notes.append(note)
 
     others = [t for t in pending if not get_task(t).needs_model]
     if others and fallback_step is not None:

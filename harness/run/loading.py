@@ -47,6 +47,34 @@ GGUF_QUALITY_NOTE = (
 )
 
 
+def quality_format(artifact: Any) -> Any:
+    """The packed format of ``artifact`` when its quality is measured on another kernel than its speed
+    (:attr:`~harness.build.packing.formats.PackedFormat.quality_backend`), else None."""
+    if getattr(artifact, "format", None) != "hf" or getattr(artifact, "model_path", None) is None:
+        return None
+    from harness.build.packing.formats import format_of
+    from harness.build.packing.loading import PackedCheckpointError, packed_method, quantization_config
+
+    path = Path(artifact.model_path)
+    if packed_method(path) is None:
+        return None
+    try:
+        fmt = format_of(quantization_config(path))
+    except PackedCheckpointError:
+        return None  # loading it refuses it with the reason
+    return fmt if fmt is not None and fmt.quality_backend is not None else None
+
+
+def packed_quality_note(artifact: Any) -> str | None:
+    """Said on a results file whose quality was measured on another kernel of the same packed checkpoint; None otherwise."""
+    fmt = quality_format(artifact)
+    if fmt is None:
+        return None
+    return (f"Accuracy, perplexity and the KL divergence of this packed {fmt.name} checkpoint were measured on the stored "
+            f"checkpoint loaded on gptqmodel's {fmt.quality_kernel} (backend {fmt.quality_backend}), not on its own "
+            f"{fmt.kernel}: {fmt.quality_why}.")
+
+
 def load_4bit_step(dtype: str, reason: str) -> Any:
     """The lineage step recorded when a profile loads a variant in 4 bit because it does not fit."""
     import importlib.metadata
@@ -116,7 +144,10 @@ def load_for_eval(artifact: Any, config: "BenchConfig", fallback_step: Any = Non
     tok_path = path if any(path.glob("tokenizer*")) else config.tokenizer_path
     if packed_method(path) is not None:
         # a packed AWQ/GPTQ checkpoint: measured as stored, on gptqmodel's kernels (refused if incomplete or damaged)
-        model = load_model(path, dtype=profile.dtype, device=profile.device, trust_remote_code=False)
+        from harness.build.packing.loading import load_packed
+
+        fmt = quality_format(artifact)
+        model = load_packed(path, dtype=profile.dtype, device=profile.device, backend=fmt.quality_backend if fmt else None)
         return model, AutoTokenizer.from_pretrained(tok_path or path)
     kwargs: dict[str, Any] = {}
     if fallback_step is not None:

@@ -43,6 +43,17 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def _quality_kernel(artifact: Any, spec: Any) -> dict[str, str]:
+    """The kernel a quality task runs a packed checkpoint on, where it is not the checkpoint's own (absent otherwise, so
+    the keys of every other measurement stay as they were)."""
+    if not spec.needs_model:
+        return {}
+    from harness.run.loading import quality_format
+
+    fmt = quality_format(artifact)
+    return {"quality_kernel": fmt.quality_backend} if fmt is not None else {}
+
+
 def measurement_key(artifact: Any, config: BenchConfig, task: str, reference: str | None = None) -> dict[str, Any]:
     """Everything that can change the figures of ``task`` on ``artifact`` under ``config``; ``reference`` is the key of
     the reference artifact a task that pairs its timings with it (efficiency) was measured against."""
@@ -62,6 +73,7 @@ def measurement_key(artifact: Any, config: BenchConfig, task: str, reference: st
         "num_fewshot": config.num_fewshot.get(task),
         **spec.cache_settings(config),
         **spec.artifact_settings(artifact),
+        **_quality_kernel(artifact, spec),
         "data": spec.fingerprint(config.data_dir),
         "versions": _versions(),
         **paired,

@@ -17,7 +17,9 @@ checked on this stack (gptqmodel 7.6.0, optimum 2.3.0, transformers 5.24.0, torc
   ``TorchInt8Linear`` (``aten::_weight_int8pack_mm``, computing in the model's float dtype).
   Left to itself transformers would pick ``TorchLinear``, which dequantizes to float16 on every
   call. It is the only 8-bit weight-only CPU format found that holds kompakt's integers; in a
-  float32 model it is *slower* than float32 (measured 2.2x per decode step on SmolLM2-135M).
+  float32 model it is *slower* than float32 (measured 2.2x per decode step on SmolLM2-135M), and
+  its prefill 16 to 21 times slower, so the quality measurements load the same checkpoint on
+  ``TorchLinear`` (:attr:`PackedFormat.quality_backend`) and say so in the results file.
 
 Everything else (other bit widths, grouped or asymmetric 8-bit, per-channel 4-bit) has no
 packed format with a CPU kernel here, so a recipe asking for it is refused when it is read.
@@ -46,6 +48,12 @@ class PackedFormat:
     """What the kernel computes in: ``bfloat16``, or ``model`` for the model's float dtype."""
     why: str
     """One sentence on why this format holds this grid."""
+    quality_backend: str | None = None
+    """gptqmodel's kernel for the quality measurements when it is not :attr:`backend` (None: the same kernel)."""
+    quality_kernel: str | None = None
+    """The layer class of :attr:`quality_backend`."""
+    quality_why: str = ""
+    """Why quality is measured on another kernel of the same stored checkpoint, and what differs."""
 
 
 AWQ_GEMM = PackedFormat(
@@ -67,6 +75,15 @@ GPTQ_INT8 = PackedFormat(
     compute_dtype="model",
     why="GPTQ v1 8-bit per output channel, symmetric, is the only 8-bit weight-only format with a CPU kernel that holds "
     "kompakt's integers (TorchInt8Linear's int8 tensor equals codes - 128)",
+    # TorchInt8Linear takes about 36 ms a token at any prompt length on this CPU, 16 to 21 times float32's prefill
+    # (README, Packed checkpoints): the quality suite would take about a day. TorchLinear reads the same stored
+    # tensors and dequantizes them on every call, so a prompt costs what float32 costs.
+    quality_backend="gptq_torch",
+    quality_kernel="TorchLinear",
+    quality_why="TorchInt8Linear prefills 16 to 21 times slower than float32 on this CPU (the quality suite would take about "
+    "a day), so accuracy, perplexity and KL are measured on gptqmodel's TorchLinear, which reads the same stored "
+    "integers and float16 scales and dequantizes them to float16 weights on every call (cast to the model's float32); "
+    "memory and speed are TorchInt8Linear's",
 )
 
 #: Group sizes the 4-bit CPU kernel takes (gptqmodel's TorchAtenLinear and the aten int4pack operator).
@@ -78,6 +95,16 @@ def format_for(bits: int, group_size: int, symmetric: bool) -> PackedFormat | No
     if bits == 4 and group_size in INT4_GROUP_SIZES:
         return AWQ_GEMM
     if bits == 8 and group_size == -1 and symmetric:
+        return GPTQ_INT8
+    return None
+
+
+def format_of(quantization_config: dict) -> PackedFormat | None:
+    """The format of a checkpoint's ``quantization_config`` as kompakt writes it (None: not one of kompakt's formats)."""
+    method, bits = quantization_config.get("quant_method"), quantization_config.get("bits")
+    if method == AWQ_GEMM.quant_method and bits == 4:
+        return AWQ_GEMM
+    if method == GPTQ_INT8.quant_method and bits == 8 and quantization_config.get("backend") == GPTQ_INT8.backend:
         return GPTQ_INT8
     return None
 
@@ -101,4 +128,5 @@ def lossless_gguf_type(bits: int, symmetric: bool) -> str | None:
     return None
 
 
-__all__ = ["AWQ_GEMM", "GPTQ_INT8", "INT4_GROUP_SIZES", "PackedFormat", "format_for", "lossless_gguf_type", "unsupported_grid"]
+__all__ = ["AWQ_GEMM", "GPTQ_INT8", "INT4_GROUP_SIZES", "PackedFormat", "format_for", "format_of", "lossless_gguf_type",
+           "unsupported_grid"]

@@ -84,12 +84,15 @@ def check_stack(method: str) -> None:
         raise PackedCheckpointError(f"loading a packed {method.upper()} checkpoint needs {', '.join(missing)}: {INSTALL_HINT}")
 
 
-def load_packed(folder: Path, *, dtype: str | None = None, device: str = "cpu", trust_remote_code: bool = False) -> Any:
+def load_packed(folder: Path, *, dtype: str | None = None, device: str = "cpu", trust_remote_code: bool = False,
+                backend: str | None = None) -> Any:
     """A packed checkpoint on gptqmodel's kernels, in eval mode; refuses incomplete or damaged files.
 
     ``dtype`` is the float dtype of what stays float (default: the checkpoint's own). The
     kernel is the one transformers and gptqmodel select, or the one the checkpoint's
-    ``quantization_config.backend`` names (kompakt's 8-bit checkpoints name ``gptq_torch_int8``).
+    ``quantization_config.backend`` names (kompakt's 8-bit checkpoints name ``gptq_torch_int8``),
+    or ``backend`` when given: gptqmodel's name of another kernel for the same stored tensors
+    (transformers takes it as a loading attribute of the checkpoint's own config).
     """
     from transformers import AutoModelForCausalLM
 
@@ -99,6 +102,14 @@ def load_packed(folder: Path, *, dtype: str | None = None, device: str = "cpu", 
     kwargs: dict[str, Any] = {"device_map": device, "output_loading_info": True, "trust_remote_code": trust_remote_code}
     if dtype is not None:
         kwargs["dtype"] = dtype
+    if backend is not None and backend != qc.get("backend"):
+        from transformers import AwqConfig, GPTQConfig
+
+        problem = _config_problem({**qc, "backend": backend})
+        if problem:
+            raise PackedCheckpointError(f"{folder}: backend {backend!r}: {problem}")
+        config_class = AwqConfig if qc["quant_method"] == "awq" else GPTQConfig
+        kwargs["quantization_config"] = config_class.from_dict({**qc, "backend": backend})
     try:
         model, info = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     except Exception as err:  # safetensors' SafetensorError, transformers' size-mismatch RuntimeError

@@ -212,6 +212,39 @@ def test_measurement_key_follows_limit_and_protocol(env: dict[str, Any]) -> None
     shutil.rmtree(env["results"], ignore_errors=True)
 
 
+def test_packed_8bit_quality_runs_on_torchlinear_and_says_so(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """rtn8's packed checkpoint names TorchInt8Linear (its memory and speed); its quality loads the same stored tensors on
+    TorchLinear (TorchInt8Linear prefills 16-21x slower), the results file says so and the cache keys tell them apart."""
+    from harness.build import artifacts
+    from harness.build.recipes import parse_recipe
+    from harness.run import loading
+
+    monkeypatch.setenv("GPTQMODEL_DISABLE_PACK_EXT", "1")
+    recipe = parse_recipe(Path("p.yaml"), {"base_model": {"source": str(env["base"].path), "id": "tiny-llama"}, "variants": [
+        {"id": "rtn8", "steps": [{"method": "rtn", "params": {"bits": 8, "group_size": -1, "symmetric": True}}]},
+        {"id": "rtn4", "steps": [{"method": "rtn", "params": {"bits": 4, "group_size": 32}}]},
+    ]})
+    rtn8 = artifacts.build(recipe, "rtn8", base=env["base"], show_progress=False)
+    rtn4 = artifacts.build(recipe, "rtn4", base=env["base"], show_progress=False)
+    assert loading.quality_format(rtn8).quality_kernel == "TorchLinear"
+    assert loading.quality_format(rtn4) is None and loading.packed_quality_note(rtn4) is None  # AWQ: one kernel for all
+    config = _config(env, tasks=["arc_challenge"])
+    assert measurement_key(rtn8, config, "arc_challenge")["quality_kernel"] == "gptq_torch"
+    assert "quality_kernel" not in measurement_key(rtn8, config, "efficiency")
+    assert "quality_kernel" not in measurement_key(rtn4, config, "arc_challenge")
+
+    loaded: list[Any] = []
+    real = loading.load_for_eval
+    monkeypatch.setattr(bench, "load_for_eval", lambda *a, **k: (loaded.append(r := real(*a, **k)), r)[1])
+    [out] = bench.run_bench([bench.VariantJob("rtn8", artifact=rtn8)], config, say=lambda _: None)
+    assert out.status.code == "ok", out.status.reason
+    assert {type(m).__name__ for m in loaded[0][0].model.layers.modules()} >= {"TorchLinear"}
+    assert "TorchInt8Linear" not in {type(m).__name__ for m in loaded[0][0].modules()}
+    assert any("loaded on gptqmodel's TorchLinear (backend gptq_torch), not on its own TorchInt8Linear" in n
+               for n in out.results.notes)
+    assert out.results.variant.steps[-1].record["kernel"].startswith("TorchInt8Linear")  # the artifact itself is unchanged
+
+
 def test_packed_variants_are_measured_as_stored(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """rtn4 is measured on its packed checkpoint through gptqmodel's kernel (not a float copy); its lossless GGUF
     export's token perplexity comes from llama.cpp's own logits where llama-cpp-python is installed (else it says so)."""

@@ -74,6 +74,20 @@ def test_symmetric_8bit_per_channel_is_written_as_v1(tmp_path: Path) -> None:
             assert grid_steps(kernel_weight(mod, c.shape[1], torch.float32), c) < 0.15, (backend, name)
 
 
+def test_the_8bit_checkpoint_loads_on_another_kernel_when_asked(tmp_path: Path) -> None:
+    """load_packed(backend=...): the same stored tensors on TorchLinear (what rtn8's quality runs on) compute what
+    TorchInt8Linear computes, within float16 rounding of the weights; a backend gptqmodel does not know is refused."""
+    folder, _, codes, ref, tok, _ = _write(tmp_path, float_dtype="float32", bits=8, group_size=-1, symmetric=True)
+    own = load_packed(folder)
+    other = load_packed(folder, backend="gptq_torch")
+    assert {type(own.get_submodule(n)).__name__ for n in codes} == {"TorchInt8Linear"}
+    assert {type(other.get_submodule(n)).__name__ for n in codes} == {"TorchLinear"}
+    a, b = logits(own, tok), logits(other, tok)
+    assert (a - b).abs().max() < 0.05 and (b - ref).abs().max() < 0.05
+    with pytest.raises(PackedCheckpointError, match="ckpt"):
+        load_packed(folder, backend="no_such_kernel")
+
+
 def test_mixed_grids_are_refused(tmp_path: Path) -> None:
     model, tok, codes = tiny_with_codes()
     first = next(iter(codes))
