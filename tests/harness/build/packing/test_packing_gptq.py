@@ -77,7 +77,10 @@ def test_symmetric_8bit_per_channel_is_written_as_v1(tmp_path: Path) -> None:
 def test_the_8bit_checkpoint_loads_on_another_kernel_when_asked(tmp_path: Path) -> None:
     """load_packed(backend=...): the same stored tensors on TorchLinear (what rtn8's quality runs on) compute what
     TorchInt8Linear computes, within float16 rounding of the weights; a backend gptqmodel does not know is refused."""
-    folder, _, codes, ref, tok, _ = _write(tmp_path, float_dtype="float32", bits=8, group_size=-1, symmetric=True)
+    model, tok, codes = tiny_with_codes(bits=8, group_size=-1, symmetric=True)
+    ref = logits(model, tok)
+    folder = tmp_path / "ckpt"
+    save_gptq_checkpoint(model, codes, folder, tokenizer=tok, float_dtype="float32", backend="gptq_torch_int8")  # as rtn8 does
     own = load_packed(folder)
     other = load_packed(folder, backend="gptq_torch")
     assert {type(own.get_submodule(n)).__name__ for n in codes} == {"TorchInt8Linear"}
