@@ -13,7 +13,9 @@ pairs from five stretches of time spread over the run (:mod:`harness.measure.eff
 interval covers the batch-means interval over the five passes' own speed-ups (:mod:`kompakt.paired`: the pairs of
 one stretch share the host's state, so a bootstrap over pairs alone is too narrow). The whole benchmark runs twice back to back
 (``--runs 2``) and prints both runs' batch-1 decode speed-ups, their intervals, whether the two
-intervals overlap, the share within 5 % and the worst disagreement.
+intervals overlap, the share within 5 % and the worst disagreement. ``--runs 1 --against STAMP`` compares one run with an
+earlier run of the same options as the results files it wrote hold it (the agreement report's run 1), for when the two
+runs cannot share one machine's lifetime (the variants are built anew and the state is lost between them).
 
 The defaults keep a run of ``all-methods`` to about two hours on two cores (README, *Paired speed-ups*:
 2 h 2 min and 2 h 12 min with two passes, on a host whose memory bus was contended for long stretches): a 128-token prompt and 32 new tokens instead of the profile's, one timed run per block,
@@ -28,6 +30,7 @@ and the time left are printed before each measurement, and the state is written 
     python benchmarks/bench_efficiency.py --passes 1            # every pair of a measurement in one stretch
     python benchmarks/bench_efficiency.py --json /tmp/eff.json   # the state (every figure) in another file
     python benchmarks/bench_efficiency.py --runs 1 --quick --write-results --results-dir /tmp/results
+    python benchmarks/bench_efficiency.py --runs 1 --against 20261130T214039   # this run against an earlier run's results files
 
 Variants: those of a recipe (``--recipe``, default ``all-methods``), built (or taken from the
 artifact cache) exactly as ``kompakt bench`` builds them, each on every backend that can run the
@@ -63,6 +66,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import re
 import statistics
 import sys
 import time
@@ -296,8 +300,9 @@ def _left_out(paired: dict[str, Any]) -> str:
 
 def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]]], batch: int = 1) -> tuple[list[str], bool]:
     """The batch-``batch`` decode speed-ups of the first two runs side by side: overlap, difference, A/A checks.
-    Returns the report's lines and whether issue 18's acceptance holds."""
-    rows = []
+    Returns the report's lines and whether issue 18's acceptance holds (which it does not while a (variant, backend)
+    lacks its figure in either run: the acceptance is over every one of them)."""
+    rows, missing = [], []
     for s in specs:
         figs, left = [], []
         for run in runs[:2]:
@@ -306,6 +311,8 @@ def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]
             left.append(_left_out(paired))
         if all(figs):
             rows.append((s, figs, left))
+        else:
+            missing.append(f"{s.variant} on {s.backend} (run {' and '.join(str(i + 1) for i, f in enumerate(figs) if not f)})")
     # The reference's own median decode rate in each pairing: where it moves between the runs while the variant's does
     # not, the ratio is not one number for this machine (a memory-bound F32 reference against a compute-bound
     # quantized variant follows the memory bandwidth the host leaves the VM; README, *Paired speed-ups*).
@@ -326,16 +333,60 @@ def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]
         return ["(no pair of runs to compare)"], False
     within = sum(d <= AGREEMENT for d, _ in diffs)
     worst = max(diffs, key=lambda x: x[0])
-    ok = all(overlaps) and within >= AGREEING_SHARE * len(diffs) and bool(aa_ok) and all(aa_ok)
+    ok = all(overlaps) and within >= AGREEING_SHARE * len(diffs) and bool(aa_ok) and all(aa_ok) and not missing
     lines += [
         "",
+        *([f"No paired batch-{batch} decode speed-up to compare for: {', '.join(missing)}.", ""] if missing else []),
         f"Batch-{batch} decode speed-ups of the two runs: intervals overlap for {sum(overlaps)} of {len(rows)}; "
         f"{within} of {len(rows)} ({within / len(rows):.0%}) agree within {AGREEMENT:.0%}; the worst disagreement is "
         f"{worst[0]:.1%} ({worst[1].variant} on {worst[1].backend}). A/A checks reading 1.00 within their interval: "
         f"{sum(aa_ok)} of {len(aa_ok)}. Acceptance (all overlap, ≥ {AGREEING_SHARE:.0%} within {AGREEMENT:.0%}, every A/A "
-        f"within): {'met' if ok else 'NOT met'}.",
+        f"within{', every measurement in both runs' if missing else ''}): {'met' if ok else 'NOT met'}.",
     ]
     return lines, ok
+
+
+#: A run's id stamp as ``write_results`` writes it (every file of one run shares it): what ``--against`` names.
+RUN_STAMP = re.compile(r"\d{8}T\d{6}")
+
+
+def protocol(how: str) -> list[str]:
+    """The clauses of a benchmark's settings line (``Settings.describe``) that the timed figures depend on: lengths, blocks,
+    passes. Left out: the batch sizes (only batch 1 is compared) and where memory was measured."""
+    return [c for c in how.split("; ") if not c.startswith(("batch sizes", "peak memory"))]
+
+
+def earlier_run(stamp: str, root: Path, how: str) -> tuple[dict[tuple[str, str], dict[str, Any]], list[Path]]:
+    """An earlier run of this benchmark as the results files it wrote hold it (``--against STAMP``): per (variant, backend)
+    its throughput entries, paired records included, in the form a run's state keeps them. So the two runs the acceptance
+    compares need not share a machine's lifetime: run 1's files are committed, run 2 is measured against them later.
+    Raises ``SystemExit`` naming the file when one is not a results file of this benchmark under the same protocol."""
+    from pydantic import ValidationError
+
+    from kompakt.results import ResultsFile
+
+    if not RUN_STAMP.fullmatch(stamp):
+        raise SystemExit(f"--against {stamp!r}: give the stamp the earlier run's results files start with, e.g. 20261130T214039 "
+                         "(the part of the run id before '-efficiency-')")
+    paths = sorted(root.rglob(f"{stamp}-efficiency-*.json"))
+    if not paths:
+        raise SystemExit(f"--against {stamp}: no results files {stamp}-efficiency-*.json under {root}")
+    run: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in paths:
+        try:
+            rf = ResultsFile.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError) as err:
+            raise SystemExit(f"--against: {path} cannot be read as a results file: {str(err).splitlines()[0]}") from None
+        theirs = next((n.removeprefix("efficiency benchmark: ") for n in rf.notes if n.startswith("efficiency benchmark: ")), None)
+        if theirs is None:
+            raise SystemExit(f"--against: {path} has no 'efficiency benchmark:' note (field notes): not written by this benchmark")
+        if protocol(theirs) != protocol(how):
+            raise SystemExit(f"--against: {path} was timed under another protocol (field notes):\n  there: {'; '.join(protocol(theirs))}\n"
+                             f"  now:   {'; '.join(protocol(how))}\ngive the options that earlier run was given")
+        for t in rf.metrics.throughput:
+            entry = run.setdefault((rf.variant.id, t.backend or ""), {"throughput": [], "file": str(path)})
+            entry["throughput"].append(t.model_dump(mode="json"))
+    return run, paths
 
 
 def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]], base: Any, profile: str, command: str,
@@ -570,8 +621,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--resume", action="store_true", help="continue the benchmark the state file holds (same options), "
                     "measuring only what it lacks")
     ap.add_argument("--write-results", action="store_true", help="write results files of the first run (which also measures memory)")
-    ap.add_argument("--results-dir", type=Path, help="where --write-results writes (default: data/results/)")
+    ap.add_argument("--results-dir", type=Path, help="where --write-results writes and --against reads (default: data/results/)")
+    ap.add_argument("--against", metavar="STAMP", help="compare this run with an earlier one of the same options, read from the "
+                    "results files it wrote (run ids STAMP-efficiency-*, e.g. 20261130T214039): the earlier run is run 1 of the "
+                    "agreement report, this one run 2; needs --runs 1")
     args = ap.parse_args(argv)
+    if args.against and args.runs != 1:
+        ap.error("--against: the earlier run is run 1 of the comparison; give --runs 1")
     if args.full:
         for k, v in FULL.items():
             setattr(args, k, v)
@@ -684,8 +740,10 @@ def main(argv: list[str] | None = None) -> int:
     paired_rule = PairedRule(blocks, repeats=settings.repeats_per_block)
     rule = RepeatRule(warmup=1, min_runs=3, min_seconds=0.0) if args.quick else RepeatRule()
     state_path = args.json or paths.cache_dir() / "bench-efficiency" / "state.json"
-    specs, notes, base = plan(set(settings.only) or None, set(settings.backends), settings.recipe, settings.also)
     how = settings.describe(get_profile(settings.profile))
+    # read before building or timing anything: a wrong stamp or protocol should not cost a run
+    against = earlier_run(args.against, args.results_dir or paths.results_dir(), how) if args.against else None
+    specs, notes, base = plan(set(settings.only) or None, set(settings.backends), settings.recipe, settings.also)
     print(f"{len(specs)} measurements a run, {settings.runs} run(s): {how}; state in {state_path}", file=sys.stderr)
     runs, bws, loads = measure_all(specs, settings, state_path, args.resume, rule, paired_rule)
     for i, bw in enumerate(bws):
@@ -703,7 +761,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"- {n}")
     print()
     print(table(specs, runs, bws))
-    if len(runs) > 1:
+    if against is not None:
+        run1, files = against
+        lines, _ = agreement(specs, [run1, runs[0]])
+        print(f"\nRun 1: the earlier run whose {len(files)} results files are {args.against}-efficiency-* (`--against`); run 2: this run.\n")
+        print("\n".join(lines))
+    elif len(runs) > 1:
         lines, _ = agreement(specs, runs)
         print()
         print("\n".join(lines))

@@ -181,3 +181,65 @@ def test_every_variant_is_paired_with_the_reference_on_each_backend_that_runs_it
     ]
     # without llama.cpp (not built, or not asked for): PyTorch only, GGUF variants not at all
     assert bench._variant_specs("gguf-q4", artifact("gguf-q4", "gguf"), None, {"pytorch"}, False, refs, label, []) == []
+
+
+def test_a_measurement_missing_from_either_run_fails_the_acceptance_and_is_named(bench) -> None:
+    specs = [_spec(bench, "reference"), _spec(bench, "a")]
+    run1 = {("reference", "pytorch"): {"throughput": [_paired(1.0, 0.97, 1.03, aa=True)]},
+            ("a", "pytorch"): {"throughput": [_paired(1.30, 1.25, 1.35)]}}
+    run2 = {("reference", "pytorch"): {"throughput": [_paired(1.0, 0.98, 1.02, aa=True)]},
+            ("a", "pytorch"): {"error": "RuntimeError: out of memory"}}
+    lines, ok = bench.agreement(specs, [run1, run2])
+    assert not ok and "No paired batch-1 decode speed-up to compare for: a on pytorch (run 2)." in lines
+    assert bench.agreement(specs, [run1, run1])[1]
+
+
+#: A committed run of the benchmark (README, *Paired speed-ups*): its reference (A/A) and awq4 files on PyTorch.
+COMMITTED = "20261130T214039"
+
+
+def _committed_run(tmp_path: Path) -> tuple[Path, str]:
+    """The committed run's reference and awq4 files on PyTorch, copied into a results folder of their own; and the
+    benchmark settings line they record."""
+    import shutil
+
+    data = ROOT / "data" / "results"
+    for path in [*data.glob(f"*/reference/cpu/{COMMITTED}-efficiency-pytorch-*.json"), *data.glob(f"*/awq4/cpu/{COMMITTED}-efficiency-pytorch-*.json")]:
+        target = tmp_path / path.relative_to(data)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    note = next(n for n in json.loads(target.read_text())["notes"] if n.startswith("efficiency benchmark: "))
+    return tmp_path, note.removeprefix("efficiency benchmark: ")
+
+
+def test_against_reads_an_earlier_run_from_its_results_files_and_compares_this_run_with_it(bench, tmp_path: Path) -> None:
+    root, how = _committed_run(tmp_path)
+    run, files = bench.earlier_run(COMMITTED, root, how)
+    assert len(files) == 2 and set(run) == {("reference", "pytorch"), ("awq4", "pytorch")}
+    specs = [_spec(bench, "reference"), _spec(bench, "awq4")]
+    aa = bench._throughput(run, specs[0], 1)["paired"]
+    assert aa["aa_check"] and aa["decode_tokens_per_s"]["ci_low"] <= 1 <= aa["decode_tokens_per_s"]["ci_high"]
+    # the same figures as "this run": everything agrees; only batch 1 and the timing protocol have to match, so a
+    # settings line that differs in the batch sizes of later runs or in where memory was measured still compares
+    lines, ok = bench.agreement(specs, [run, run])
+    assert ok and "intervals overlap for 2 of 2" in "\n".join(lines)
+    assert set(bench.earlier_run(COMMITTED, root, how.replace("[1] in the later runs", "[1, 4] in the later runs"))[0]) == set(run)
+
+
+def test_against_refuses_another_protocol_a_bad_stamp_and_a_broken_file_naming_it(bench, tmp_path: Path) -> None:
+    root, how = _committed_run(tmp_path)
+    with pytest.raises(SystemExit, match="another protocol .field notes.") as err:
+        bench.earlier_run(COMMITTED, root, how.replace("in 2 passes", "in 5 passes"))
+    assert f"{COMMITTED}-efficiency-pytorch-" in str(err.value) and "in 5 passes" in str(err.value)
+    with pytest.raises(SystemExit, match="give the stamp"):
+        bench.earlier_run("20261130", root, how)
+    with pytest.raises(SystemExit, match="no results files 20991231T000000-efficiency"):
+        bench.earlier_run("20991231T000000", root, how)
+    broken = next(root.rglob(f"{COMMITTED}-efficiency-*.json"))
+    broken.write_text(broken.read_text()[:-40])
+    with pytest.raises(SystemExit, match="cannot be read as a results file") as err:
+        bench.earlier_run(COMMITTED, root, how)
+    assert str(broken) in str(err.value)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--against", COMMITTED])  # two runs by default: the earlier run is run 1 of the comparison
+    assert bench.parse_args(["--against", COMMITTED, "--runs", "1"]).against == COMMITTED
