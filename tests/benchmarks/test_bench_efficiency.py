@@ -223,6 +223,9 @@ def test_against_reads_an_earlier_run_from_its_results_files_and_compares_this_r
     # settings line that differs in the batch sizes of later runs or in where memory was measured still compares
     lines, ok = bench.agreement(specs, [run, run])
     assert ok and "intervals overlap for 2 of 2" in "\n".join(lines)
+    # a run of a subset against the full earlier run: the earlier run's other figures are left out
+    lines, ok = bench.agreement(specs[:1], [run, run])
+    assert ok and "intervals overlap for 1 of 1" in "\n".join(lines)
     assert set(bench.earlier_run(COMMITTED, root, how.replace("[1] in the later runs", "[1, 4] in the later runs"))[0]) == set(run)
 
 
