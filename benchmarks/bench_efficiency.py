@@ -356,11 +356,12 @@ def protocol(how: str) -> list[str]:
     return [c for c in how.split("; ") if not c.startswith(("batch sizes", "peak memory"))]
 
 
-def earlier_run(stamp: str, root: Path, how: str) -> tuple[dict[tuple[str, str], dict[str, Any]], list[Path]]:
+def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu") -> tuple[dict[tuple[str, str], dict[str, Any]], list[Path]]:
     """An earlier run of this benchmark as the results files it wrote hold it (``--against STAMP``): per (variant, backend)
     its throughput entries, paired records included, in the form a run's state keeps them. So the two runs the acceptance
     compares need not share a machine's lifetime: run 1's files are committed, run 2 is measured against them later.
-    Raises ``SystemExit`` naming the file when one is not a results file of this benchmark under the same protocol."""
+    Raises ``SystemExit`` naming the file when one is not a results file of this benchmark under the same protocol and
+    profile."""
     from pydantic import ValidationError
 
     from kompakt.results import ResultsFile
@@ -380,6 +381,8 @@ def earlier_run(stamp: str, root: Path, how: str) -> tuple[dict[tuple[str, str],
         theirs = next((n.removeprefix("efficiency benchmark: ") for n in rf.notes if n.startswith("efficiency benchmark: ")), None)
         if theirs is None:
             raise SystemExit(f"--against: {path} has no 'efficiency benchmark:' note (field notes): not written by this benchmark")
+        if rf.profile != profile:
+            raise SystemExit(f"--against: {path} was measured under profile {rf.profile!r} (field profile), this run under {profile!r}")
         if protocol(theirs) != protocol(how):
             raise SystemExit(f"--against: {path} was timed under another protocol (field notes):\n  there: {'; '.join(protocol(theirs))}\n"
                              f"  now:   {'; '.join(protocol(how))}\ngive the options that earlier run was given")
@@ -742,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
     state_path = args.json or paths.cache_dir() / "bench-efficiency" / "state.json"
     how = settings.describe(get_profile(settings.profile))
     # read before building or timing anything: a wrong stamp or protocol should not cost a run
-    against = earlier_run(args.against, args.results_dir or paths.results_dir(), how) if args.against else None
+    against = earlier_run(args.against, args.results_dir or paths.results_dir(), how, settings.profile) if args.against else None
     specs, notes, base = plan(set(settings.only) or None, set(settings.backends), settings.recipe, settings.also)
     print(f"{len(specs)} measurements a run, {settings.runs} run(s): {how}; state in {state_path}", file=sys.stderr)
     runs, bws, loads = measure_all(specs, settings, state_path, args.resume, rule, paired_rule)

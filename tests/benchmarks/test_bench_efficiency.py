@@ -234,6 +234,8 @@ def test_against_refuses_another_protocol_a_bad_stamp_and_a_broken_file_naming_i
     with pytest.raises(SystemExit, match="another protocol .field notes.") as err:
         bench.earlier_run(COMMITTED, root, how.replace("in 2 passes", "in 5 passes"))
     assert f"{COMMITTED}-efficiency-pytorch-" in str(err.value) and "in 5 passes" in str(err.value)
+    with pytest.raises(SystemExit, match="under profile 'cpu' .field profile., this run under 't4'"):
+        bench.earlier_run(COMMITTED, root, how, "t4")
     with pytest.raises(SystemExit, match="give the stamp"):
         bench.earlier_run("20261130", root, how)
     with pytest.raises(SystemExit, match="no results files 20991231T000000-efficiency"):
