@@ -31,6 +31,7 @@ and the time left are printed before each measurement, and the state is written 
     python benchmarks/bench_efficiency.py --json /tmp/eff.json   # the state (every figure) in another file
     python benchmarks/bench_efficiency.py --runs 1 --quick --write-results --results-dir /tmp/results
     python benchmarks/bench_efficiency.py --runs 1 --against 20261130T214039   # this run against an earlier run's results files
+    python benchmarks/bench_efficiency.py --passes 2 --compare 20261130T125147 20261130T214039   # two earlier runs, nothing timed
 
 Variants: those of a recipe (``--recipe``, default ``all-methods``), built (or taken from the
 artifact cache) exactly as ``kompakt bench`` builds them, each on every backend that can run the
@@ -60,6 +61,7 @@ earlier one left in the allocator, nor by the reference.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import datetime as dt
 import hashlib
@@ -97,6 +99,9 @@ class Spec:
     lineage: Any = None
     """The lineage (kompakt.results.Variant) as the artifact records it."""
     notes: str | None = None
+    label: str = ""
+    """Shown after the variant in the agreement report: the stamps of the part of a run taken in parts it comes from,
+    where the variant was measured in several parts (``--compare``)."""
 
     @property
     def aa(self) -> bool:
@@ -298,21 +303,32 @@ def _left_out(paired: dict[str, Any]) -> str:
     return f"{n} ({x:.2f}x)" if x else str(n)
 
 
-def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]]], batch: int = 1) -> tuple[list[str], bool]:
+Run = dict[tuple[str, str], dict[str, Any]]
+"""One run's figures per (variant, backend), as the state keeps them."""
+
+
+def agreement(specs: list[Spec], runs: list[Run], batch: int = 1) -> tuple[list[str], bool]:
     """The batch-``batch`` decode speed-ups of the first two runs side by side: overlap, difference, A/A checks.
     Returns the report's lines and whether issue 18's acceptance holds (which it does not while a (variant, backend)
     lacks its figure in either run: the acceptance is over every one of them)."""
+    return agreement_of_parts([(specs, runs[0], runs[1] if len(runs) > 1 else {})], batch)
+
+
+def agreement_of_parts(parts: list[tuple[list[Spec], Run, Run]], batch: int = 1) -> tuple[list[str], bool]:
+    """:func:`agreement` over runs measured in parts (``--compare``): each part its specs and its two runs; one table and
+    one verdict over every part's rows (each part times its own A/A check: all of them count)."""
     rows, missing = [], []
-    for s in specs:
-        figs, left = [], []
-        for run in runs[:2]:
-            paired = (_throughput(run, s, batch) or {}).get("paired") or {}
-            figs.append(paired.get("decode_tokens_per_s"))
-            left.append(_left_out(paired))
-        if all(figs):
-            rows.append((s, figs, left))
-        else:
-            missing.append(f"{s.variant} on {s.backend} (run {' and '.join(str(i + 1) for i, f in enumerate(figs) if not f)})")
+    for specs, *runs in parts:
+        for s in specs:
+            figs, left = [], []
+            for run in runs:
+                paired = (_throughput(run, s, batch) or {}).get("paired") or {}
+                figs.append(paired.get("decode_tokens_per_s"))
+                left.append(_left_out(paired))
+            if all(figs):
+                rows.append((s, figs, left))
+            else:
+                missing.append(f"{s.variant}{s.label} on {s.backend} (run {' and '.join(str(i + 1) for i, f in enumerate(figs) if not f)})")
     # The reference's own median decode rate in each pairing: where it moves between the runs while the variant's does
     # not, the ratio is not one number for this machine (a memory-bound F32 reference against a compute-bound
     # quantized variant follows the memory bandwidth the host leaves the VM; README, *Paired speed-ups*).
@@ -327,7 +343,7 @@ def agreement(specs: list[Spec], runs: list[dict[tuple[str, str], dict[str, Any]
         overlaps.append(ov)
         if s.aa:
             aa_ok += [contains_one(a["ci_low"], a["ci_high"]), contains_one(b["ci_low"], b["ci_high"])]
-        lines.append(f"| {s.variant}{' (A/A)' if s.aa else ''} | {s.backend} | {fmt_speedup(a)} | {fmt_speedup(b)} | "
+        lines.append(f"| {s.variant}{' (A/A)' if s.aa else ''}{s.label} | {s.backend} | {fmt_speedup(a)} | {fmt_speedup(b)} | "
                      f"{'yes' if ov else 'NO'} | {d * 100:.1f} % | {_reference_rate(a)} / {_reference_rate(b)} | {left[0]} / {left[1]} |")
     if not rows:
         return ["(no pair of runs to compare)"], False
@@ -390,6 +406,25 @@ def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu") -> tuple
             entry = run.setdefault((rf.variant.id, t.backend or ""), {"throughput": [], "file": str(path)})
             entry["throughput"].append(t.model_dump(mode="json"))
     return run, paths
+
+
+def compare_runs(first: list[str], second: list[str], root: Path, how: str, profile: str) -> tuple[list[str], bool]:
+    """The agreement report of two runs read from their results files alone (``--compare``), nothing measured. A run taken
+    in parts (``--only``, each part with its own A/A check) is given as the stamps of its parts, the i-th part of the first
+    run compared with the i-th of the second; a (variant, backend) in several parts (the reference) is shown with its
+    parts' stamps."""
+    if len(first) != len(second):
+        raise SystemExit(f"--compare: the two runs have {len(first)} and {len(second)} parts; give as many stamps for each, "
+                         "part by part in the same order")
+    read = [(a, b, earlier_run(a, root, how, profile)[0], earlier_run(b, root, how, profile)[0]) for a, b in zip(first, second)]
+    keys = [sorted(set(r1) | set(r2), key=lambda k: (k[0] != "reference", k[0].startswith("bnb"), k[1] != "pytorch", k[0]))
+            for _, _, r1, r2 in read]
+    parts_of = collections.Counter(k for part in keys for k in part)
+    parts = []
+    for (a, b, run1, run2), part in zip(read, keys):
+        specs = [Spec(v, backend, Path(), Path(), "", label=f" [{a} / {b}]" if parts_of[(v, backend)] > 1 else "") for v, backend in part]
+        parts.append((specs, run1, run2))
+    return agreement_of_parts(parts)
 
 
 def write_results(specs: list[Spec], run: dict[tuple[str, str], dict[str, Any]], base: Any, profile: str, command: str,
@@ -628,7 +663,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--against", metavar="STAMP", help="compare this run with an earlier one of the same options, read from the "
                     "results files it wrote (run ids STAMP-efficiency-*, e.g. 20261130T214039): the earlier run is run 1 of the "
                     "agreement report, this one run 2; needs --runs 1")
+    ap.add_argument("--compare", nargs=2, metavar=("RUN1", "RUN2"), help="measure nothing: the agreement report of two earlier runs "
+                    "read from their results files, each given by its stamp, or by its parts' stamps, comma-separated, when it was "
+                    "taken in parts (--only), part by part in the same order for both; give the options those runs were given")
     args = ap.parse_args(argv)
+    if args.against and args.compare:
+        ap.error("--against measures a run to compare with an earlier one, --compare compares two earlier ones: give one of them")
     if args.against and args.runs != 1:
         ap.error("--against: the earlier run is run 1 of the comparison; give --runs 1")
     if args.full:
@@ -744,6 +784,12 @@ def main(argv: list[str] | None = None) -> int:
     rule = RepeatRule(warmup=1, min_runs=3, min_seconds=0.0) if args.quick else RepeatRule()
     state_path = args.json or paths.cache_dir() / "bench-efficiency" / "state.json"
     how = settings.describe(get_profile(settings.profile))
+    if args.compare:
+        first, second = (stamps.split(",") for stamps in args.compare)
+        lines, _ = compare_runs(first, second, args.results_dir or paths.results_dir(), how, settings.profile)
+        print(f"Run 1: results files {', '.join(s + '-efficiency-*' for s in first)}; run 2: {', '.join(s + '-efficiency-*' for s in second)}.\n")
+        print("\n".join(lines))
+        return 0
     # read before building or timing anything: a wrong stamp or protocol should not cost a run
     against = earlier_run(args.against, args.results_dir or paths.results_dir(), how, settings.profile) if args.against else None
     specs, notes, base = plan(set(settings.only) or None, set(settings.backends), settings.recipe, settings.also)

@@ -248,3 +248,22 @@ def test_against_refuses_another_protocol_a_bad_stamp_and_a_broken_file_naming_i
     with pytest.raises(SystemExit):
         bench.parse_args(["--against", COMMITTED])  # two runs by default: the earlier run is run 1 of the comparison
     assert bench.parse_args(["--against", COMMITTED, "--runs", "1"]).against == COMMITTED
+
+
+def test_compare_reports_two_earlier_runs_taken_in_parts_from_their_files_alone(bench, tmp_path: Path) -> None:
+    """A run in two parts (``--only``), each with its own A/A check: the i-th part of one run against the i-th of the
+    other; the reference, in both parts, is shown with each part's stamps and both parts' A/A checks count."""
+    root, how = _committed_run(tmp_path)
+    part = "20261201T000000"  # a second part: the committed reference file alone, under a stamp of its own
+    ref = next(root.rglob(f"reference/cpu/{COMMITTED}-efficiency-pytorch-*.json"))
+    (ref.parent / ref.name.replace(COMMITTED, part)).write_text(ref.read_text())
+    lines, ok = bench.compare_runs([COMMITTED, part], [COMMITTED, part], root, how, "cpu")
+    text = "\n".join(lines)
+    assert ok and "intervals overlap for 3 of 3" in text and "A/A checks reading 1.00 within their interval: 4 of 4" in text
+    assert f"| reference (A/A) [{COMMITTED} / {COMMITTED}] | pytorch |" in text and f"| reference (A/A) [{part} / {part}] | pytorch |" in text
+    assert "| awq4 | pytorch |" in text  # measured in one part only: no stamps
+    with pytest.raises(SystemExit, match="2 and 1 parts"):
+        bench.compare_runs([COMMITTED, part], [COMMITTED], root, how, "cpu")
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--compare", COMMITTED, part, "--against", COMMITTED])  # one or the other
+    assert bench.parse_args(["--compare", f"{COMMITTED},{part}", f"{COMMITTED},{part}"]).compare == [f"{COMMITTED},{part}"] * 2
