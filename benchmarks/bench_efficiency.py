@@ -372,7 +372,7 @@ def protocol(how: str) -> list[str]:
     return [c for c in how.split("; ") if not c.startswith(("batch sizes", "peak memory"))]
 
 
-def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu") -> tuple[dict[tuple[str, str], dict[str, Any]], list[Path]]:
+def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu", option: str = "--against") -> tuple[dict[tuple[str, str], dict[str, Any]], list[Path]]:
     """An earlier run of this benchmark as the results files it wrote hold it (``--against STAMP``): per (variant, backend)
     its throughput entries, paired records included, in the form a run's state keeps them. So the two runs the acceptance
     compares need not share a machine's lifetime: run 1's files are committed, run 2 is measured against them later.
@@ -383,24 +383,24 @@ def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu") -> tuple
     from kompakt.results import ResultsFile
 
     if not RUN_STAMP.fullmatch(stamp):
-        raise SystemExit(f"--against {stamp!r}: give the stamp the earlier run's results files start with, e.g. 20261130T214039 "
+        raise SystemExit(f"{option} {stamp!r}: give the stamp the earlier run's results files start with, e.g. 20261130T214039 "
                          "(the part of the run id before '-efficiency-')")
     paths = sorted(root.rglob(f"{stamp}-efficiency-*.json"))
     if not paths:
-        raise SystemExit(f"--against {stamp}: no results files {stamp}-efficiency-*.json under {root}")
+        raise SystemExit(f"{option} {stamp}: no results files {stamp}-efficiency-*.json under {root}")
     run: dict[tuple[str, str], dict[str, Any]] = {}
     for path in paths:
         try:
             rf = ResultsFile.model_validate_json(path.read_bytes())
         except (OSError, ValidationError) as err:
-            raise SystemExit(f"--against: {path} cannot be read as a results file: {str(err).splitlines()[0]}") from None
+            raise SystemExit(f"{option}: {path} cannot be read as a results file: {str(err).splitlines()[0]}") from None
         theirs = next((n.removeprefix("efficiency benchmark: ") for n in rf.notes if n.startswith("efficiency benchmark: ")), None)
         if theirs is None:
-            raise SystemExit(f"--against: {path} has no 'efficiency benchmark:' note (field notes): not written by this benchmark")
+            raise SystemExit(f"{option}: {path} has no 'efficiency benchmark:' note (field notes): not written by this benchmark")
         if rf.profile != profile:
-            raise SystemExit(f"--against: {path} was measured under profile {rf.profile!r} (field profile), this run under {profile!r}")
+            raise SystemExit(f"{option}: {path} was measured under profile {rf.profile!r} (field profile), this run under {profile!r}")
         if protocol(theirs) != protocol(how):
-            raise SystemExit(f"--against: {path} was timed under another protocol (field notes):\n  there: {'; '.join(protocol(theirs))}\n"
+            raise SystemExit(f"{option}: {path} was timed under another protocol (field notes):\n  there: {'; '.join(protocol(theirs))}\n"
                              f"  now:   {'; '.join(protocol(how))}\ngive the options that earlier run was given")
         for t in rf.metrics.throughput:
             entry = run.setdefault((rf.variant.id, t.backend or ""), {"throughput": [], "file": str(path)})
@@ -416,7 +416,8 @@ def compare_runs(first: list[str], second: list[str], root: Path, how: str, prof
     if len(first) != len(second):
         raise SystemExit(f"--compare: the two runs have {len(first)} and {len(second)} parts; give as many stamps for each, "
                          "part by part in the same order")
-    read = [(a, b, earlier_run(a, root, how, profile)[0], earlier_run(b, root, how, profile)[0]) for a, b in zip(first, second)]
+    read = [(a, b, earlier_run(a, root, how, profile, "--compare")[0], earlier_run(b, root, how, profile, "--compare")[0])
+            for a, b in zip(first, second)]
     keys = [sorted(set(r1) | set(r2), key=lambda k: (k[0] != "reference", k[0].startswith("bnb"), k[1] != "pytorch", k[0]))
             for _, _, r1, r2 in read]
     parts_of = collections.Counter(k for part in keys for k in part)
