@@ -32,11 +32,16 @@ TASKS = [("winogrande", "acc", "WinoGrande acc"), ("arc_challenge", "acc_norm", 
 START, END = "<!-- paired-table:start -->", "<!-- paired-table:end -->"
 
 
-def recipe_order() -> list[str]:
-    import yaml
+#: The recipes of the committed CPU set (scripts/measure-cpu-set.py measures the same).
+COMMITTED_RECIPES = ("all-methods", "thesis")
 
-    recipe = yaml.safe_load((ROOT / "data" / "recipes" / "all-methods.yaml").read_text(encoding="utf-8"))
-    return [v["id"] for v in recipe["variants"]]
+
+def recipe_order() -> list[str]:
+    """The variant ids of the committed set's recipes in their order: all-methods (reference, quantization, pruning, ...),
+    then the thesis' own (its pruned-and-quantized pipeline); a row only where a variant has results files."""
+    from harness.build.recipes import variant_order
+
+    return variant_order(COMMITTED_RECIPES)
 
 
 def rows(results: Path) -> dict[str, dict]:

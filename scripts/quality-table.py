@@ -21,7 +21,7 @@ prints, so the two cannot drift apart.
 
 A results file counts when it holds the full quality set (WinoGrande without a limit and
 the token perplexity); of several, the newest. Variants are listed in the order of
-``data/recipes/all-methods.yaml``; the change against the reference is given for the
+``data/recipes/all-methods.yaml``, then the thesis recipe's own (the committed set); the change against the reference is given for the
 mean accuracy (points) and the word perplexity (per cent), the two columns a reader
 compares first, and only between figures on the same documents, shots, task versions and
 (word perplexity) rolling window; otherwise the cell says n/c.
@@ -42,12 +42,16 @@ from kompakt.tasks import TASKS  # noqa: E402
 from leaderboard.languages import language_ratio  # noqa: E402
 
 
-def recipe_order() -> list[str]:
-    """The variant ids of data/recipes/all-methods.yaml, in its order (reference, quantization, pruning, ...)."""
-    import yaml
+#: The recipes of the committed CPU set (scripts/measure-cpu-set.py measures the same).
+COMMITTED_RECIPES = ("all-methods", "thesis")
 
-    recipe = yaml.safe_load((ROOT / "data" / "recipes" / "all-methods.yaml").read_text(encoding="utf-8"))
-    return [v["id"] for v in recipe["variants"]]
+
+def recipe_order() -> list[str]:
+    """The variant ids of the committed set's recipes in their order: all-methods (reference, quantization, pruning, ...),
+    then the thesis' own (its pruned-and-quantized pipeline); a row only where a variant has results files."""
+    from harness.build.recipes import variant_order
+
+    return variant_order(COMMITTED_RECIPES)
 
 
 ACCURACY = [("winogrande", "acc"), ("arc_challenge", "acc"), ("arc_challenge", "acc_norm"), ("truthfulqa_mc2", "acc"),

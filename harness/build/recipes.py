@@ -298,3 +298,12 @@ def load_all(folder: Path | None = None) -> tuple[list[Recipe], list[RecipeError
         except RecipeError as err:
             errors.append(err)
     return recipes, errors
+
+
+def variant_order(names: tuple[str, ...] | list[str], folder: Path | None = None) -> list[str]:
+    """The variant ids of the named recipes, recipe by recipe in each one's order, every id once (at its first recipe's
+    place: recipes that share a variant id build it alike, as the thesis and all-methods recipes do their reference)."""
+    order: list[str] = []
+    for name in names:
+        order += [v for v in load_recipe(find_recipe(name, folder)).variants if v not in order]
+    return order

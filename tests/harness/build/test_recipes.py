@@ -156,3 +156,13 @@ def test_parsing_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=paths.REPO_ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_variant_order_lists_each_recipes_variants_in_order_and_every_id_once() -> None:
+    from harness.build.recipes import load_recipe, find_recipe, variant_order
+
+    order = variant_order(["all-methods", "thesis"])
+    all_methods = list(load_recipe(find_recipe("all-methods")).variants)
+    assert order[: len(all_methods)] == all_methods and order.count("reference") == 1
+    assert order[len(all_methods):] == [v for v in load_recipe(find_recipe("thesis")).variants if v not in all_methods]
+    assert "prune-8-lora-awq4" in order[len(all_methods):]
