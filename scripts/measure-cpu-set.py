@@ -42,7 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "smollm2-135m-instruct"
 PROFILE = "cpu"
-RECIPES = ("all-methods", "thesis")  # a variant id found in both is the first's (they are built alike)
+sys.path.insert(0, str(ROOT))
+from harness.build.recipes import COMMITTED_SET as RECIPES  # noqa: E402  (a variant id in both is the first's: built alike)
 
 #: The reference first (its distributions feed every KL), then the thesis' set, then the packed checkpoints, then the
 #: rest of the recipe. ``rtn8``'s quality runs on TorchLinear, not on its slow 8-bit kernel (harness.build.packing.formats),

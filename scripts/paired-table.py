@@ -25,23 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.build.recipes import COMMITTED_SET, variant_order  # noqa: E402
+
 MODEL, PROFILE = "smollm2-135m-instruct", "cpu"
 #: The mean accuracy's tasks at their headline metrics, as the committed set measures them.
 TASKS = [("winogrande", "acc", "WinoGrande acc"), ("arc_challenge", "acc_norm", "ARC-C acc_norm"),
          ("truthfulqa_mc2", "acc", "TruthfulQA mc2"), ("hellaswag_llamacpp", "acc_norm", "HellaSwag (l.cpp) acc_norm")]
 START, END = "<!-- paired-table:start -->", "<!-- paired-table:end -->"
 
-
-#: The recipes of the committed CPU set (scripts/measure-cpu-set.py measures the same).
-COMMITTED_RECIPES = ("all-methods", "thesis")
-
-
-def recipe_order() -> list[str]:
-    """The variant ids of the committed set's recipes in their order: all-methods (reference, quantization, pruning, ...),
-    then the thesis' own (its pruned-and-quantized pipeline); a row only where a variant has results files."""
-    from harness.build.recipes import variant_order
-
-    return variant_order(COMMITTED_RECIPES)
 
 
 def rows(results: Path) -> dict[str, dict]:
@@ -74,7 +65,7 @@ def _cell(r: dict, task: str, metric: str) -> str:
 
 def table(results: Path | None = None) -> str:
     found = rows(results or ROOT / "data" / "results")
-    paired = [v for v in recipe_order() if v in found and (found[v]["paired_tests"] or found[v].get("kl_divergence") is not None)]
+    paired = [v for v in variant_order(COMMITTED_SET) if v in found and (found[v]["paired_tests"] or found[v].get("kl_divergence") is not None)]
     if not paired:
         return (f"No variant of `{MODEL}` has per-sample results or a KL divergence under the `{PROFILE}` profile yet; "
                 "the re-measurement (`scripts/measure-cpu-set.py`) adds them.\n")

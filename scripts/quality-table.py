@@ -36,22 +36,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.build.recipes import COMMITTED_SET, variant_order  # noqa: E402
 from kompakt.chance import verdict  # noqa: E402
 from kompakt.metrics import Basis, comparable  # noqa: E402
 from kompakt.tasks import TASKS  # noqa: E402
 from leaderboard.languages import language_ratio  # noqa: E402
 
-
-#: The recipes of the committed CPU set (scripts/measure-cpu-set.py measures the same).
-COMMITTED_RECIPES = ("all-methods", "thesis")
-
-
-def recipe_order() -> list[str]:
-    """The variant ids of the committed set's recipes in their order: all-methods (reference, quantization, pruning, ...),
-    then the thesis' own (its pruned-and-quantized pipeline); a row only where a variant has results files."""
-    from harness.build.recipes import variant_order
-
-    return variant_order(COMMITTED_RECIPES)
 
 
 ACCURACY = [("winogrande", "acc"), ("arc_challenge", "acc"), ("arc_challenge", "acc_norm"), ("truthfulqa_mc2", "acc"),
@@ -111,7 +101,7 @@ START, END = "<!-- quality-table:start -->", "<!-- quality-table:end -->"
 def table(base: Path = ROOT / "data/results/smollm2-135m-instruct", profile: str = "cpu") -> str:
     """The Markdown table (no trailing newline); empty when no variant has a full set."""
     rows = {}
-    for v in recipe_order():
+    for v in variant_order(COMMITTED_SET):
         data = newest_full(base / v / profile)
         if data is not None:
             rows[v] = figures(data)
@@ -153,7 +143,7 @@ def _score(a: dict | None) -> str:
 def german_table(base: Path = ROOT / "data/results/smollm2-135m-instruct", profile: str = "cpu") -> str:
     """The German-against-English table (no trailing newline); empty when no variant has the full German suite."""
     rows = {}
-    for v in recipe_order():
+    for v in variant_order(COMMITTED_SET):
         data = newest_full(base / v / profile, full_german)
         if data is None:
             continue

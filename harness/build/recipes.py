@@ -300,6 +300,11 @@ def load_all(folder: Path | None = None) -> tuple[list[Recipe], list[RecipeError
     return recipes, errors
 
 
+#: The recipes whose variants make up the embedded model's committed CPU set: scripts/measure-cpu-set.py measures
+#: them, scripts/quality-table.py and scripts/paired-table.py list them in the README.
+COMMITTED_SET = ("all-methods", "thesis")
+
+
 def variant_order(names: tuple[str, ...] | list[str], folder: Path | None = None) -> list[str]:
     """The variant ids of the named recipes, recipe by recipe in each one's order, every id once (at its first recipe's
     place: recipes that share a variant id build it alike, as the thesis and all-methods recipes do their reference)."""
