@@ -66,7 +66,6 @@ PACKED_METHODS = {"rtn", "awq", "gptq"}
 def recipe_variants() -> dict[str, tuple[str, list[str], list[tuple[str, dict]]]]:
     """Each variant of the recipes: the recipe it is built from, the methods of its steps and the steps as results
     files record them (method, parameters), in order."""
-    sys.path.insert(0, str(ROOT))
     from harness.build.recipes import find_recipe, load_recipe
 
     known: dict[str, tuple[str, list[str], list[tuple[str, dict]]]] = {}
