@@ -153,9 +153,14 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
             continue
         art = artifacts.build(r, vid, base=base, show_progress=False)
         specs += _variant_specs(vid, art, base, backends, use_llama, refs, label, notes)
-    # The reference (A/A) on both backends first, bitsandbytes (slow CPU kernels) last.
-    specs.sort(key=lambda s: (not s.aa, s.variant.startswith("bnb"), s.backend != "pytorch"))
+    specs.sort(key=lambda s: spec_order(s.variant, s.backend))
     return specs, notes, base
+
+
+def spec_order(variant: str, backend: str) -> tuple[bool, bool, bool]:
+    """Where a (variant, backend) comes in a run and its report: the reference (A/A) on both backends first, bitsandbytes
+    (slow CPU kernels) last, PyTorch before llama.cpp within each group."""
+    return variant != "reference", variant.startswith("bnb"), backend != "pytorch"
 
 
 def _variant_specs(vid: str, art: Any, base: Any, backends: set[str], use_llama: bool, refs: dict[str, tuple[Path, str]],
@@ -372,7 +377,7 @@ def protocol(how: str) -> list[str]:
     return [c for c in how.split("; ") if not c.startswith(("batch sizes", "peak memory"))]
 
 
-def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu", option: str = "--against") -> tuple[dict[tuple[str, str], dict[str, Any]], list[Path]]:
+def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu", option: str = "--against") -> tuple[Run, list[Path]]:
     """An earlier run of this benchmark as the results files it wrote hold it (``--against STAMP``): per (variant, backend)
     its throughput entries, paired records included, in the form a run's state keeps them. So the two runs the acceptance
     compares need not share a machine's lifetime: run 1's files are committed, run 2 is measured against them later.
@@ -388,7 +393,7 @@ def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu", option: 
     paths = sorted(root.rglob(f"{stamp}-efficiency-*.json"))
     if not paths:
         raise SystemExit(f"{option} {stamp}: no results files {stamp}-efficiency-*.json under {root}")
-    run: dict[tuple[str, str], dict[str, Any]] = {}
+    run: Run = {}
     for path in paths:
         try:
             rf = ResultsFile.model_validate_json(path.read_bytes())
@@ -403,8 +408,7 @@ def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu", option: 
             raise SystemExit(f"{option}: {path} was timed under another protocol (field notes):\n  there: {'; '.join(protocol(theirs))}\n"
                              f"  now:   {'; '.join(protocol(how))}\ngive the options that earlier run was given")
         for t in rf.metrics.throughput:
-            entry = run.setdefault((rf.variant.id, t.backend or ""), {"throughput": [], "file": str(path)})
-            entry["throughput"].append(t.model_dump(mode="json"))
+            run.setdefault((rf.variant.id, t.backend or ""), {"throughput": []})["throughput"].append(t.model_dump(mode="json"))
     return run, paths
 
 
@@ -418,8 +422,7 @@ def compare_runs(first: list[str], second: list[str], root: Path, how: str, prof
                          "part by part in the same order")
     read = [(a, b, earlier_run(a, root, how, profile, "--compare")[0], earlier_run(b, root, how, profile, "--compare")[0])
             for a, b in zip(first, second)]
-    keys = [sorted(set(r1) | set(r2), key=lambda k: (k[0] != "reference", k[0].startswith("bnb"), k[1] != "pytorch", k[0]))
-            for _, _, r1, r2 in read]
+    keys = [sorted(set(r1) | set(r2), key=lambda k: (*spec_order(*k), k[0])) for _, _, r1, r2 in read]
     parts_of = collections.Counter(k for part in keys for k in part)
     parts = []
     for (a, b, run1, run2), part in zip(read, keys):

@@ -34,7 +34,6 @@ TASKS = [("winogrande", "acc", "WinoGrande acc"), ("arc_challenge", "acc_norm", 
 START, END = "<!-- paired-table:start -->", "<!-- paired-table:end -->"
 
 
-
 def rows(results: Path) -> dict[str, dict]:
     """The leaderboard rows of the embedded model under the cpu profile, one per variant (its first backend's)."""
     from leaderboard.store import tables_from

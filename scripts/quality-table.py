@@ -21,8 +21,8 @@ prints, so the two cannot drift apart.
 
 A results file counts when it holds the full quality set (WinoGrande without a limit and
 the token perplexity); of several, the newest. Variants are listed in the order of
-``data/recipes/all-methods.yaml``, then the thesis recipe's own (the committed set); the change against the reference is given for the
-mean accuracy (points) and the word perplexity (per cent), the two columns a reader
+``data/recipes/all-methods.yaml``, then the thesis recipe's own (the committed set); the
+change against the reference is given for the mean accuracy (points) and the word perplexity (per cent), the two columns a reader
 compares first, and only between figures on the same documents, shots, task versions and
 (word perplexity) rolling window; otherwise the cell says n/c.
 """
@@ -41,7 +41,6 @@ from kompakt.chance import verdict  # noqa: E402
 from kompakt.metrics import Basis, comparable  # noqa: E402
 from kompakt.tasks import TASKS  # noqa: E402
 from leaderboard.languages import language_ratio  # noqa: E402
-
 
 
 ACCURACY = [("winogrande", "acc"), ("arc_challenge", "acc"), ("arc_challenge", "acc_norm"), ("truthfulqa_mc2", "acc"),
