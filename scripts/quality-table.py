@@ -22,9 +22,10 @@ prints, so the two cannot drift apart.
 A results file counts when it holds the full quality set (WinoGrande without a limit and
 the token perplexity); of several, the newest. Variants are listed in the order of
 ``data/recipes/all-methods.yaml``, then the thesis recipe's own (the committed set); the
-change against the reference is given for the mean accuracy (points) and the word perplexity (per cent), the two columns a reader
-compares first, and only between figures on the same documents, shots, task versions and
-(word perplexity) rolling window; otherwise the cell says n/c.
+change against the reference is given for the mean accuracy (points) and the word
+perplexity (per cent), the two columns a reader compares first, and only between figures
+on the same documents, shots, task versions and (word perplexity) rolling window;
+otherwise the cell says n/c.
 """
 
 from __future__ import annotations
