@@ -19,7 +19,10 @@ runs cannot share one machine's lifetime (the variants are built anew and the st
 
 The defaults keep a run of ``all-methods`` to about two hours on two cores (README, *Paired speed-ups*:
 2 h 2 min and 2 h 12 min with two passes, on a host whose memory bus was contended for long stretches): a 128-token prompt and 32 new tokens instead of the profile's, one timed run per block,
-batch 1; ``--full`` takes the profile's lengths and batch sizes and 3 timed runs per block. Progress
+batch 1; ``--full`` takes the profile's lengths and batch sizes and 3 timed runs per block. A measurement whose
+pairs do not reach the free-bus floor stops at ``--max-blocks`` pairs or ``--max-seconds`` of timed work per side
+(60 and 30 s), every pair then counting: under the earlier cap (200 pairs, 600 s) a host held at half its bandwidth
+for over an hour made one pass of the reference's A/A check take 10 minutes and a run's estimate 22 h. Progress
 and the time left are printed before each measurement, and the state is written after each one, so
 ``--resume`` (same options) continues a stopped benchmark.
 
@@ -519,6 +522,10 @@ class Settings:
     """Threads of both backends (None: PyTorch's default)."""
     passes: int = 1
     """Passes over every measurement within a run, each timing its share of the pairs (the figures pool them)."""
+    max_blocks: int = 60
+    """Pairs of blocks at most, counting those on a contended bus: the cap when too few pairs see the free bus."""
+    max_seconds: float = 30.0
+    """Seconds of timed work per side at most (once ``min_blocks`` pairs are timed), counting every pair."""
 
     def lengths(self) -> dict[str, int]:
         """The profile fields the timed runs override."""
@@ -544,7 +551,7 @@ class Settings:
             f" (the profile's: {profile.prompt_tokens} and {profile.new_tokens})")
         return (f"timed with a {prompt}-token prompt and {new} new tokens{differs}; paired blocks of 1 untimed and "
                 f"{self.repeats_per_block} timed run(s), at least {self.min_blocks} pairs and {self.min_seconds:g} s of timed work "
-                f"per side; batch sizes {first} in run 1" + (f", {later} in the later runs" if self.runs > 1 else "")
+                f"per side at full memory bandwidth, at most {self.max_blocks} pairs and {self.max_seconds:g} s in all; batch sizes {first} in run 1" + (f", {later} in the later runs" if self.runs > 1 else "")
                 + (f"; each run in {self.passes} passes over every measurement, each pass timing its share of the pairs "
                    "in a process of its own, the figures pooling every pass's pairs" if self.passes > 1 else "")
                 + "; peak memory in run 1 only")
@@ -654,6 +661,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "interval covers the batch-means interval over the passes' own speed-ups, so that a drift between the two sides over "
                     "tens of minutes shows in it (1: every pair in one stretch, bootstrap interval only)")
     ap.add_argument("--min-blocks", type=int, default=10, help="pairs of blocks at least (default 10; at least 10 unless --quick)")
+    ap.add_argument("--max-blocks", type=int, default=60, help="pairs of blocks at most, contended ones included (default 60): "
+                    "the cap when the memory bus stays contended and too few pairs reach the free-bus floor, so that a measurement "
+                    "ends; every pair then counts and the record says so")
+    ap.add_argument("--max-seconds", type=float, default=30.0, help="seconds of timed work per side at most, contended pairs "
+                    "included, once --min-blocks pairs are timed (default 30, three times the minimum): with the earlier cap of 600 s "
+                    "one pass of the reference's A/A check took 10 minutes on a host held at half its bandwidth, and a run's "
+                    "estimate rose to 22 h")
     ap.add_argument("--repeats-per-block", type=int, default=1, help="timed runs in each block after its untimed one (default 1)")
     ap.add_argument("--full", action="store_true", help="the fuller protocol: the profile's prompt and generation lengths and batch "
                     "sizes, 3 timed runs per block, every batch size in every run (about six times as long)")
@@ -684,6 +698,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--repeats-per-block: at least 1")
     if args.passes < 1:
         ap.error("--passes: at least 1")
+    if args.max_blocks < args.min_blocks or args.max_seconds < 10.0:
+        ap.error(f"--max-blocks {args.max_blocks} / --max-seconds {args.max_seconds:g}: the caps must allow the minimums "
+                 f"(at least --min-blocks, {args.min_blocks} pairs, and 10 s of timed work per side)")
     return args
 
 
@@ -699,6 +716,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
         prompt_tokens=args.prompt_tokens or None, new_tokens=args.new_tokens or None,
         min_blocks=3 if quick else args.min_blocks, min_seconds=0.0 if quick else 10.0, repeats_per_block=1 if quick else args.repeats_per_block,
         runs=args.runs, threads=args.threads, passes=args.passes,
+        max_blocks=3 if quick else args.max_blocks, max_seconds=args.max_seconds,
     )
 
 
@@ -783,7 +801,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)  # the bandwidth copy runs on the threads the backends get
 
     blocks = RepeatRule(warmup=1, min_runs=settings.min_blocks, min_seconds=settings.min_seconds,
-                        max_runs=200 if not args.quick else settings.min_blocks, max_seconds=600.0)
+                        max_runs=settings.max_blocks, max_seconds=settings.max_seconds)
     paired_rule = PairedRule(blocks, repeats=settings.repeats_per_block)
     rule = RepeatRule(warmup=1, min_runs=3, min_seconds=0.0) if args.quick else RepeatRule()
     state_path = args.json or paths.cache_dir() / "bench-efficiency" / "state.json"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from kompakt.profiles import get_profile
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -47,6 +49,12 @@ def test_the_defaults_are_the_budgeted_protocol_and_full_is_the_profiles(bench) 
     with pytest.raises(SystemExit):
         bench.parse_args(["--min-blocks", "5"])  # fewer than 10 pairs of blocks only for a smoke run
     assert bench.settings_of(bench.parse_args(["--quick"])).min_blocks == 3
+    # the caps bound a measurement on a host whose bus stays contended (none of its pairs reach the free-bus floor)
+    assert (s.max_blocks, s.max_seconds) == (60, 30.0)
+    assert "at most 60 pairs and 30 s in all" in s.describe(get_profile("cpu"))
+    for caps in (["--max-blocks", "9"], ["--max-seconds", "5"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(caps)  # below the minimums: the rule could never be met
 
 
 def test_the_state_resumes_only_under_the_same_settings(bench, tmp_path: Path) -> None:
