@@ -635,6 +635,10 @@ def fmt_duration(seconds: float | None) -> str:
 # --------------------------------------------------------------------------- main
 
 
+#: Seconds of timed work per side at least (unless --quick): the minimum a pairing keeps timing for, and the least
+#: --max-seconds may be.
+MIN_SECONDS = 10.0
+
 #: The fuller protocol (the profile's lengths and batch sizes, 3 timed runs per block, every batch size in every run):
 #: about 8 hours for all-methods on two cores, against about 1.4 hours for the defaults (README, *Paired speed-ups*).
 FULL = {"prompt_tokens": None, "new_tokens": None, "repeats_per_block": 3, "batch_sizes": "profile", "repeat_batch_sizes": "same"}
@@ -698,9 +702,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--repeats-per-block: at least 1")
     if args.passes < 1:
         ap.error("--passes: at least 1")
-    if args.max_blocks < args.min_blocks or args.max_seconds < 10.0:
+    if args.max_blocks < args.min_blocks or args.max_seconds < MIN_SECONDS:
         ap.error(f"--max-blocks {args.max_blocks} / --max-seconds {args.max_seconds:g}: the caps must allow the minimums "
-                 f"(at least --min-blocks, {args.min_blocks} pairs, and 10 s of timed work per side)")
+                 f"(at least --min-blocks, {args.min_blocks} pairs, and {MIN_SECONDS:g} s of timed work per side)")
     return args
 
 
@@ -714,7 +718,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
         only=tuple(args.only.split(",")) if args.only else (),
         backends=tuple(args.backends.split(",")), batch_sizes=sizes(args.batch_sizes), repeat_batch_sizes=sizes(args.repeat_batch_sizes),
         prompt_tokens=args.prompt_tokens or None, new_tokens=args.new_tokens or None,
-        min_blocks=3 if quick else args.min_blocks, min_seconds=0.0 if quick else 10.0, repeats_per_block=1 if quick else args.repeats_per_block,
+        min_blocks=3 if quick else args.min_blocks, min_seconds=0.0 if quick else MIN_SECONDS, repeats_per_block=1 if quick else args.repeats_per_block,
         runs=args.runs, threads=args.threads, passes=args.passes,
         max_blocks=3 if quick else args.max_blocks, max_seconds=args.max_seconds,
     )
