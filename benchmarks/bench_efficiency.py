@@ -21,7 +21,8 @@ The defaults keep a run of ``all-methods`` to about two hours on two cores (READ
 2 h 2 min and 2 h 12 min with two passes, on a host whose memory bus was contended for long stretches): a 128-token prompt and 32 new tokens instead of the profile's, one timed run per block,
 batch 1; ``--full`` takes the profile's lengths and batch sizes and 3 timed runs per block. A measurement whose
 pairs do not reach the free-bus floor stops at ``--max-blocks`` pairs or ``--max-seconds`` of timed work per side
-(60 and 30 s), every pair then counting: under the earlier cap (200 pairs, 600 s) a host held at half its bandwidth
+(60 and 30 s), is timed again in an extra pass at the end of the run (``--extra-passes``), and has no speed-up if it
+is still short (its contended pairs read another ratio: :func:`kompakt.paired.free_bus`); under the earlier cap (200 pairs, 600 s) a host held at half its bandwidth
 for over an hour made one pass of the reference's A/A check take 10 minutes and a run's estimate 22 h. Progress
 and the time left are printed before each measurement, and the state is written after each one, so
 ``--resume`` (same options) continues a stopped benchmark.
@@ -301,13 +302,14 @@ def _reference_rate(fig: dict[str, Any]) -> str:
 
 
 def _left_out(paired: dict[str, Any]) -> str:
-    """How many pairs the bandwidth floor left out (with their own decode speed-up), ``none (contended throughout)``
-    when the bus was contended throughout and every pair counts, or a dash for a record timed before the probe existed."""
+    """How many pairs the bandwidth floor left out (with their own decode speed-up), ``all 60, contended throughout
+    (1.84x)`` when too few reached it for a speed-up, ``none (contended throughout)`` for a record from before that rule
+    (every pair counted), or a dash for a record timed before the probe existed."""
     if paired.get("bandwidth_floor_gbps") is None:
         return "–"
-    if paired.get("bandwidth_contended"):
-        return "none (contended throughout)"
     n, x = paired.get("left_out_pairs", 0), paired.get("left_out_decode_speedup")
+    if paired.get("bandwidth_contended"):
+        return f"all {n}, contended throughout" + (f" ({x:.2f}x)" if x else "") if n else "none (contended throughout)"
     return f"{n} ({x:.2f}x)" if x else str(n)
 
 
@@ -526,6 +528,8 @@ class Settings:
     """Pairs of blocks at most, counting those on a contended bus: the cap when too few pairs see the free bus."""
     max_seconds: float = 30.0
     """Seconds of timed work per side at most (once ``min_blocks`` pairs are timed), counting every pair."""
+    extra_passes: int = 1
+    """Extra passes at the end of a run for a measurement whose pairs at full memory bandwidth fell short of ``min_blocks``."""
 
     def lengths(self) -> dict[str, int]:
         """The profile fields the timed runs override."""
@@ -551,7 +555,9 @@ class Settings:
             f" (the profile's: {profile.prompt_tokens} and {profile.new_tokens})")
         return (f"timed with a {prompt}-token prompt and {new} new tokens{differs}; paired blocks of 1 untimed and "
                 f"{self.repeats_per_block} timed run(s), at least {self.min_blocks} pairs and {self.min_seconds:g} s of timed work "
-                f"per side at full memory bandwidth, at most {self.max_blocks} pairs and {self.max_seconds:g} s in all; batch sizes {first} in run 1" + (f", {later} in the later runs" if self.runs > 1 else "")
+                f"per side at full memory bandwidth, at most {self.max_blocks} pairs and {self.max_seconds:g} s in all; "
+                f"no speed-up where fewer pairs reach full memory bandwidth, after up to {self.extra_passes} extra pass(es) at the end of "
+                f"the run; batch sizes {first} in run 1" + (f", {later} in the later runs" if self.runs > 1 else "")
                 + (f"; each run in {self.passes} passes over every measurement, each pass timing its share of the pairs "
                    "in a process of its own, the figures pooling every pass's pairs" if self.passes > 1 else "")
                 + "; peak memory in run 1 only")
@@ -667,11 +673,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--min-blocks", type=int, default=10, help="pairs of blocks at least (default 10; at least 10 unless --quick)")
     ap.add_argument("--max-blocks", type=int, default=60, help="pairs of blocks at most, contended ones included (default 60): "
                     "the cap when the memory bus stays contended and too few pairs reach the free-bus floor, so that a measurement "
-                    "ends; every pair then counts and the record says so")
+                    "ends; it then has no speed-up unless an extra pass (--extra-passes) finds the free bus")
     ap.add_argument("--max-seconds", type=float, default=30.0, help="seconds of timed work per side at most, contended pairs "
                     "included, once --min-blocks pairs are timed (default 30, three times the minimum): with the earlier cap of 600 s "
                     "one pass of the reference's A/A check took 10 minutes on a host held at half its bandwidth, and a run's "
                     "estimate rose to 22 h")
+    ap.add_argument("--extra-passes", type=int, default=1, help="extra passes at the end of each run for a measurement whose pairs at "
+                    "full memory bandwidth fell short of --min-blocks when the cap stopped it (default 1): each may time one pass's "
+                    "share of the cap again, minutes later; a measurement still short has no speed-up and its results file says why "
+                    "(the pairs of a contended bus read another ratio and are never counted in its place)")
     ap.add_argument("--repeats-per-block", type=int, default=1, help="timed runs in each block after its untimed one (default 1)")
     ap.add_argument("--full", action="store_true", help="the fuller protocol: the profile's prompt and generation lengths and batch "
                     "sizes, 3 timed runs per block, every batch size in every run (about six times as long)")
@@ -702,6 +712,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--repeats-per-block: at least 1")
     if args.passes < 1:
         ap.error("--passes: at least 1")
+    if args.extra_passes < 0:
+        ap.error("--extra-passes: 0 or more")
     if args.max_blocks < args.min_blocks or args.max_seconds < MIN_SECONDS:
         ap.error(f"--max-blocks {args.max_blocks} / --max-seconds {args.max_seconds:g}: the caps must allow the minimums "
                  f"(at least --min-blocks, {args.min_blocks} pairs, and {MIN_SECONDS:g} s of timed work per side)")
@@ -720,7 +732,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
         prompt_tokens=args.prompt_tokens or None, new_tokens=args.new_tokens or None,
         min_blocks=3 if quick else args.min_blocks, min_seconds=0.0 if quick else MIN_SECONDS, repeats_per_block=1 if quick else args.repeats_per_block,
         runs=args.runs, threads=args.threads, passes=args.passes,
-        max_blocks=3 if quick else args.max_blocks, max_seconds=args.max_seconds,
+        max_blocks=3 if quick else args.max_blocks, max_seconds=args.max_seconds, extra_passes=args.extra_passes,
     )
 
 
@@ -731,6 +743,11 @@ def passes_done(result: dict[str, Any] | None, passes: int) -> int:
     if "does_not_fit" in result:
         return passes
     return int(result.get("pass", passes - 1)) + 1
+
+
+def contended(result: dict[str, Any] | None) -> bool:
+    """Whether a stored measurement has a paired record contended throughout (no speed-up: :func:`kompakt.paired.free_bus`)."""
+    return any((t.get("paired") or {}).get("bandwidth_contended") for t in (result or {}).get("throughput", []))
 
 
 def merge_pass(earlier: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -746,13 +763,36 @@ def measure_all(specs: list[Spec], settings: Settings, state_path: Path, resume:
                 ) -> tuple[list[dict[tuple[str, str], dict[str, Any]]], list[Any], list[float]]:
     """Every pass of every run of every spec, resuming from ``state_path`` when asked; progress and an estimate of the time
     left on stderr. Within a run, pass 1 goes over every spec, then pass 2, ..., so the passes of one (variant, backend)
-    lie minutes apart; each pass's result replaces the earlier one's in the state, its figures pooling both."""
+    lie minutes apart; each pass's result replaces the earlier one's in the state, its figures pooling both. Then, up to
+    ``settings.extra_passes`` times, every measurement still contended throughout is timed again (an extra pass)."""
     from harness.measure.efficiency.bandwidth import measure_bandwidth
 
     bws, runs, loads, seconds = load_state(state_path, settings) if resume else ([], [], [os.getloadavg()[0]], {})
     t_all = time.perf_counter()
     passes = settings.passes
     total = settings.runs * passes * len(specs)
+
+    def time_pass(i: int, s: Spec, p: int, label: str) -> None:
+        """Pass ``p`` of ``s`` in run ``i`` (a process of its own), merged into the run's state, which is then written."""
+        results = runs[i]
+        key = (s.variant, s.backend)
+        print(label, file=sys.stderr)
+        t0 = time.perf_counter()
+        peak = max((x.get("bandwidth_peak", 0.0) for r in runs for x in r.values()), default=0.0)
+        earlier = results.get(key) if p > 0 else None
+        r = run_one(s, settings.profile, rule, paired_rule, bws[i], settings.sizes(i), memory=i == 0 and p == 0,
+                    threads=settings.threads, lengths=settings.lengths(), peak=peak, passes=passes, pass_index=p,
+                    earlier=(earlier or {}).get("raw"))
+        r["pass"] = p
+        results[key] = merge_pass(earlier, r)
+        seconds[f"{i}|{s.variant}|{s.backend}|{p}"] = time.perf_counter() - t0
+        status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else
+                                                                              "contended throughout" if contended(r) else "ok")
+        loads.append(os.getloadavg()[0])
+        print(f"  {s.variant} on {s.backend}{pass_label(p, passes)}: {status} ({time.perf_counter() - t0:.0f} s, load average "
+              f"{loads[-1]:.1f})", file=sys.stderr)
+        dump(state_path, _state(settings, bws, runs, loads, seconds))  # after every measurement: resumable
+
     for i in range(settings.runs):
         if i >= len(bws):
             bws.append(measure_bandwidth("cpu"))
@@ -762,32 +802,25 @@ def measure_all(specs: list[Spec], settings: Settings, state_path: Path, resume:
         print(f"run {i + 1}: {bws[i].note()}; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
         for p in range(passes):
             for s in specs:
-                key = (s.variant, s.backend)
-                done_here = passes_done(results.get(key), passes)
+                done_here = passes_done(results.get((s.variant, s.backend)), passes)
                 if done_here > p:
                     print(f"  {s.variant} on {s.backend}{pass_label(p, passes)}: from {state_path.name}", file=sys.stderr)
                     continue
                 if done_here < p:
                     continue  # an earlier pass failed: nothing to add to (resume measures it from its first pass)
-                done = sum(passes_done(x, passes) for r in runs for x in r.values())
+                done = sum(min(passes, passes_done(x, passes)) for r in runs for x in r.values())
                 todo = [(j, t, q) for j in range(i, settings.runs) for t in specs
                         for q in range(passes_done((runs[j] if j < len(runs) else {}).get((t.variant, t.backend)), passes), passes)]
-                print(f"  [{done + 1}/{total}] {s.variant} on {s.backend}{pass_label(p, passes)} (time left in all: "
-                      f"{fmt_duration(remaining_seconds(todo, seconds))})", file=sys.stderr)
-                t0 = time.perf_counter()
-                peak = max((x.get("bandwidth_peak", 0.0) for r in runs for x in r.values()), default=0.0)
-                earlier = results.get(key) if p > 0 else None
-                r = run_one(s, settings.profile, rule, paired_rule, bws[i], settings.sizes(i), memory=i == 0 and p == 0,
-                            threads=settings.threads, lengths=settings.lengths(), peak=peak, passes=passes, pass_index=p,
-                            earlier=(earlier or {}).get("raw"))
-                r["pass"] = p
-                results[key] = merge_pass(earlier, r)
-                seconds[f"{i}|{s.variant}|{s.backend}|{p}"] = time.perf_counter() - t0
-                status = "error: " + r["error"].splitlines()[0] if "error" in r else ("does not fit" if "does_not_fit" in r else "ok")
-                loads.append(os.getloadavg()[0])
-                print(f"  {s.variant} on {s.backend}{pass_label(p, passes)}: {status} ({time.perf_counter() - t0:.0f} s, load average "
-                      f"{loads[-1]:.1f})", file=sys.stderr)
-                dump(state_path, _state(settings, bws, runs, loads, seconds))  # after every measurement: resumable
+                time_pass(i, s, p, f"  [{done + 1}/{total}] {s.variant} on {s.backend}{pass_label(p, passes)} (time left in all: "
+                                   f"{fmt_duration(remaining_seconds(todo, seconds))})")
+        for p in range(passes, passes + settings.extra_passes):
+            for s in specs:
+                result = results.get((s.variant, s.backend))
+                if passes_done(result, passes) > p:
+                    print(f"  {s.variant} on {s.backend}{pass_label(p, passes)}: from {state_path.name}", file=sys.stderr)
+                elif passes_done(result, passes) == p and contended(result):
+                    time_pass(i, s, p, f"  {s.variant} on {s.backend}{pass_label(p, passes)}: too few pairs at full memory bandwidth "
+                                       f"after {p} passes, timed again")
     print(f"\nProfile `{settings.profile}`, {len(runs)} run(s) back to back, {time.perf_counter() - t_all:.0f} s in this session "
           f"({sum(seconds.values()):.0f} s of measurements in all).")
     return runs, bws, loads

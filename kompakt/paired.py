@@ -19,7 +19,8 @@ and its reference in alternating blocks within one run (reference, variant, refe
 - an interval that contains 1.0 is no measurable difference (:func:`contains_one`), and the
   leaderboard does not rank it as a number;
 - pairs timed while other work on the host drew on the memory bus are left out
-  (:func:`pair_bandwidth`, :func:`bandwidth_floor`, :func:`kept_pairs`): see below.
+  (:func:`pair_bandwidth`, :func:`bandwidth_floor`, :func:`kept_pairs`), and a measurement with too few pairs
+  left has no speed-up (:func:`free_bus`): see below.
 
 Why pairs are filtered by memory bandwidth. Pairing cancels a drift that slows both sides alike.
 It cannot cancel one that slows one side only. On the shared VM this was built on, the host's
@@ -32,7 +33,9 @@ speed-ups*). The harness therefore probes the bandwidth before every block and a
 variant block; a pair's bandwidth is the median of the three probes around it, and the speed-ups are computed from the
 pairs whose bandwidth reaches :data:`FULL_BANDWIDTH_SHARE` of the highest probe seen: the
 machine undisturbed, which is what a hardware profile describes. The left-out pairs stay
-counted in the results file with their own decode speed-up.
+counted in the results file with their own decode speed-up. When fewer pairs than the rule's minimum reach the
+floor (the bus contended throughout), the measurement has no speed-up: the contended pairs' ratio is recorded
+apart, as that state's figure, and never in the free-bus figure's place (:func:`free_bus`).
 
 Why the interval looks at passes too. The bootstrap treats the pairs as independent draws from one machine. They are
 not: the pairs of one stretch of a few minutes share the host's state, and a compute-bound variant against the
@@ -243,8 +246,19 @@ def bandwidth_floor(peak: float, share: float = FULL_BANDWIDTH_SHARE) -> float:
     return peak * share
 
 
-def kept_pairs(bandwidth: Sequence[float], floor: float, minimum: int) -> list[bool]:
-    """Which pairs the speed-ups use: those at or above ``floor``; every pair when fewer than ``minimum`` reach it
-    (a memory bus contended throughout: the speed-ups then describe that state, and the file says so)."""
-    keep = [b >= floor for b in bandwidth]
-    return keep if sum(keep) >= minimum else [True] * len(bandwidth)
+def kept_pairs(bandwidth: Sequence[float], floor: float) -> list[bool]:
+    """Which pairs the speed-ups use: those at or above ``floor`` (the machine undisturbed)."""
+    return [b >= floor for b in bandwidth]
+
+
+def free_bus(kept: Sequence[bool], minimum: int) -> bool:
+    """Whether enough pairs reached the floor for a speed-up: at least ``minimum`` of them, and never fewer than
+    :data:`MIN_BLOCKS`. When fewer did, the memory bus was contended throughout and the measurement has no free-bus
+    speed-up at all; the contended pairs are not counted in its place (module docstring).
+
+    Why not: a variant whose speed follows the bandwidth differently from its reference's reads another ratio on a
+    contended bus. In two runs of the same twelve measurements (README, *Paired speed-ups*), the three llama.cpp
+    measurements that run 1 timed with no pair at the floor, every pair counted, read 1.84x, 1.92x and 1.12x against
+    1.44x, 1.41x and 1.03x at the floor in run 2, while run 2's own contended pairs of the first two read 1.83x and
+    1.91x: a second state of the machine, faithfully measured, that a hardware profile does not describe."""
+    return sum(kept) >= max(MIN_BLOCKS, minimum)

@@ -319,8 +319,15 @@ class PairedSpeed(Strict):
     )
     bandwidth_contended: bool = Field(
         default=False,
-        description="True when too few pairs reached `bandwidth_floor_gbps` before the timing cap: every pair then counts, and the speed-ups "
-        "describe a contended memory bus.",
+        description="True when too few pairs reached `bandwidth_floor_gbps` before the timing cap (the memory bus contended throughout): the "
+        "record then has no speed-ups, says why in `speedup_absent_reason`, and counts every pair in `left_out_pairs`, their own ratio in "
+        "`left_out_decode_speedup`. Files written before `speedup_absent_reason` existed counted every pair in the speed-ups instead "
+        "(`left_out_pairs` 0); the leaderboard shows those figures as the contended bus's, not as speed-ups.",
+    )
+    speedup_absent_reason: ShortText | None = Field(
+        default=None,
+        description="Why the record has no speed-ups, e.g. `3 of 60 pairs reached 61 GB/s of memory bandwidth before the timing cap, fewer "
+        "than the 10 a speed-up needs: the memory bus was contended throughout`. Absent when it has them.",
     )
 
 

@@ -126,7 +126,8 @@ def speeds_positive(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem
 
 def paired_consistent(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:
     """A paired speed-up's interval is an interval, its block lists (and bandwidths) have as many entries as it has
-    blocks, the block figures are positive, and only the reference's own file is an A/A check."""
+    blocks, the block figures are positive, only the reference's own file is an A/A check, and a record contended
+    throughout has no speed-ups and says why."""
     for i, t in enumerate(r.metrics.throughput):
         if t.paired is None:
             continue
@@ -152,9 +153,18 @@ def paired_consistent(r: ResultsFile, name: str, ctx: Context) -> Iterator[Probl
                            "one bandwidth per pair the speed-ups use")
         if t.paired.bandwidth_gbps is not None and any(b <= 0 for b in t.paired.bandwidth_gbps):
             yield _err(name, (*loc, "bandwidth_gbps"), "a bandwidth that is not positive", "GB/s > 0")
-        if t.paired.bandwidth_contended and t.paired.left_out_pairs:
-            yield _err(name, (*loc, "bandwidth_contended"), f"contended throughout, yet {t.paired.left_out_pairs} pair(s) left out",
-                       "either pairs left out (left_out_pairs > 0) or every pair counted (bandwidth_contended: true)")
+        present = [f for f in ("decode_tokens_per_s", "prefill_tokens_per_s", "time_to_first_token_ms") if getattr(t.paired, f) is not None]
+        if t.paired.speedup_absent_reason is not None:
+            if present:
+                yield _err(name, (*loc, present[0]), "a speed-up beside speedup_absent_reason, which says there is none",
+                           "either the speed-ups or the reason they are absent")
+            if not t.paired.bandwidth_contended:
+                yield _err(name, (*loc, "bandwidth_contended"), "speedup_absent_reason given, bandwidth_contended false",
+                           "bandwidth_contended: true (too few pairs at the free-bus floor is the one reason a speed-up is absent)")
+        elif t.paired.bandwidth_contended and t.paired.left_out_pairs:
+            # a file from before the free-bus rule (every pair counted) says so by left_out_pairs 0
+            yield _err(name, (*loc, "speedup_absent_reason"), f"contended throughout with {t.paired.left_out_pairs} pair(s) left out, "
+                       "but no reason why the speed-ups are absent", "speedup_absent_reason, and no speed-ups")
 
 
 def status_consistent(r: ResultsFile, name: str, ctx: Context) -> Iterator[Problem]:

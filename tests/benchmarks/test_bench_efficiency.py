@@ -202,6 +202,44 @@ def test_a_measurement_missing_from_either_run_fails_the_acceptance_and_is_named
     assert bench.agreement(specs, [run1, run1])[1]
 
 
+def test_a_measurement_contended_throughout_is_timed_again_at_the_end_of_the_run_and_else_has_no_speedup(bench, tmp_path: Path,
+                                                                                                        monkeypatch) -> None:
+    """After the passes, each measurement still contended throughout gets an extra pass (pass index = passes), once per
+    --extra-passes; one that stays contended reaches the agreement report as missing, its contended ratio beside it."""
+    from harness.measure.efficiency.bandwidth import Bandwidth
+
+    calls = []
+    stays = {"a": 9, "b": 1}  # the passes after which each variant's bus is free again: a never, b after its pass 2
+
+    def run_one(spec, profile, rule, paired_rule, bw, sizes, memory, threads, lengths, peak, passes, pass_index, earlier):
+        calls.append((spec.variant, pass_index))
+        bad = pass_index < stays.get(spec.variant, 0)
+        paired = ({"aa_check": False, "decode_tokens_per_s": None, "bandwidth_floor_gbps": 61.0, "left_out_pairs": 6,
+                   "left_out_decode_speedup": 1.84, "bandwidth_contended": True, "speedup_absent_reason": "too few"} if bad
+                  else _paired(1.4, 1.3, 1.5)["paired"])
+        return {"memory": {}, "throughput": [{"batch_size": 1, "paired": paired}], "notes": [], "raw": {}}
+
+    monkeypatch.setattr(bench, "run_one", run_one)
+    monkeypatch.setattr("harness.measure.efficiency.bandwidth.measure_bandwidth", lambda device: Bandwidth(4e10, 4e10, "cpu", "copy", 1, [4e10]))
+    settings = bench.settings_of(bench.parse_args(["--runs", "1", "--passes", "1", "--extra-passes", "2", "--only", "reference,a,b"]))
+    assert "after up to 2 extra pass(es) at the end of the run" in settings.describe(get_profile("cpu"))
+    specs = [_spec(bench, "reference"), _spec(bench, "a"), _spec(bench, "b")]
+    path = tmp_path / "state.json"
+    runs, _, _ = bench.measure_all(specs, settings, path, False, None, None)
+    assert calls == [("reference", 0), ("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2)]
+    assert bench.contended(runs[0][("a", "pytorch")]) and not bench.contended(runs[0][("b", "pytorch")])
+    calls.clear()
+    bench.measure_all(specs, settings, path, True, None, None)  # resumed: every pass, the extra ones too, is in the state
+    assert calls == []
+    run1 = {k: {"throughput": [_paired(1.0, 0.97, 1.03, aa=True) if k[0] == "reference" else _paired(1.4, 1.3, 1.5)]} for k in runs[0]}
+    lines, ok = bench.agreement(specs, [run1, runs[0]])
+    assert not ok and "No paired batch-1 decode speed-up to compare for: a on pytorch (run 2)." in lines
+    assert bench._left_out(runs[0][("a", "pytorch")]["throughput"][0]["paired"]) == "all 6, contended throughout (1.84x)"
+    assert bench._left_out({"bandwidth_floor_gbps": 61.0, "bandwidth_contended": True}) == "none (contended throughout)"  # an older file
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--extra-passes", "-1"])
+
+
 #: A committed run of the benchmark (README, *Paired speed-ups*): its reference (A/A) and awq4 files on PyTorch.
 COMMITTED = "20261130T214039"
 

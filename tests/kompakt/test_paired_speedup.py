@@ -195,9 +195,14 @@ def test_the_two_states_measured_here_fall_on_either_side_of_the_floor() -> None
     assert 53.0 < floor < 69.0
 
 
-def test_pairs_below_the_floor_are_left_out_unless_too_few_remain() -> None:
+def test_pairs_below_the_floor_are_left_out_and_too_few_left_is_no_speedup() -> None:
     bw = [80.0, 45.0, 79.0, 44.0, 81.0]
-    assert paired.kept_pairs(bw, 61.0, minimum=3) == [True, False, True, False, True]
-    # only three reach the floor but four are needed: the bus was contended throughout, every pair counts
-    assert paired.kept_pairs(bw, 61.0, minimum=4) == [True] * 5
-    assert paired.kept_pairs(bw, 40.0, minimum=2) == [True] * 5
+    keep = paired.kept_pairs(bw, 61.0)
+    assert keep == [True, False, True, False, True]
+    assert paired.free_bus(keep, 3)
+    # only three reach the floor but four are needed: the bus was contended throughout, no speed-up (the contended
+    # pairs are never counted in its place)
+    assert not paired.free_bus(keep, 4)
+    assert paired.kept_pairs(bw, 40.0) == [True] * 5
+    # never fewer than the bootstrap's two pairs, whatever the rule asks
+    assert not paired.free_bus([True, False, False], 1) and paired.free_bus([True, True], 0)

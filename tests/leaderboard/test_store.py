@@ -178,7 +178,7 @@ def test_paired_speedups_are_metric_rows_with_their_interval(memdb):
     assert board == (1.25, 1.2, 1.3, True, True)
 
 
-def test_pairs_left_out_for_a_contended_memory_bus_are_named_in_the_notes(memdb):
+def test_pairs_left_out_for_a_contended_memory_bus_are_named_in_the_notes_and_a_contended_record_is_no_speedup(memdb):
     var = make_result("m", "awq-4bit", "cpu", run_id="var")
     fig = {"speedup": 1.5, "ci_low": 1.4, "ci_high": 1.6, "blocks": 2, "variant_blocks": [30.0, 30.0], "reference_blocks": [20.0, 20.0]}
     paired = {"reference": "reference", "loading": "same_process", "repeats_per_block": 1, "warmup_per_block": 1, "confidence_level": 0.95,
@@ -194,10 +194,16 @@ def test_pairs_left_out_for_a_contended_memory_bus_are_named_in_the_notes(memdb)
     three_passes = make_result("m", "rtn-8bit", "cpu", run_id="batches")
     three_passes["metrics"]["throughput"] = [{"backend": "llama.cpp", "batch_size": 1, "decode_tokens_per_s": {"value": 30.0},
                                               "paired": {**paired, "passes": 3, "decode_tokens_per_s": {**fig, "pass_speedups": [1.45, 1.5, 1.62]}}}]
-    load(memdb, make_result("m", "reference", "cpu", run_id="ref"), var, contended, two_passes, three_passes)
+    # the form of the rule since speedup_absent_reason: no speed-ups, every pair left out
+    absent = make_result("m", "bnb-int8", "cpu", run_id="absent")
+    absent["metrics"]["throughput"] = [{"backend": "llama.cpp", "batch_size": 1, "decode_tokens_per_s": {"value": 30.0},
+                                        "paired": {**paired, "decode_tokens_per_s": None, "bandwidth_gbps": None, "left_out_pairs": 5,
+                                                   "bandwidth_contended": True, "speedup_absent_reason": "too few pairs"}}]
+    load(memdb, make_result("m", "reference", "cpu", run_id="ref"), var, contended, two_passes, three_passes, absent)
     notes = dict(memdb.execute("SELECT run_id, notes FROM metrics WHERE key = 'decode_speedup'").fetchall())
     assert "in 3 passes minutes apart, pooled (the passes' own decode speed-ups 1.45x, 1.50x, 1.62x; interval covers their batch means)" in notes["batches"]
     assert "own decode speed-ups" not in notes["passes"]
     assert "3 pair(s) timed below 61.0 GB/s of memory bandwidth left out, their own decode speed-up 2.20x" in notes["var"]
-    assert "memory bus contended throughout" in notes["contended"]
+    # a file from before the free-bus rule counted its contended pairs as the speed-up: not shown as one, nor the new form
+    assert "contended" not in notes and "absent" not in notes
     assert "pairs timed in 2 passes minutes apart, pooled" in notes["passes"] and "passes" not in notes["var"]

@@ -293,8 +293,13 @@ def _paired_throughput(aa: bool = False, probed: dict[str, Any] | None = None, *
         ("awq-4bit", _paired_throughput(probed={"bandwidth_gbps": [80.0]}), "1 bandwidth figures for the 2 pairs",
          "$.metrics.throughput[0].paired.bandwidth_gbps"),
         ("awq-4bit", _paired_throughput(probed={"bandwidth_gbps": [80.0, 0.0]}), "not positive", "$.metrics.throughput[0].paired.bandwidth_gbps"),
-        ("awq-4bit", _paired_throughput(probed={"bandwidth_contended": True, "left_out_pairs": 3}), "contended throughout, yet 3",
-         "$.metrics.throughput[0].paired.bandwidth_contended"),
+        ("awq-4bit", _paired_throughput(probed={"bandwidth_contended": True, "left_out_pairs": 3}), "contended throughout with 3 pair(s) left out",
+         "$.metrics.throughput[0].paired.speedup_absent_reason"),
+        ("awq-4bit", _paired_throughput(probed={"bandwidth_contended": True, "left_out_pairs": 3, "speedup_absent_reason": "too few"}),
+         "a speed-up beside speedup_absent_reason", "$.metrics.throughput[0].paired.decode_tokens_per_s"),
+        ("awq-4bit", {**_paired_throughput(), "paired": {**_paired_throughput()["paired"], "decode_tokens_per_s": None,
+                                                         "speedup_absent_reason": "too few"}},
+         "speedup_absent_reason given, bandwidth_contended false", "$.metrics.throughput[0].paired.bandwidth_contended"),
     ],
 )
 def test_paired_speedup_rules(results_root, write, variant, throughput, needle, json_path):

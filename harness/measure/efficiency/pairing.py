@@ -14,7 +14,10 @@ The protocol (the statistics are :mod:`kompakt.paired`):
 4. Blocks continue until at least ``min_runs`` pairs count and the counted blocks of both sides hold
    ``min_seconds`` of timed work each (:class:`~harness.measure.efficiency.speed.RepeatRule`, the same
    rule as for unpaired repeats, counted in blocks), capped as that rule caps over all pairs; when the
-   cap comes first, every pair counts and the record says the bus was contended throughout.
+   cap comes first, the bus was contended throughout and the record has no speed-up, only the contended
+   pairs' own decode ratio beside the reason (:func:`kompakt.paired.free_bus`). A caller may time it again
+   later in an *extra pass* (:func:`pass_rule` with an index past the passes), which adds one pass's share
+   to the caps and asks for the whole rule's minimum of pairs at full bandwidth.
 5. Both models stay loaded in this process when they fit the profile's memory budget together
    (``same_process``); otherwise every block runs in a process of its own that loads its model,
    runs the block and exits (``process_per_block``). Which one was used is recorded.
@@ -132,20 +135,26 @@ def earlier_from_raw(raw: dict[str, Any] | None) -> dict[int, tuple[list[Block],
 
 
 def pass_label(index: int, passes: int) -> str:
-    """``", pass 2 of 2"`` for progress lines; empty when there is one pass."""
+    """``", pass 2 of 2"`` for progress lines (``", extra pass 1"`` past the passes); empty when there is one pass."""
+    if index >= passes:
+        return f", extra pass {index - passes + 1}"
     return f", pass {index + 1} of {passes}" if passes > 1 else ""
 
 
 def pass_rule(rule: PairedRule, index: int, passes: int) -> PairedRule:
     """The rule of pass ``index`` (0-based) of ``passes``, counted over the pooled blocks of this pass and the earlier ones:
     its minimums and caps are ``(index + 1) / passes`` of the whole rule's (rounded up, at least the bootstrap's minimum
-    of pairs), so every pass adds about an equal share and the last one ends under the whole rule."""
-    if passes < 1 or not 0 <= index < passes:
-        raise ValueError(f"pass {index} of {passes}: passes must be at least 1 and the index in [0, passes)")
-    share = (index + 1) / passes
+    of pairs), so every pass adds about an equal share and the last one ends under the whole rule.
+
+    An index of ``passes`` or more is an *extra pass*, for a measurement whose pairs fell short of the minimum at full
+    bandwidth (module docstring, 4): its minimums are the whole rule's and its caps grow by one pass's share each, so
+    it times at most as much again as one pass did."""
+    if passes < 1 or index < 0:
+        raise ValueError(f"pass {index} of {passes}: passes must be at least 1 and the index at least 0")
+    share, cap_share = min(1.0, (index + 1) / passes), (index + 1) / passes
     b = rule.blocks
     blocks = dataclasses.replace(b, min_runs=max(stats.MIN_BLOCKS, math.ceil(b.min_runs * share)), min_seconds=b.min_seconds * share,
-                                 max_runs=max(stats.MIN_BLOCKS, math.ceil(b.max_runs * share)), max_seconds=b.max_seconds * share)
+                                 max_runs=max(stats.MIN_BLOCKS, math.ceil(b.max_runs * cap_share)), max_seconds=b.max_seconds * cap_share)
     return dataclasses.replace(rule, blocks=blocks)
 
 
@@ -253,13 +262,12 @@ def pair_bandwidths(ref_blocks: list[Block], var_blocks: list[Block]) -> list[fl
     return stats.pair_bandwidth(before_r, before_v, after_v)  # type: ignore[arg-type]
 
 
-def kept(ref_blocks: list[Block], var_blocks: list[Block], peak: float, minimum: int = 0) -> list[bool]:
-    """Which pairs count (:func:`kompakt.paired.kept_pairs`: every pair when fewer than ``minimum`` reach the floor);
-    all of them when the blocks were not probed."""
+def kept(ref_blocks: list[Block], var_blocks: list[Block], peak: float) -> list[bool]:
+    """Which pairs count (:func:`kompakt.paired.kept_pairs`); all of them when the blocks were not probed."""
     bw = pair_bandwidths(ref_blocks, var_blocks)
     if bw is None or peak <= 0:
         return [True] * len(var_blocks)
-    return stats.kept_pairs(bw, stats.bandwidth_floor(peak), minimum)
+    return stats.kept_pairs(bw, stats.bandwidth_floor(peak))
 
 
 def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Block], peak: float) -> bool:
@@ -326,39 +334,50 @@ HIGHER_IS_FASTER = {"prefill_tokens_per_s": True, "decode_tokens_per_s": True, "
 def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: int, prompt_tokens: int, ref: PairedReference,
                   loading: Loading, weights_ratio: float | None, peak: float = 0.0) -> PairedSpeed:
     """The results file's paired record of one batch size: speed-ups over the pairs at full bandwidth (``peak``: the
-    highest probe seen; 0 or unprobed blocks: every pair counts)."""
+    highest probe seen; 0 or unprobed blocks: every pair counts). With fewer such pairs than the rule's minimum (an
+    earlier pass's record: its share of it) the record has no speed-up and says why (``speedup_absent_reason``); the
+    decode ratio of its pairs, all timed on the contended bus, is ``left_out_decode_speedup``."""
     bw = pair_bandwidths(ref_blocks, var_blocks)
     probed_ok = bw is not None and peak > 0
     floor = stats.bandwidth_floor(peak) if probed_ok else 0.0
-    minimum = pass_rule(ref.rule, ref.pass_index, ref.passes).blocks.min_runs  # an earlier pass's record: its share of the pairs
-    keep = stats.kept_pairs(bw, floor, max(stats.MIN_BLOCKS, minimum)) if probed_ok else [True] * len(var_blocks)
-    ref_fig = block_figures([b for b, k in zip(ref_blocks, keep) if k], batch_size, prompt_tokens)
-    var_fig = block_figures([b for b, k in zip(var_blocks, keep) if k], batch_size, prompt_tokens)
+    minimum = max(stats.MIN_BLOCKS, pass_rule(ref.rule, ref.pass_index, ref.passes).blocks.min_runs)
+    keep = stats.kept_pairs(bw, floor) if probed_ok else [True] * len(var_blocks)  # type: ignore[arg-type]
+    contended = probed_ok and not stats.free_bus(keep, minimum)
     passes = [b.pass_index for b, k in zip(var_blocks, keep) if k]
-    figures = {}
-    for key, faster in HIGHER_IS_FASTER.items():
-        p = stats.paired_speedup(ref_fig[key], var_fig[key], higher_is_faster=faster, passes=passes)
-        figures[key] = PairedFigure(speedup=p.speedup, ci_low=p.low, ci_high=p.high, blocks=p.blocks,
-                                    variant_blocks=[round(x, 6) for x in var_fig[key]], reference_blocks=[round(x, 6) for x in ref_fig[key]],
-                                    pass_speedups=[round(x, 6) for x in p.pass_speedups] if ref.passes > 1 else None)
+    figures: dict[str, PairedFigure | None] = dict.fromkeys(HIGHER_IS_FASTER)
+    if not contended:
+        ref_fig = block_figures([b for b, k in zip(ref_blocks, keep) if k], batch_size, prompt_tokens)
+        var_fig = block_figures([b for b, k in zip(var_blocks, keep) if k], batch_size, prompt_tokens)
+        for key, faster in HIGHER_IS_FASTER.items():
+            p = stats.paired_speedup(ref_fig[key], var_fig[key], higher_is_faster=faster, passes=passes)
+            figures[key] = PairedFigure(speedup=p.speedup, ci_low=p.low, ci_high=p.high, blocks=p.blocks,
+                                        variant_blocks=[round(x, 6) for x in var_fig[key]], reference_blocks=[round(x, 6) for x in ref_fig[key]],
+                                        pass_speedups=[round(x, 6) for x in p.pass_speedups] if ref.passes > 1 else None)
     probed: dict[str, Any] = {}
     if probed_ok:
-        left = [i for i, k in enumerate(keep) if not k]
+        # contended throughout: every pair is left out, the few at the floor too (too few to stand for the free bus,
+        # and not to be mixed into the contended state's own figure either way; they stay in the raw blocks)
+        left = list(range(len(keep))) if contended else [i for i, k in enumerate(keep) if not k]
         left_out_speedup = None
         if len(left) >= stats.MIN_BLOCKS:
             out_ref = block_figures([ref_blocks[i] for i in left], batch_size, prompt_tokens)["decode_tokens_per_s"]
             out_var = block_figures([var_blocks[i] for i in left], batch_size, prompt_tokens)["decode_tokens_per_s"]
             left_out_speedup = round(stats.ratio_of_medians(out_ref, out_var), 6)
         probed = {
-            "bandwidth_gbps": [round(b / 1e9, 2) for b, k in zip(bw, keep) if k],
+            "bandwidth_gbps": None if contended else [round(b / 1e9, 2) for b, k in zip(bw, keep) if k],  # type: ignore[arg-type]
             "bandwidth_floor_gbps": round(floor / 1e9, 2),
             "left_out_pairs": len(left),
             "left_out_decode_speedup": left_out_speedup,
-            "bandwidth_contended": any(b < floor for b in bw) and not left,
+            "bandwidth_contended": contended,
+            "speedup_absent_reason": (f"{sum(keep)} of {len(keep)} pairs reached {floor / 1e9:.0f} GB/s of memory bandwidth before the "
+                                      f"timing cap, fewer than the {minimum} a speed-up needs: the memory bus was contended throughout")
+            if contended else None,
         }
     return PairedSpeed(
         reference=ref.label, aa_check=ref.aa_check, loading=loading, repeats_per_block=ref.rule.repeats, warmup_per_block=ref.rule.warmup,
-        passes=ref.pass_index + 1, confidence_level=stats.CONFIDENCE, method=stats.METHOD_WITH_PASSES if stats.batched(len(set(passes))) else stats.METHOD, weights_ratio=weights_ratio, **figures, **probed,
+        passes=ref.pass_index + 1, confidence_level=stats.CONFIDENCE,
+        method=stats.METHOD_WITH_PASSES if stats.batched(len(set(passes))) and not contended else stats.METHOD, weights_ratio=weights_ratio,
+        **figures, **probed,
     )
 
 
@@ -393,8 +412,8 @@ def describe(ref: PairedReference, loading_reason: str, blocks: int, record: Pai
             f"{stats.CONFIDENCE:.0%} intervals by {record.method if record is not None else stats.METHOD}")
     if record is not None and record.bandwidth_floor_gbps is not None:
         if record.bandwidth_contended:
-            text += (f"; the memory bus was contended throughout (fewer than {rule.blocks.min_runs} pairs reached "
-                     f"{record.bandwidth_floor_gbps:.0f} GB/s before the cap), so every pair counts")
+            own = f" (they read {record.left_out_decode_speedup:.2f}x on the contended bus)" if record.left_out_decode_speedup else ""
+            text += f"; no speed-up: {record.speedup_absent_reason}{own}"
         else:
             text += (f"; {record.left_out_pairs} pair(s) timed below {record.bandwidth_floor_gbps:.0f} GB/s of memory bandwidth "
                      f"({stats.FULL_BANDWIDTH_SHARE:.0%} of the highest probe) left out")

@@ -91,16 +91,54 @@ def test_pairs_timed_on_a_contended_memory_bus_do_not_count() -> None:
     assert not record.bandwidth_contended
 
 
-def test_a_bus_contended_throughout_counts_every_pair_and_says_so() -> None:
-    """Only the first pair reaches the floor before the cap of four pairs: all four count, flagged as contended."""
+def test_a_bus_contended_throughout_gives_no_speedup_and_says_why() -> None:
+    """Only the first pair reaches the floor before the cap of four pairs: no speed-up (the contended pairs never stand
+    in for it), every pair left out with their own ratio, the reason in the record and in the notes; the record validates."""
+    from kompakt.results import PairedSpeed
+
     log: list[str] = []
     rule = PairedRule(blocks=RepeatRule(warmup=0, min_runs=3, min_seconds=0.0, max_runs=4), repeats=1)
     probe = FakeProbe([80, 80, 80] + [45] * 10)
     ref, var = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe)
     assert len(var) == 4
-    record = paired_record(ref, var, 1, 4, PairedReference(Path("ref"), "reference (test)", rule=rule), "same_process", None, probe.peak)
-    assert record.bandwidth_contended and record.left_out_pairs == 0 and record.decode_tokens_per_s.blocks == 4
-    assert record.bandwidth_gbps == [80.0, 45.0, 45.0, 45.0]
+    reference = PairedReference(Path("ref"), "reference (test)", rule=rule)
+    record = paired_record(ref, var, 1, 4, reference, "same_process", None, probe.peak)
+    assert record.bandwidth_contended and record.left_out_pairs == 4
+    assert record.decode_tokens_per_s is None and record.prefill_tokens_per_s is None and record.time_to_first_token_ms is None
+    assert record.left_out_decode_speedup == pytest.approx(2.0) and record.bandwidth_gbps is None
+    assert record.speedup_absent_reason == ("1 of 4 pairs reached 56 GB/s of memory bandwidth before the timing cap, fewer than the 3 "
+                                            "a speed-up needs: the memory bus was contended throughout")
+    text = describe(reference, "both loaded", 4, record)
+    assert "no speed-up: 1 of 4 pairs reached 56 GB/s" in text and "(they read 2.00x on the contended bus)" in text
+    assert PairedSpeed.model_validate_json(record.model_dump_json()) == record
+    # with the whole rule's three pairs at the floor, the same cap gives a speed-up over them alone
+    probe = FakeProbe([80, 80, 80, 80, 80, 80, 80, 45, 45])
+    ref, var = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe)
+    record = paired_record(ref, var, 1, 4, reference, "same_process", None, probe.peak)
+    assert not record.bandwidth_contended and record.decode_tokens_per_s.blocks == 3 and record.speedup_absent_reason is None
+
+
+def test_an_extra_pass_times_a_contended_measurement_again_under_the_whole_minimum() -> None:
+    """Two passes of a cap of 4 pairs end with one pair at the floor; an extra pass (index 2 of 2) may time 2 more pairs
+    (one pass's share of the cap), wants the whole rule's 3 at the floor, and gets them: the record has a speed-up over
+    those 3 and counts 3 passes."""
+    log: list[str] = []
+    rule = PairedRule(blocks=RepeatRule(warmup=0, min_runs=3, min_seconds=0.0, max_runs=4), repeats=1)
+    extra = pass_rule(rule, 2, 2).blocks
+    assert (extra.min_runs, extra.max_runs) == (3, 6) and pass_rule(rule, 3, 2).blocks.max_runs == 8
+    probe = FakeProbe([80, 80, 80] + [45] * 6 + [80] * 10)
+    earlier = None
+    for index in range(2):
+        earlier = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, pass_rule(rule, index, 2),
+                              probe=probe, earlier=earlier, pass_index=index)
+    assert len(earlier[1]) == 4
+    before = paired_record(*earlier, 1, 4, PairedReference(Path("ref"), "r", rule=rule, passes=2, pass_index=1), "same_process", None, probe.peak)
+    assert before.bandwidth_contended
+    ref, var = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, extra_rule := pass_rule(rule, 2, 2),
+                           probe=probe, earlier=earlier, pass_index=2)
+    assert extra_rule.blocks.max_runs == 6 and len(var) == 6 and [b.pass_index for b in var] == [0, 0, 1, 1, 2, 2]
+    after = paired_record(ref, var, 1, 4, PairedReference(Path("ref"), "r", rule=rule, passes=2, pass_index=2), "same_process", None, probe.peak)
+    assert not after.bandwidth_contended and after.decode_tokens_per_s.blocks == 3 and after.passes == 3
 
 
 def test_the_left_out_pairs_have_their_own_decode_speedup() -> None:
@@ -135,7 +173,7 @@ def test_each_pass_brings_the_pooled_blocks_up_to_its_share_of_the_rule() -> Non
     assert pass_rule(rule, 0, 3).blocks.min_runs == 4  # 10 / 3 rounded up
     tiny = PairedRule(blocks=RepeatRule(warmup=0, min_runs=3, min_seconds=0.0, max_runs=3), repeats=1)
     assert pass_rule(tiny, 0, 4).blocks.min_runs == 2  # never below the bootstrap's minimum of pairs
-    for index, passes in ((2, 2), (-1, 2), (0, 0)):
+    for index, passes in ((-1, 2), (0, 0)):
         with pytest.raises(ValueError, match="passes must be at least 1"):
             pass_rule(rule, index, passes)
 
