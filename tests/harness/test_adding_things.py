@@ -36,7 +36,7 @@ def test_the_docstring_lists_the_steps_for_each_addition() -> None:
 
 
 def test_a_new_method_task_and_backend_run_through_kompakt_bench(registered, kompakt_env: Path, tiny_model_dir: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                 monkeypatch: pytest.MonkeyPatch, steady_bus: None) -> None:
     from typer.testing import CliRunner
 
     from kompakt_cli import app

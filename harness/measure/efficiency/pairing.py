@@ -16,8 +16,9 @@ The protocol (the statistics are :mod:`kompakt.paired`):
    rule as for unpaired repeats, counted in blocks), capped as that rule caps over all pairs; when the
    cap comes first, the bus was contended throughout and the record has no speed-up, only the contended
    pairs' own decode ratio beside the reason (:func:`kompakt.paired.free_bus`). A caller may time it again
-   later in an *extra pass* (:func:`pass_rule` with an index past the passes), which adds one pass's share
-   to the caps and asks for the whole rule's minimum of pairs at full bandwidth.
+   later in an *extra pass* (an index past the passes, ``fresh_caps``): the whole rule's minimums over the
+   pooled pairs at full bandwidth, the whole rule's caps over the extra pass's own blocks, so it may time as
+   much as a whole measurement does and no more.
 5. Both models stay loaded in this process when they fit the profile's memory budget together
    (``same_process``); otherwise every block runs in a process of its own that loads its model,
    runs the block and exits (``process_per_block``). Which one was used is recorded.
@@ -147,14 +148,14 @@ def pass_rule(rule: PairedRule, index: int, passes: int) -> PairedRule:
     of pairs), so every pass adds about an equal share and the last one ends under the whole rule.
 
     An index of ``passes`` or more is an *extra pass*, for a measurement whose pairs fell short of the minimum at full
-    bandwidth (module docstring, 4): its minimums are the whole rule's and its caps grow by one pass's share each, so
-    it times at most as much again as one pass did."""
+    bandwidth (module docstring, 4): it has the whole rule, its caps counted over its own blocks
+    (:func:`time_blocks` with ``fresh_caps``)."""
     if passes < 1 or index < 0:
         raise ValueError(f"pass {index} of {passes}: passes must be at least 1 and the index at least 0")
-    share, cap_share = min(1.0, (index + 1) / passes), (index + 1) / passes
+    share = min(1.0, (index + 1) / passes)
     b = rule.blocks
     blocks = dataclasses.replace(b, min_runs=max(stats.MIN_BLOCKS, math.ceil(b.min_runs * share)), min_seconds=b.min_seconds * share,
-                                 max_runs=max(stats.MIN_BLOCKS, math.ceil(b.max_runs * cap_share)), max_seconds=b.max_seconds * cap_share)
+                                 max_runs=max(stats.MIN_BLOCKS, math.ceil(b.max_runs * share)), max_seconds=b.max_seconds * share)
     return dataclasses.replace(rule, blocks=blocks)
 
 
@@ -270,11 +271,12 @@ def kept(ref_blocks: list[Block], var_blocks: list[Block], peak: float) -> list[
     return stats.kept_pairs(bw, stats.bandwidth_floor(peak))
 
 
-def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Block], peak: float) -> bool:
-    """Another pair? Caps count every pair; the minimums count only the pairs at full bandwidth."""
+def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Block], peak: float, caps_from: int = 0) -> bool:
+    """Another pair? Caps count every pair from ``caps_from`` on; the minimums count only the pairs at full bandwidth."""
     r = rule.blocks
-    total_s = min(sum(b.seconds for b in ref_blocks), sum(b.seconds for b in var_blocks))
-    if len(var_blocks) >= r.max_runs or (len(var_blocks) >= r.min_runs and total_s >= r.max_seconds):
+    capped_r, capped_v = ref_blocks[caps_from:], var_blocks[caps_from:]
+    total_s = min(sum(b.seconds for b in capped_r), sum(b.seconds for b in capped_v))
+    if len(capped_v) >= r.max_runs or (len(capped_v) >= r.min_runs and total_s >= r.max_seconds):
         return False
     keep = kept(ref_blocks, var_blocks, peak)
     kept_s = min(sum(b.seconds for b, k in zip(ref_blocks, keep) if k), sum(b.seconds for b, k in zip(var_blocks, keep) if k))
@@ -283,19 +285,22 @@ def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Bloc
 
 def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tokens: int, rule: PairedRule,
                 log: Callable[[str], None] | None = None, probe: Probe | None = None,
-                earlier: tuple[list[Block], list[Block]] | None = None, pass_index: int = 0) -> tuple[list[Block], list[Block]]:
+                earlier: tuple[list[Block], list[Block]] | None = None, pass_index: int = 0,
+                fresh_caps: bool = False) -> tuple[list[Block], list[Block]]:
     """Alternate blocks, reference first, until ``rule`` says stop; returns (reference blocks, variant blocks).
 
     With a ``probe``, every block records the bandwidth before it (and every variant block the one after it), and
     only the pairs at full bandwidth count towards the rule's minimums. ``earlier``: the blocks of earlier passes, which
-    the rule counts and the returned lists begin with; ``pass_index``: the pass the new blocks belong to.
+    the rule counts and the returned lists begin with; ``pass_index``: the pass the new blocks belong to;
+    ``fresh_caps``: the caps count only the new blocks (an extra pass, module docstring, 4).
     """
     ref_blocks: list[Block] = list(earlier[0]) if earlier else []
     var_blocks: list[Block] = list(earlier[1]) if earlier else []
     if len(ref_blocks) != len(var_blocks):
         raise ValueError(f"unpaired earlier blocks: {len(ref_blocks)} of the reference, {len(var_blocks)} of the variant")
+    caps_from = len(var_blocks) if fresh_caps else 0
     bw = probe() if probe is not None else None
-    while _keep_going(rule, ref_blocks, var_blocks, probe.peak if probe is not None else 0.0):
+    while _keep_going(rule, ref_blocks, var_blocks, probe.peak if probe is not None else 0.0, caps_from):
         r = reference.block(prompt, new_tokens, rule.repeats, rule.warmup)
         r.bandwidth_before = bw
         bw_v = probe() if probe is not None else None

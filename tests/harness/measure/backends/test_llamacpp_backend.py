@@ -55,11 +55,11 @@ def test_llamacpp_gguf_over_budget_does_not_fit(gguf) -> None:
     assert err.value.needed_bytes == gguf_weights_bytes(gguf)  # refused before loading
 
 
-def test_llamacpp_paired_with_a_second_load_of_the_same_file(gguf) -> None:
+def test_llamacpp_paired_with_a_second_load_of_the_same_file(gguf, steady_bus: None) -> None:
     """The A/A check on llama.cpp: the same file loaded twice (two llama.cpp models), timed in alternating blocks."""
     from harness.measure.efficiency import PairedReference, PairedRule
 
-    # at most 12 pairs: on a contended memory bus the rule waits for pairs at full bandwidth, the test need not
+    # at most 12 pairs (the probe reads a steady bus here: steady_bus)
     rule = PairedRule(RepeatRule(warmup=1, min_runs=3, min_seconds=0.0, max_runs=12), repeats=1)
     profile = small().model_copy(update={"batch_sizes": [1]})
     r = measure(gguf, profile, "llama.cpp", rule=RepeatRule(warmup=1, min_runs=2, min_seconds=0.0), bandwidth=BW, memory=False,
