@@ -207,6 +207,7 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: Paired
 
         reference = PairedReference(spec.reference, spec.reference_label, aa_check=spec.aa, rule=paired_rule, bandwidth_peak=peak,
                                     passes=passes, pass_index=pass_index, earlier=earlier_from_raw(earlier))
+        waited = _wait_before_extra_pass(spec, peak) if pass_index >= passes else None
         # the benchmark's timed lengths (prompt, new tokens) in place of the profile's; recorded in every throughput entry
         profile = get_profile(profile_name).model_copy(update=lengths)
         try:
@@ -218,13 +219,34 @@ def _worker(spec: Spec, profile_name: str, rule: RepeatRule, paired_rule: Paired
             return
         queue.put({
             "memory": r.memory.model_dump(), "throughput": [t.model_dump() for t in r.throughput],
-            "energy": [e.model_dump() for e in r.energy], "notes": r.notes, "software": r.software,
+            "energy": [e.model_dump() for e in r.energy], "notes": r.notes + ([waited] if waited else []), "software": r.software,
             "weights_bytes": r.weights_bytes, "settings": r.settings, "raw": r.raw, "bandwidth_peak": r.bandwidth_peak,
         })
     except BaseException as err:  # report, do not hang the parent
         import traceback
 
         queue.put({"error": f"{type(err).__name__}: {err}\n{traceback.format_exc()[-2000:]}"})
+
+
+def _wait_before_extra_pass(spec: Spec, peak: float) -> str | None:
+    """Before an extra pass: wait up to :data:`~harness.measure.efficiency.pairing.FREE_BUS_WAIT_S` for a bandwidth probe to
+    reach the free-bus floor (:func:`~harness.measure.efficiency.pairing.wait_for_free_bus`); what happened, as a note."""
+    from harness.measure.efficiency.bandwidth import BandwidthProbe
+    from harness.measure.efficiency.pairing import wait_for_free_bus
+    from kompakt.paired import bandwidth_floor
+
+    if peak <= 0:
+        return None
+    probe = BandwidthProbe("cpu", peak=peak)
+    try:
+        free, waited, reading = wait_for_free_bus(probe, bandwidth_floor(peak))
+    finally:
+        probe.close()
+    what = "the bus read" if free else "the bus still read only"
+    note = (f"extra pass after waiting {waited:.0f} s for the memory bus to come free: {what} {reading / 1e9:.0f} GB/s against "
+            f"a floor of {bandwidth_floor(peak) / 1e9:.0f} GB/s")
+    print(f"    {spec.variant} {note}", file=sys.stderr, flush=True)
+    return note
 
 
 def run_one(spec: Spec, profile: str, rule: RepeatRule, paired_rule: PairedRule, bw: Any, batch_sizes: list[int] | None = None,

@@ -240,6 +240,28 @@ def test_a_measurement_contended_throughout_is_timed_again_at_the_end_of_the_run
         bench.parse_args(["--extra-passes", "-1"])
 
 
+def test_an_extra_pass_waits_for_the_free_bus_and_says_so_in_a_note(bench, monkeypatch) -> None:
+    class Probe:
+        def __init__(self, device, peak=0.0):
+            self.peak = peak
+
+        def close(self):
+            pass
+
+    seen = []
+
+    def wait(probe, floor):
+        seen.append((probe.peak, floor))
+        return False, 300.0, 45e9
+
+    monkeypatch.setattr("harness.measure.efficiency.bandwidth.BandwidthProbe", Probe)
+    monkeypatch.setattr("harness.measure.efficiency.pairing.wait_for_free_bus", wait)
+    note = bench._wait_before_extra_pass(_spec(bench, "a"), 80e9)
+    assert seen == [(80e9, pytest.approx(56e9))]
+    assert note == "extra pass after waiting 300 s for the memory bus to come free: the bus still read only 45 GB/s against a floor of 56 GB/s"
+    assert bench._wait_before_extra_pass(_spec(bench, "a"), 0.0) is None and len(seen) == 1  # no peak yet: nothing to wait for
+
+
 #: A committed run of the benchmark (README, *Paired speed-ups*): its reference (A/A) and awq4 files on PyTorch.
 COMMITTED = "20261130T214039"
 

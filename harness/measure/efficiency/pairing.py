@@ -18,7 +18,8 @@ The protocol (the statistics are :mod:`kompakt.paired`):
    pairs' own decode ratio beside the reason (:func:`kompakt.paired.free_bus`). A caller may time it again
    later in an *extra pass* (an index past the passes, ``fresh_caps``): the whole rule's minimums over the
    pooled pairs at full bandwidth, the whole rule's caps over the extra pass's own blocks, so it may time as
-   much as a whole measurement does and no more.
+   much as a whole measurement does and no more. Before it, the caller may wait a while for the bus to come
+   free (:func:`wait_for_free_bus`).
 5. Both models stay loaded in this process when they fit the profile's memory budget together
    (``same_process``); otherwise every block runs in a process of its own that loads its model,
    runs the block and exits (``process_per_block``). Which one was used is recorded.
@@ -283,6 +284,32 @@ def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Bloc
     return r.keep_going(sum(keep), kept_s)
 
 
+#: How long an extra pass waits at most for the memory bus to come free before it times anyway (seconds), and how often it
+#: looks. Why: on 2026-12-01 the bus read about 45 GB/s for most of an hour, with free stretches of one to several
+#: minutes between (README, *Paired speed-ups*); an extra pass timed at once, right after the passes that found the bus
+#: contended, most likely finds it contended again. Five minutes covers the gap between free stretches seen that day;
+#: each look is one probe of a few milliseconds, so the waiting costs the machine nothing.
+FREE_BUS_WAIT_S = 300.0
+FREE_BUS_POLL_S = 5.0
+
+
+def wait_for_free_bus(probe: Probe, floor: float, limit_s: float = FREE_BUS_WAIT_S, poll_s: float = FREE_BUS_POLL_S,
+                      sleep: Callable[[float], None] | None = None, clock: Callable[[], float] | None = None) -> tuple[bool, float, float]:
+    """Probe every ``poll_s`` seconds until a probe reads at least ``floor`` (bytes/s) or ``limit_s`` have passed; returns
+    (whether the bus came free, the seconds waited, the last probe)."""
+    import time
+
+    sleep = sleep or time.sleep
+    clock = clock or time.monotonic
+    start = clock()
+    while True:
+        reading = probe()
+        waited = clock() - start
+        if reading >= floor or waited >= limit_s:
+            return reading >= floor, waited, reading
+        sleep(min(poll_s, max(0.0, limit_s - waited)))
+
+
 def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tokens: int, rule: PairedRule,
                 log: Callable[[str], None] | None = None, probe: Probe | None = None,
                 earlier: tuple[list[Block], list[Block]] | None = None, pass_index: int = 0,
@@ -360,8 +387,8 @@ def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: 
                                         pass_speedups=[round(x, 6) for x in p.pass_speedups] if ref.passes > 1 else None)
     probed: dict[str, Any] = {}
     if probed_ok:
-        # contended throughout: every pair is left out, the few at the floor too (too few to stand for the free bus,
-        # and not to be mixed into the contended state's own figure either way; they stay in the raw blocks)
+        # contended throughout: every pair is left out, the few at the floor too (too few to stand for the free bus), so
+        # the left-out figure is over all of them, nearly all contended
         left = list(range(len(keep))) if contended else [i for i, k in enumerate(keep) if not k]
         left_out_speedup = None
         if len(left) >= stats.MIN_BLOCKS:
@@ -428,4 +455,5 @@ def describe(ref: PairedReference, loading_reason: str, blocks: int, record: Pai
 __all__ = [
     "Block", "LoadedSide", "PairedReference", "PairedRule", "Probe", "ProcessSide", "block_figures", "blocks_from_json", "blocks_to_json",
     "choose_loading", "earlier_from_raw", "kept", "pair_bandwidths", "paired_record", "pass_label", "pass_rule", "reference_weights_bytes", "run_block", "time_blocks",
+    "wait_for_free_bus",
 ]

@@ -141,6 +141,24 @@ def test_an_extra_pass_times_a_contended_measurement_again_under_the_whole_rule(
     assert not after.bandwidth_contended and after.decode_tokens_per_s.blocks == 3 and after.passes == 3
 
 
+def test_waiting_for_the_free_bus_stops_at_the_first_probe_above_the_floor_or_at_the_limit() -> None:
+    from harness.measure.efficiency.pairing import wait_for_free_bus
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    probe = FakeProbe([45, 46, 44, 82, 45])
+    assert wait_for_free_bus(probe, 61e9, limit_s=60, poll_s=5, sleep=sleep, clock=lambda: now[0]) == (True, 15.0, 82e9)
+    assert slept == [5, 5, 5] and probe.calls == 4
+    now[0], slept[:] = 0.0, []
+    assert wait_for_free_bus(FakeProbe([45]), 61e9, limit_s=12, poll_s=5, sleep=sleep, clock=lambda: now[0]) == (False, 12.0, 45e9)
+    assert slept == [5, 5, 2]  # the last wait stops at the limit
+
+
 def test_the_left_out_pairs_have_their_own_decode_speedup() -> None:
     """A memory-bound reference halves its speed on the contended bus, the variant does not: 2x there, 1x at full bandwidth."""
 
