@@ -21,7 +21,8 @@ The defaults keep a run of ``all-methods`` to about two hours on two cores (READ
 2 h 2 min and 2 h 12 min with two passes, on a host whose memory bus was contended for long stretches): a 128-token prompt and 32 new tokens instead of the profile's, one timed run per block,
 batch 1; ``--full`` takes the profile's lengths and batch sizes and 3 timed runs per block. A measurement whose
 pairs do not reach the free-bus floor stops at ``--max-blocks`` pairs or ``--max-seconds`` of timed work per side
-(60 and 30 s), is timed again in an extra pass at the end of the run (``--extra-passes``), and has no speed-up if it
+(60 and 30 s), is timed again in an extra pass at the end of the run (``--extra-passes``; so is one whose pairs at
+full bandwidth come from fewer than three passes, too few for the batch-means interval), and has no speed-up if it
 is still short (its contended pairs read another ratio: :func:`kompakt.paired.free_bus`); under the earlier cap (200 pairs, 600 s) a host held at half its bandwidth
 for over an hour made one pass of the reference's A/A check take 10 minutes and a run's estimate 22 h. Progress
 and the time left are printed before each measurement, and the state is written after each one, so
@@ -84,7 +85,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.measure.efficiency.pairing import PairedRule, pass_label  # noqa: E402
 from harness.measure.efficiency.speed import RepeatRule, relative_difference  # noqa: E402
-from kompakt.paired import contains_one, intervals_overlap  # noqa: E402
+from kompakt.paired import MIN_PASSES, batched, contains_one, intervals_overlap  # noqa: E402
 
 #: The agreement issue 18 asks for between two back-to-back runs: batch-1 decode speed-ups within 5 % ...
 AGREEMENT = 0.05
@@ -579,7 +580,8 @@ class Settings:
                 f"{self.repeats_per_block} timed run(s), at least {self.min_blocks} pairs and {self.min_seconds:g} s of timed work "
                 f"per side at full memory bandwidth, at most {self.max_blocks} pairs and {self.max_seconds:g} s in all; "
                 f"no speed-up where fewer pairs reach full memory bandwidth, after up to {self.extra_passes} extra pass(es) at the end of "
-                f"the run; batch sizes {first} in run 1" + (f", {later} in the later runs" if self.runs > 1 else "")
+                f"the run, which also time again one whose pairs at full bandwidth come from fewer than {MIN_PASSES} passes; "
+                f"batch sizes {first} in run 1" + (f", {later} in the later runs" if self.runs > 1 else "")
                 + (f"; each run in {self.passes} passes over every measurement, each pass timing its share of the pairs "
                    "in a process of its own, the figures pooling every pass's pairs" if self.passes > 1 else "")
                 + "; peak memory in run 1 only")
@@ -701,9 +703,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "one pass of the reference's A/A check took 10 minutes on a host held at half its bandwidth, and a run's "
                     "estimate rose to 22 h")
     ap.add_argument("--extra-passes", type=int, default=1, help="extra passes at the end of each run for a measurement whose pairs at "
-                    "full memory bandwidth fell short of --min-blocks when the cap stopped it (default 1): each may time one pass's "
-                    "share of the cap again, minutes later; a measurement still short has no speed-up and its results file says why "
-                    "(the pairs of a contended bus read another ratio and are never counted in its place)")
+                    "full memory bandwidth fell short of --min-blocks when the cap stopped it, or come from fewer than 3 passes (default "
+                    "1): each waits up to five minutes for the bus to come free, then times at least one pass's share of pairs at full "
+                    "bandwidth, under the whole caps; a measurement still short has no speed-up and its results file says why (the "
+                    "pairs of a contended bus read another ratio and are never counted in its place)")
     ap.add_argument("--repeats-per-block", type=int, default=1, help="timed runs in each block after its untimed one (default 1)")
     ap.add_argument("--full", action="store_true", help="the fuller protocol: the profile's prompt and generation lengths and batch "
                     "sizes, 3 timed runs per block, every batch size in every run (about six times as long)")
@@ -772,6 +775,26 @@ def contended(result: dict[str, Any] | None) -> bool:
     return any((t.get("paired") or {}).get("bandwidth_contended") for t in (result or {}).get("throughput", []))
 
 
+def few_passes(result: dict[str, Any] | None, passes: int) -> bool:
+    """Whether a stored measurement of a run of at least :data:`~kompakt.paired.MIN_PASSES` passes has a decode speed-up
+    whose pairs at full bandwidth come from fewer passes than that: its interval is then the bootstrap's alone, which
+    knows nothing of the drift between stretches of time (README, *Part 1 again*: ``gguf-q8_0``'s pairs of two passes
+    gave an interval that missed the next run's)."""
+    if not batched(passes):
+        return False
+    figures = [((t.get("paired") or {}).get("decode_tokens_per_s") or {}) for t in (result or {}).get("throughput", [])]
+    return any(f and not batched(len(f.get("pass_speedups") or [])) for f in figures)
+
+
+def short(result: dict[str, Any] | None, passes: int) -> str | None:
+    """Why a stored measurement gets an extra pass (:func:`contended`, :func:`few_passes`), or None."""
+    if contended(result):
+        return "too few pairs at full memory bandwidth"
+    if few_passes(result, passes):
+        return f"pairs at full memory bandwidth from fewer than {MIN_PASSES} passes"
+    return None
+
+
 def merge_pass(earlier: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     """A measurement after its latest pass: that pass's figures (which pool every pass's pairs), with the memory, notes and
     peak readings of the first pass, the only one that measured memory."""
@@ -786,7 +809,8 @@ def measure_all(specs: list[Spec], settings: Settings, state_path: Path, resume:
     """Every pass of every run of every spec, resuming from ``state_path`` when asked; progress and an estimate of the time
     left on stderr. Within a run, pass 1 goes over every spec, then pass 2, ..., so the passes of one (variant, backend)
     lie minutes apart; each pass's result replaces the earlier one's in the state, its figures pooling both. Then, up to
-    ``settings.extra_passes`` times, every measurement still contended throughout is timed again (an extra pass)."""
+    ``settings.extra_passes`` times, every measurement still contended throughout, or with pairs at full bandwidth from too
+    few passes, is timed again (an extra pass, :func:`short`)."""
     from harness.measure.efficiency.bandwidth import measure_bandwidth
 
     bws, runs, loads, seconds = load_state(state_path, settings) if resume else ([], [], [os.getloadavg()[0]], {})
@@ -840,9 +864,8 @@ def measure_all(specs: list[Spec], settings: Settings, state_path: Path, resume:
                 result = results.get((s.variant, s.backend))
                 if passes_done(result, passes) > p:
                     print(f"  {s.variant} on {s.backend}{pass_label(p, passes)}: from {state_path.name}", file=sys.stderr)
-                elif passes_done(result, passes) == p and contended(result):
-                    time_pass(i, s, p, f"  {s.variant} on {s.backend}{pass_label(p, passes)}: too few pairs at full memory bandwidth "
-                                       f"after {p} passes, timed again")
+                elif passes_done(result, passes) == p and (why := short(result, passes)):
+                    time_pass(i, s, p, f"  {s.variant} on {s.backend}{pass_label(p, passes)}: {why} after {p} passes, timed again")
     print(f"\nProfile `{settings.profile}`, {len(runs)} run(s) back to back, {time.perf_counter() - t_all:.0f} s in this session "
           f"({sum(seconds.values()):.0f} s of measurements in all).")
     return runs, bws, loads

@@ -240,6 +240,18 @@ def test_a_measurement_contended_throughout_is_timed_again_at_the_end_of_the_run
         bench.parse_args(["--extra-passes", "-1"])
 
 
+def test_a_speedup_from_pairs_of_fewer_than_three_passes_gets_an_extra_pass(bench) -> None:
+    """gguf-q8_0 in part 1 (README, *Part 1 again*): free-bus pairs from two of five passes gave a bootstrap-only interval."""
+    two = {"throughput": [{"paired": {"decode_tokens_per_s": {"speedup": 1.7, "pass_speedups": [1.67, 1.72]}}}]}
+    three = {"throughput": [{"paired": {"decode_tokens_per_s": {"speedup": 1.6, "pass_speedups": [1.65, 1.6, 1.62]}}}]}
+    assert bench.short(two, 5) == "pairs at full memory bandwidth from fewer than 3 passes"
+    assert bench.short(three, 5) is None
+    assert bench.short(two, 2) is None  # a run of two passes never has the batch-means interval: nothing to gain
+    assert bench.short({"throughput": [{"paired": {"bandwidth_contended": True}}]}, 5) == "too few pairs at full memory bandwidth"
+    assert bench.short({"error": "boom"}, 5) is None
+    assert "fewer than 3 passes" in bench.settings_of(bench.parse_args([])).describe(get_profile("cpu"))
+
+
 def test_an_extra_pass_waits_for_the_free_bus_and_says_so_in_a_note(bench, monkeypatch) -> None:
     class Probe:
         def __init__(self, device, peak=0.0):

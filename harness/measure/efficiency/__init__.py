@@ -360,7 +360,8 @@ def _time_batch_paired(be: Any, pair: _Pair, profile: Profile, result: Efficienc
     try:
         ref_blocks, var_blocks = time_blocks(ref_side, var_side, prompt, profile.new_tokens, pass_rule(ref.rule, ref.pass_index, ref.passes),
                                              log=lambda m: _say(log, f"[{be.name}] batch {b}: {m}"), probe=probe, earlier=ref.earlier.get(b),
-                                             pass_index=ref.pass_index, fresh_caps=ref.pass_index >= ref.passes)
+                                             pass_index=ref.pass_index, fresh_caps=ref.pass_index >= ref.passes,
+                                             own_pairs=pass_rule(ref.rule, 0, ref.passes).blocks.min_runs)
         peak = probe.peak
     finally:
         probe.close()

@@ -17,8 +17,10 @@ The protocol (the statistics are :mod:`kompakt.paired`):
    cap comes first, the bus was contended throughout and the record has no speed-up, only the contended
    pairs' own decode ratio beside the reason (:func:`kompakt.paired.free_bus`). A caller may time it again
    later in an *extra pass* (an index past the passes, ``fresh_caps``): the whole rule's minimums over the
-   pooled pairs at full bandwidth, the whole rule's caps over the extra pass's own blocks, so it may time as
-   much as a whole measurement does and no more. Before it, the caller may wait a while for the bus to come
+   pooled pairs at full bandwidth and at least one pass's share of them (``own_pairs``) among its own, the
+   whole rule's caps over its own blocks, so it may time as much as a whole measurement does and no more. The
+   same serves a measurement whose pairs at full bandwidth come from too few passes for the batch-means
+   interval (:data:`kompakt.paired.MIN_PASSES`): the extra pass adds one more stretch of time. Before it, the caller may wait a while for the bus to come
    free (:func:`wait_for_free_bus`).
 5. Both models stay loaded in this process when they fit the profile's memory budget together
    (``same_process``); otherwise every block runs in a process of its own that loads its model,
@@ -149,8 +151,8 @@ def pass_rule(rule: PairedRule, index: int, passes: int) -> PairedRule:
     of pairs), so every pass adds about an equal share and the last one ends under the whole rule.
 
     An index of ``passes`` or more is an *extra pass*, for a measurement whose pairs fell short of the minimum at full
-    bandwidth (module docstring, 4): it has the whole rule, its caps counted over its own blocks
-    (:func:`time_blocks` with ``fresh_caps``)."""
+    bandwidth, or came from too few passes (module docstring, 4): it has the whole rule, its caps counted over its own
+    blocks (:func:`time_blocks` with ``fresh_caps`` and ``own_pairs``, one pass's share of the minimum)."""
     if passes < 1 or index < 0:
         raise ValueError(f"pass {index} of {passes}: passes must be at least 1 and the index at least 0")
     share = min(1.0, (index + 1) / passes)
@@ -272,14 +274,18 @@ def kept(ref_blocks: list[Block], var_blocks: list[Block], peak: float) -> list[
     return stats.kept_pairs(bw, stats.bandwidth_floor(peak))
 
 
-def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Block], peak: float, caps_from: int = 0) -> bool:
-    """Another pair? Caps count every pair from ``caps_from`` on; the minimums count only the pairs at full bandwidth."""
+def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Block], peak: float, caps_from: int = 0,
+                own_pairs: int = 0) -> bool:
+    """Another pair? Caps count every pair from ``caps_from`` on; the minimums count only the pairs at full bandwidth, and
+    at least ``own_pairs`` of them must lie from ``caps_from`` on."""
     r = rule.blocks
     capped_r, capped_v = ref_blocks[caps_from:], var_blocks[caps_from:]
     total_s = min(sum(b.seconds for b in capped_r), sum(b.seconds for b in capped_v))
     if len(capped_v) >= r.max_runs or (len(capped_v) >= r.min_runs and total_s >= r.max_seconds):
         return False
     keep = kept(ref_blocks, var_blocks, peak)
+    if sum(keep[caps_from:]) < own_pairs:
+        return True
     kept_s = min(sum(b.seconds for b, k in zip(ref_blocks, keep) if k), sum(b.seconds for b, k in zip(var_blocks, keep) if k))
     return r.keep_going(sum(keep), kept_s)
 
@@ -313,13 +319,14 @@ def wait_for_free_bus(probe: Probe, floor: float, limit_s: float = FREE_BUS_WAIT
 def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tokens: int, rule: PairedRule,
                 log: Callable[[str], None] | None = None, probe: Probe | None = None,
                 earlier: tuple[list[Block], list[Block]] | None = None, pass_index: int = 0,
-                fresh_caps: bool = False) -> tuple[list[Block], list[Block]]:
+                fresh_caps: bool = False, own_pairs: int = 0) -> tuple[list[Block], list[Block]]:
     """Alternate blocks, reference first, until ``rule`` says stop; returns (reference blocks, variant blocks).
 
     With a ``probe``, every block records the bandwidth before it (and every variant block the one after it), and
     only the pairs at full bandwidth count towards the rule's minimums. ``earlier``: the blocks of earlier passes, which
     the rule counts and the returned lists begin with; ``pass_index``: the pass the new blocks belong to;
-    ``fresh_caps``: the caps count only the new blocks (an extra pass, module docstring, 4).
+    ``fresh_caps``: the caps count only the new blocks, and at least ``own_pairs`` of the new pairs must reach full bandwidth
+    (an extra pass, module docstring, 4).
     """
     ref_blocks: list[Block] = list(earlier[0]) if earlier else []
     var_blocks: list[Block] = list(earlier[1]) if earlier else []
@@ -327,7 +334,7 @@ def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tok
         raise ValueError(f"unpaired earlier blocks: {len(ref_blocks)} of the reference, {len(var_blocks)} of the variant")
     caps_from = len(var_blocks) if fresh_caps else 0
     bw = probe() if probe is not None else None
-    while _keep_going(rule, ref_blocks, var_blocks, probe.peak if probe is not None else 0.0, caps_from):
+    while _keep_going(rule, ref_blocks, var_blocks, probe.peak if probe is not None else 0.0, caps_from, own_pairs if fresh_caps else 0):
         r = reference.block(prompt, new_tokens, rule.repeats, rule.warmup)
         r.bandwidth_before = bw
         bw_v = probe() if probe is not None else None

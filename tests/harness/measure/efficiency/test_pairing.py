@@ -141,6 +141,24 @@ def test_an_extra_pass_times_a_contended_measurement_again_under_the_whole_rule(
     assert not after.bandwidth_contended and after.decode_tokens_per_s.blocks == 3 and after.passes == 3
 
 
+def test_an_extra_pass_adds_its_own_pairs_even_when_the_pooled_minimum_is_met() -> None:
+    """A measurement with enough pairs at the floor, but from too few passes: the extra pass times at least ``own_pairs``
+    new pairs at the floor (another stretch of time for the batch-means interval), then stops."""
+    log: list[str] = []
+    rule = PairedRule(blocks=RepeatRule(warmup=0, min_runs=3, min_seconds=0.0, max_runs=12), repeats=1)
+    earlier = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, rule, pass_index=0)
+    assert len(earlier[1]) == 3
+    ref, var = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, rule, earlier=earlier,
+                           pass_index=3, fresh_caps=True, own_pairs=2)
+    assert [b.pass_index for b in var] == [0, 0, 0, 3, 3]
+    # on a contended bus its own pairs never reach the floor: it stops at the cap over its own blocks
+    probe = FakeProbe([80] * 7 + [45] * 40)
+    earlier = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe, pass_index=0)
+    ref, var = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe, earlier=earlier,
+                           pass_index=3, fresh_caps=True, own_pairs=2)
+    assert len(var) == 3 + 12
+
+
 def test_waiting_for_the_free_bus_stops_at_the_first_probe_above_the_floor_or_at_the_limit() -> None:
     from harness.measure.efficiency.pairing import wait_for_free_bus
 
@@ -319,6 +337,15 @@ def test_a_second_pass_on_the_tiny_model_pools_the_first_passes_pairs(tiny_model
     assert second.raw["batch1"]["pairs"]["variant"][:n1] == pairs["variant"]  # the first pass's blocks, unchanged, first
     assert t.decode_tokens_per_s.repeats == len(second.raw["batch1"]["pairs"]["variant"])  # absolute figures pool both passes
     validate_in_a_results_file(second)
+    # an extra pass (index 2 of 2): the pooled minimum is met, so it adds one pass's share of pairs (2) and stops
+    n2 = len(second.raw["batch1"]["pairs"]["variant"])
+    extra = measure(tiny_model_dir, profile(), bandwidth=BW, memory=False,
+                    reference=PairedReference(tiny_model_dir, "reference (tiny)", aa_check=True, rule=rule, passes=2, pass_index=2,
+                                              bandwidth_peak=second.bandwidth_peak, earlier=earlier_from_raw(second.raw)))
+    (t,) = extra.throughput
+    assert len(extra.raw["batch1"]["pairs"]["variant"]) == n2 + 2 and t.paired.passes == 3
+    assert [b["pass_index"] for b in extra.raw["batch1"]["pairs"]["variant"][n2:]] == [2, 2]
+    validate_in_a_results_file(extra)
 
 
 def test_a_block_in_a_process_of_its_own(tiny_model_dir: Path) -> None:
