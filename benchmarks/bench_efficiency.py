@@ -238,14 +238,15 @@ def _wait_before_extra_pass(spec: Spec, peak: float) -> str | None:
 
     if peak <= 0:
         return None
+    floor = bandwidth_floor(peak)
     probe = BandwidthProbe("cpu", peak=peak)
     try:
-        free, waited, reading = wait_for_free_bus(probe, bandwidth_floor(peak))
+        free, waited, reading = wait_for_free_bus(probe, floor)
     finally:
         probe.close()
     what = "the bus read" if free else "the bus still read only"
     note = (f"extra pass after waiting {waited:.0f} s for the memory bus to come free: {what} {reading / 1e9:.0f} GB/s against "
-            f"a floor of {bandwidth_floor(peak) / 1e9:.0f} GB/s")
+            f"a floor of {floor / 1e9:.0f} GB/s")
     print(f"    {spec.variant} {note}", file=sys.stderr, flush=True)
     return note
 
@@ -552,7 +553,8 @@ class Settings:
     max_seconds: float = 30.0
     """Seconds of timed work per side at most (once ``min_blocks`` pairs are timed), counting every pair."""
     extra_passes: int = 1
-    """Extra passes at the end of a run for a measurement whose pairs at full memory bandwidth fell short of ``min_blocks``."""
+    """Extra passes at the end of a run for a measurement whose pairs at full memory bandwidth fell short of ``min_blocks``
+    or come from too few passes (:func:`short`)."""
 
     def lengths(self) -> dict[str, int]:
         """The profile fields the timed runs override."""
