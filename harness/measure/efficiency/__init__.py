@@ -350,7 +350,7 @@ def _time_batch_paired(be: Any, pair: _Pair, profile: Profile, result: Efficienc
                        bw: Bandwidth, weights: int, describe: str, log: Callable[[str], None] | None) -> None:
     """Reference and variant in alternating blocks at batch size ``b``; the variant's figures with the paired record."""
     from harness.measure.efficiency.pairing import describe as describe_pairing
-    from harness.measure.efficiency.pairing import blocks_to_json, paired_record, pass_label, pass_rule, time_blocks
+    from harness.measure.efficiency.pairing import FREE_BUS_WAIT_S, blocks_to_json, paired_record, pass_label, pass_rule, time_blocks
 
     prompt = prompt_ids(prompt_len, be.vocab_size, avoid=avoid, batch_size=b)
     ref = pair.reference
@@ -361,7 +361,8 @@ def _time_batch_paired(be: Any, pair: _Pair, profile: Profile, result: Efficienc
         ref_blocks, var_blocks = time_blocks(ref_side, var_side, prompt, profile.new_tokens, pass_rule(ref.rule, ref.pass_index, ref.passes),
                                              log=lambda m: _say(log, f"[{be.name}] batch {b}: {m}"), probe=probe, earlier=ref.earlier.get(b),
                                              pass_index=ref.pass_index, fresh_caps=ref.pass_index >= ref.passes,
-                                             own_pairs=pass_rule(ref.rule, 0, ref.passes).blocks.min_runs)
+                                             own_pairs=pass_rule(ref.rule, 0, ref.passes).blocks.min_runs,
+                                             bus_wait_s=FREE_BUS_WAIT_S if ref.pass_index >= ref.passes else 0.0)
         peak = probe.peak
     finally:
         probe.close()

@@ -21,7 +21,9 @@ The protocol (the statistics are :mod:`kompakt.paired`):
    whole rule's caps over its own blocks, so it may time as much as a whole measurement does and no more. The
    same serves a measurement whose pairs at full bandwidth come from too few passes for the batch-means
    interval (:data:`kompakt.paired.MIN_PASSES`): the extra pass adds one more stretch of time. Before it, the caller may wait a while for the bus to come
-   free (:func:`wait_for_free_bus`).
+   free (:func:`wait_for_free_bus`), and within it, before every pair whose probe reads below the floor (``bus_wait_s``):
+   the bus of the host switches between free and contended stretches of seconds to many minutes, and a pair timed on a
+   contended bus is timed for nothing.
 5. Both models stay loaded in this process when they fit the profile's memory budget together
    (``same_process``); otherwise every block runs in a process of its own that loads its model,
    runs the block and exits (``process_per_block``). Which one was used is recorded.
@@ -319,14 +321,16 @@ def wait_for_free_bus(probe: Probe, floor: float, limit_s: float = FREE_BUS_WAIT
 def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tokens: int, rule: PairedRule,
                 log: Callable[[str], None] | None = None, probe: Probe | None = None,
                 earlier: tuple[list[Block], list[Block]] | None = None, pass_index: int = 0,
-                fresh_caps: bool = False, own_pairs: int = 0) -> tuple[list[Block], list[Block]]:
+                fresh_caps: bool = False, own_pairs: int = 0, bus_wait_s: float = 0.0,
+                sleep: Callable[[float], None] | None = None, clock: Callable[[], float] | None = None) -> tuple[list[Block], list[Block]]:
     """Alternate blocks, reference first, until ``rule`` says stop; returns (reference blocks, variant blocks).
 
     With a ``probe``, every block records the bandwidth before it (and every variant block the one after it), and
     only the pairs at full bandwidth count towards the rule's minimums. ``earlier``: the blocks of earlier passes, which
     the rule counts and the returned lists begin with; ``pass_index``: the pass the new blocks belong to;
     ``fresh_caps``: the caps count only the new blocks, and at least ``own_pairs`` of the new pairs must reach full bandwidth
-    (an extra pass, module docstring, 4).
+    (an extra pass, module docstring, 4); ``bus_wait_s``: before a pair whose probe reads below the floor, wait for the bus
+    to come free (:func:`wait_for_free_bus`), up to this many seconds over the whole call (``sleep``, ``clock``: for tests).
     """
     ref_blocks: list[Block] = list(earlier[0]) if earlier else []
     var_blocks: list[Block] = list(earlier[1]) if earlier else []
@@ -334,7 +338,14 @@ def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tok
         raise ValueError(f"unpaired earlier blocks: {len(ref_blocks)} of the reference, {len(var_blocks)} of the variant")
     caps_from = len(var_blocks) if fresh_caps else 0
     bw = probe() if probe is not None else None
+    waited = 0.0
     while _keep_going(rule, ref_blocks, var_blocks, probe.peak if probe is not None else 0.0, caps_from, own_pairs if fresh_caps else 0):
+        if probe is not None and bw is not None and probe.peak > 0 and waited < bus_wait_s and bw < stats.bandwidth_floor(probe.peak):
+            free, w, bw = wait_for_free_bus(probe, stats.bandwidth_floor(probe.peak), bus_wait_s - waited, sleep=sleep, clock=clock)
+            waited += w
+            if log is not None:
+                log(f"waited {w:.0f} s for the memory bus to come free ({waited:.0f} of {bus_wait_s:.0f} s): it read {bw / 1e9:.0f} GB/s"
+                    + ("" if free else ", timing anyway"))
         r = reference.block(prompt, new_tokens, rule.repeats, rule.warmup)
         r.bandwidth_before = bw
         bw_v = probe() if probe is not None else None

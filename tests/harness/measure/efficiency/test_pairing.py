@@ -13,7 +13,7 @@ from efficiency_sections import validate_in_a_results_file  # noqa: E402
 from harness.measure.efficiency import PairedReference, PairedRule, RepeatRule, measure  # noqa: E402
 from harness.measure.efficiency.bandwidth import Bandwidth  # noqa: E402
 from harness.measure.efficiency.pairing import (  # noqa: E402
-    Block, describe, ProcessSide, block_figures, blocks_from_json, blocks_to_json, choose_loading, earlier_from_raw, paired_record, pass_rule, time_blocks,
+    Block, describe, ProcessSide, block_figures, blocks_from_json, blocks_to_json, choose_loading, earlier_from_raw, kept, paired_record, pass_rule, time_blocks,
 )
 from kompakt.profiles import Profile  # noqa: E402
 
@@ -390,3 +390,37 @@ def test_the_real_probe_reads_a_bandwidth_and_remembers_the_highest(monkeypatch:
         assert seeded.peak == highest_probe("cpu") == 1e15
     finally:
         seeded.close()
+
+
+def test_an_extra_pass_waits_for_the_free_bus_before_a_pair_instead_of_timing_it_contended() -> None:
+    """The bus reads 80, drops to 45 during the second pair and stays there for four probes. With ``bus_wait_s`` the
+    third pair waits (two polls of 5 s) until a probe reads 80 and is timed on the free bus; without it, the third pair
+    is timed contended too and a fifth is needed. On a bus contended for good the waiting stops at its budget (12 s over
+    the whole call), then the pairs are timed and the cap ends it without enough at the floor."""
+    log: list[str] = []
+    rule = PairedRule(blocks=RepeatRule(warmup=0, min_runs=3, min_seconds=0.0, max_runs=6), repeats=1)
+    now = [0.0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    said: list[str] = []
+    readings = [80, 80, 80, 45, 45, 45, 45] + [80] * 20
+    probe = FakeProbe(readings)
+    ref, var = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe,
+                           log=said.append, bus_wait_s=60, sleep=sleep, clock=lambda: now[0])
+    assert kept(ref, var, probe.peak) == [True, False, True, True] and now[0] == 10.0
+    assert said == ["waited 10 s for the memory bus to come free (10 of 60 s): it read 80 GB/s"]
+    assert ref[2].bandwidth_before == 80e9
+    # without waiting (every regular pass): the third pair is timed on the contended bus and does not count
+    probe = FakeProbe(readings)
+    ref, var = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe)
+    assert kept(ref, var, probe.peak) == [True, False, False, True, True]
+    # a bus contended for good: the budget runs out, then it times (and the cap ends it without a speed-up)
+    now[0], said[:] = 0.0, []
+    probe = FakeProbe([80, 80, 80] + [45] * 100)
+    ref, var = time_blocks(FakeSide("ref", log, 0.02), FakeSide("var", log, 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe,
+                           log=said.append, bus_wait_s=12, sleep=sleep, clock=lambda: now[0])
+    assert now[0] == 12.0 and len(var) == 6 and sum(kept(ref, var, probe.peak)) == 1
+    assert said == ["waited 12 s for the memory bus to come free (12 of 12 s): it read 45 GB/s, timing anyway",
+                    "5 pairs of blocks, 1 at full memory bandwidth"]
