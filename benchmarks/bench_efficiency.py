@@ -583,7 +583,8 @@ class Settings:
                 f"per side at full memory bandwidth, at most {self.max_blocks} pairs and {self.max_seconds:g} s in all; "
                 f"no speed-up where fewer pairs reach full memory bandwidth, after up to {self.extra_passes} extra pass(es) at the end of "
                 f"the run, which also time again one whose pairs at full bandwidth come from fewer than {MIN_PASSES} passes, "
-                f"and wait before each pair for the bus to come free, up to {FREE_BUS_WAIT_S:g} s before the pass and as long again in it; "
+                f"and wait for the bus to come free, up to {FREE_BUS_WAIT_S:g} s before the pass and as long again before its pairs "
+                f"that find it contended; "
                 f"batch sizes {first} in run 1" + (f", {later} in the later runs" if self.runs > 1 else "")
                 + (f"; each run in {self.passes} passes over every measurement, each pass timing its share of the pairs "
                    "in a process of its own, the figures pooling every pass's pairs" if self.passes > 1 else "")
