@@ -357,12 +357,13 @@ def _time_batch_paired(be: Any, pair: _Pair, profile: Profile, result: Efficienc
     _say(log, f"[{be.name}] batch {b}: paired with {ref.label} ({pair.loading.replace('_', ' ')}{pass_label(ref.pass_index, ref.passes)})")
     ref_side, var_side = pair.sides
     probe = BandwidthProbe(be.device, peak=ref.bandwidth_peak)
+    extra = ref.pass_index >= ref.passes  # an extra pass (pairing module docstring, 4)
     try:
         ref_blocks, var_blocks = time_blocks(ref_side, var_side, prompt, profile.new_tokens, pass_rule(ref.rule, ref.pass_index, ref.passes),
                                              log=lambda m: _say(log, f"[{be.name}] batch {b}: {m}"), probe=probe, earlier=ref.earlier.get(b),
-                                             pass_index=ref.pass_index, fresh_caps=ref.pass_index >= ref.passes,
+                                             pass_index=ref.pass_index, fresh_caps=extra,
                                              own_pairs=pass_rule(ref.rule, 0, ref.passes).blocks.min_runs,
-                                             bus_wait_s=FREE_BUS_WAIT_S if ref.pass_index >= ref.passes else 0.0)
+                                             bus_wait_s=FREE_BUS_WAIT_S if extra else 0.0)
         peak = probe.peak
     finally:
         probe.close()

@@ -340,8 +340,9 @@ def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tok
     bw = probe() if probe is not None else None
     waited = 0.0
     while _keep_going(rule, ref_blocks, var_blocks, probe.peak if probe is not None else 0.0, caps_from, own_pairs if fresh_caps else 0):
-        if probe is not None and bw is not None and probe.peak > 0 and waited < bus_wait_s and bw < stats.bandwidth_floor(probe.peak):
-            free, w, bw = wait_for_free_bus(probe, stats.bandwidth_floor(probe.peak), bus_wait_s - waited, sleep=sleep, clock=clock)
+        floor = stats.bandwidth_floor(probe.peak) if probe is not None and probe.peak > 0 else 0.0
+        if bw is not None and waited < bus_wait_s and bw < floor:
+            free, w, bw = wait_for_free_bus(probe, floor, bus_wait_s - waited, sleep=sleep, clock=clock)
             waited += w
             if log is not None:
                 log(f"waited {w:.0f} s for the memory bus to come free ({waited:.0f} of {bus_wait_s:.0f} s): it read {bw / 1e9:.0f} GB/s"
