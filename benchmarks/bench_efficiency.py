@@ -85,7 +85,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.measure.efficiency.pairing import FREE_BUS_WAIT_S, PairedRule, pass_label  # noqa: E402
 from harness.measure.efficiency.speed import RepeatRule, relative_difference  # noqa: E402
-from kompakt.paired import MIN_PASSES, batched, contains_one, intervals_overlap  # noqa: E402
+from kompakt.paired import BUS_HEADROOM_SHARE, MIN_PASSES, batched, contains_one, intervals_overlap  # noqa: E402
 
 #: The agreement issue 18 asks for between two back-to-back runs: batch-1 decode speed-ups within 5 % ...
 AGREEMENT = 0.05
@@ -580,7 +580,8 @@ class Settings:
             f" (the profile's: {profile.prompt_tokens} and {profile.new_tokens})")
         return (f"timed with a {prompt}-token prompt and {new} new tokens{differs}; paired blocks of 1 untimed and "
                 f"{self.repeats_per_block} timed run(s), at least {self.min_blocks} pairs and {self.min_seconds:g} s of timed work "
-                f"per side at full memory bandwidth, at most {self.max_blocks} pairs and {self.max_seconds:g} s in all; "
+                f"per side at full memory bandwidth (or with neither side drawing more than {BUS_HEADROOM_SHARE:.0%} of the "
+                f"bandwidth the bus gave it), at most {self.max_blocks} pairs and {self.max_seconds:g} s in all; "
                 f"no speed-up where fewer pairs reach full memory bandwidth, after up to {self.extra_passes} extra pass(es) at the end of "
                 f"the run, which also time again one whose pairs at full bandwidth come from fewer than {MIN_PASSES} passes, "
                 f"and wait for the bus to come free, up to {FREE_BUS_WAIT_S:g} s before the pass and as long again before its pairs "

@@ -311,6 +311,19 @@ class PairedSpeed(Strict):
         "drew on the memory bus; they are left out of the speed-ups and counted in `left_out_pairs`.",
     )
     left_out_pairs: int = Field(default=0, ge=0, description="Pairs timed below `bandwidth_floor_gbps` and left out of the speed-ups.")
+    bus_headroom_share: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Pairs below `bandwidth_floor_gbps` still count when neither side drew more than this share of the bandwidth their "
+        "probe read (bytes read per decoding step, the weights, times steps per second): the bus, even contended, did not limit them. "
+        "Absent in files timed before this rule, where the floor alone decided.",
+    )
+    headroom_pairs: int | None = Field(
+        default=None,
+        ge=0,
+        description="Of the pairs the speed-ups use, how many were below `bandwidth_floor_gbps` and count by `bus_headroom_share`.",
+    )
     left_out_decode_speedup: float | None = Field(
         default=None,
         gt=0,

@@ -234,6 +234,9 @@ def paired_rows(run_id: str, t: Throughput) -> list[dict[str, Any]]:
     if p.left_out_pairs:
         own = f", their own decode speed-up {p.left_out_decode_speedup:.2f}x" if p.left_out_decode_speedup else ""
         what += f"; {p.left_out_pairs} pair(s) timed below {p.bandwidth_floor_gbps} GB/s of memory bandwidth left out{own}"
+    if p.headroom_pairs:
+        what += (f"; {p.headroom_pairs} pair(s) below {p.bandwidth_floor_gbps} GB/s counted: neither side drew more than "
+                 f"{p.bus_headroom_share:.0%} of the bandwidth its probe read")
     rows = []
     for figure, key in PAIRED_KEYS.items():
         f = getattr(p, figure)

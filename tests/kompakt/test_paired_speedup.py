@@ -206,3 +206,23 @@ def test_pairs_below_the_floor_are_left_out_and_too_few_left_is_no_speedup() -> 
     assert paired.kept_pairs(bw, 40.0) == [True] * 5
     # never fewer than the bootstrap's two pairs, whatever the rule asks
     assert not paired.free_bus([True, False, False], 1) and paired.free_bus([True, True], 0)
+
+
+def test_a_pair_below_the_floor_counts_when_neither_side_drew_more_than_half_of_what_its_probe_read() -> None:
+    """The figures of part 1 (README, *Paired speed-ups*): PyTorch decoding the 538 MB float32 reference at 25 steps/s
+    draws 13.5 GB/s, under half of a contended probe's 40 GB/s, so its pair counts; llama.cpp decoding it at 78 steps/s
+    draws 42 GB/s, more than half of it, so it does not. A pair at the floor counts whatever it drew."""
+    pytorch = paired.pair_draw((538e6, 425e6), (25.0, 31.0))
+    llama = paired.pair_draw((538e6, 143e6), (78.0, 180.0))
+    assert pytorch == pytest.approx(538e6 * 25.0) and llama == pytest.approx(538e6 * 78.0)  # the larger side's draw
+    bw = [40e9, 40e9, 80e9, 20e9]
+    assert paired.kept_pairs(bw, 56e9, [pytorch, llama, llama, pytorch]) == [True, False, True, False]
+    # exactly half still counts; the share is a parameter with the same checks as the floor's
+    assert paired.kept_pairs([40e9], 56e9, [20e9]) == [True]
+    assert paired.kept_pairs([40e9], 56e9, [20e9], headroom=0.25) == [False]
+    with pytest.raises(ValueError, match="unaligned"):
+        paired.kept_pairs(bw, 56e9, [pytorch])
+    with pytest.raises(ValueError, match="headroom"):
+        paired.kept_pairs(bw, 56e9, [pytorch] * 4, headroom=0.0)
+    with pytest.raises(ValueError, match="negative"):
+        paired.pair_draw((538e6, -1.0), (25.0, 31.0))

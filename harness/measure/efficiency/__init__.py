@@ -244,6 +244,8 @@ class _Pair:
     loading: str = "same_process"
     reason: str = ""
     weights_ratio: float | None = None
+    step_bytes: tuple[float, float] | None = None
+    """Bytes read per decoding step, reference and variant (their weights): each pair's memory draw (pairing, ``kept``)."""
     opened: list[Any] = field(default_factory=list)
     """Backends opened for the pairing, closed at the end."""
 
@@ -343,6 +345,7 @@ def _open_pair(be: Any, pair: _Pair, profile: Profile, result: EfficiencyResult,
         pair.sides = (LoadedSide(ref_be), LoadedSide(be, energy))
         ref_weights = ref_be.weights_bytes()
     pair.weights_ratio = weights / ref_weights if weights and ref_weights else None
+    pair.step_bytes = (float(ref_weights), float(weights)) if weights and ref_weights else None
     return []
 
 
@@ -363,14 +366,15 @@ def _time_batch_paired(be: Any, pair: _Pair, profile: Profile, result: Efficienc
                                              log=lambda m: _say(log, f"[{be.name}] batch {b}: {m}"), probe=probe, earlier=ref.earlier.get(b),
                                              pass_index=ref.pass_index, fresh_caps=extra,
                                              own_pairs=pass_rule(ref.rule, 0, ref.passes).blocks.min_runs,
-                                             bus_wait_s=FREE_BUS_WAIT_S if extra else 0.0)
+                                             bus_wait_s=FREE_BUS_WAIT_S if extra else 0.0, step_bytes=pair.step_bytes)
         peak = probe.peak
     finally:
         probe.close()
     result.bandwidth_peak = max(result.bandwidth_peak, peak)
     prefill_s = [x for blk in var_blocks for x in blk.prefill_s]
     stamps = [ts for blk in var_blocks for ts in blk.stamps]
-    record = paired_record(ref_blocks, var_blocks, b, prompt_len, pair.reference, pair.loading, pair.weights_ratio, peak)  # type: ignore[arg-type]
+    record = paired_record(ref_blocks, var_blocks, b, prompt_len, pair.reference, pair.loading, pair.weights_ratio, peak,
+                           pair.step_bytes)  # type: ignore[arg-type]
     note = describe + "; " + describe_pairing(pair.reference, pair.reason, len(var_blocks), record)
     gen = _add_throughput(be.name, profile, result, b, prompt_len, prefill_s, stamps, bw, weights, note, paired=record)
     joules: dict[str, float] = {}

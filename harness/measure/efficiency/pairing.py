@@ -10,7 +10,9 @@ The protocol (the statistics are :mod:`kompakt.paired`):
 3. The memory bandwidth is probed before every block and after every variant block
    (:class:`~harness.measure.efficiency.bandwidth.BandwidthProbe`, a few milliseconds); a pair whose
    median probe is below :data:`kompakt.paired.FULL_BANDWIDTH_SHARE` of the highest probe seen was
-   timed while other work on the host drew on the memory bus, and does not count.
+   timed while other work on the host drew on the memory bus, and does not count, unless neither side drew more than
+   half of what its probe read (bytes read per decoding step, their weights, times steps per second;
+   :data:`kompakt.paired.BUS_HEADROOM_SHARE`): then the bus, even contended, was not what limited it.
 4. Blocks continue until at least ``min_runs`` pairs count and the counted blocks of both sides hold
    ``min_seconds`` of timed work each (:class:`~harness.measure.efficiency.speed.RepeatRule`, the same
    rule as for unpaired repeats, counted in blocks), capped as that rule caps over all pairs; when the
@@ -268,16 +270,31 @@ def pair_bandwidths(ref_blocks: list[Block], var_blocks: list[Block]) -> list[fl
     return stats.pair_bandwidth(before_r, before_v, after_v)  # type: ignore[arg-type]
 
 
-def kept(ref_blocks: list[Block], var_blocks: list[Block], peak: float) -> list[bool]:
-    """Which pairs count (:func:`kompakt.paired.kept_pairs`); all of them when the blocks were not probed."""
+def pair_draws(ref_blocks: list[Block], var_blocks: list[Block], step_bytes: tuple[float, float] | None) -> list[float] | None:
+    """Each pair's memory draw (bytes/s, :func:`kompakt.paired.pair_draw`) from the two sides' bytes read per decoding step
+    (``step_bytes``: reference, variant; their weights) and each block's median decoding steps per second; None without
+    ``step_bytes``."""
+    if step_bytes is None:
+        return None
+    from harness.measure.efficiency import generation_samples
+
+    def steps_per_s(b: Block) -> float:  # a batch size of 1 turns decode tokens/s into steps/s at any batch size
+        return stats.block_figure(generation_samples(b.stamps, 1)["decode_tps"])
+
+    return [stats.pair_draw(step_bytes, (steps_per_s(r), steps_per_s(v))) for r, v in zip(ref_blocks, var_blocks, strict=True)]
+
+
+def kept(ref_blocks: list[Block], var_blocks: list[Block], peak: float, step_bytes: tuple[float, float] | None = None) -> list[bool]:
+    """Which pairs count (:func:`kompakt.paired.kept_pairs`, with each pair's draw when ``step_bytes`` is given); all of
+    them when the blocks were not probed."""
     bw = pair_bandwidths(ref_blocks, var_blocks)
     if bw is None or peak <= 0:
         return [True] * len(var_blocks)
-    return stats.kept_pairs(bw, stats.bandwidth_floor(peak))
+    return stats.kept_pairs(bw, stats.bandwidth_floor(peak), pair_draws(ref_blocks, var_blocks, step_bytes))
 
 
 def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Block], peak: float, caps_from: int = 0,
-                own_pairs: int = 0) -> bool:
+                own_pairs: int = 0, step_bytes: tuple[float, float] | None = None) -> bool:
     """Another pair? Caps count every pair from ``caps_from`` on; the minimums count only the pairs at full bandwidth, and
     at least ``own_pairs`` of them must lie from ``caps_from`` on."""
     r = rule.blocks
@@ -285,7 +302,7 @@ def _keep_going(rule: PairedRule, ref_blocks: list[Block], var_blocks: list[Bloc
     total_s = min(sum(b.seconds for b in capped_r), sum(b.seconds for b in capped_v))
     if len(capped_v) >= r.max_runs or (len(capped_v) >= r.min_runs and total_s >= r.max_seconds):
         return False
-    keep = kept(ref_blocks, var_blocks, peak)
+    keep = kept(ref_blocks, var_blocks, peak, step_bytes)
     if sum(keep[caps_from:]) < own_pairs:
         return True
     kept_s = min(sum(b.seconds for b, k in zip(ref_blocks, keep) if k), sum(b.seconds for b, k in zip(var_blocks, keep) if k))
@@ -322,15 +339,19 @@ def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tok
                 log: Callable[[str], None] | None = None, probe: Probe | None = None,
                 earlier: tuple[list[Block], list[Block]] | None = None, pass_index: int = 0,
                 fresh_caps: bool = False, own_pairs: int = 0, bus_wait_s: float = 0.0,
+                step_bytes: tuple[float, float] | None = None,
                 sleep: Callable[[float], None] | None = None, clock: Callable[[], float] | None = None) -> tuple[list[Block], list[Block]]:
     """Alternate blocks, reference first, until ``rule`` says stop; returns (reference blocks, variant blocks).
 
     With a ``probe``, every block records the bandwidth before it (and every variant block the one after it), and
-    only the pairs at full bandwidth count towards the rule's minimums. ``earlier``: the blocks of earlier passes, which
+    only the pairs at full bandwidth count towards the rule's minimums, or, given ``step_bytes`` (reference, variant:
+    bytes read per decoding step), also those whose draw stayed within the headroom of the probe
+    (:data:`kompakt.paired.BUS_HEADROOM_SHARE`). ``earlier``: the blocks of earlier passes, which
     the rule counts and the returned lists begin with; ``pass_index``: the pass the new blocks belong to;
     ``fresh_caps``: the caps count only the new blocks, and at least ``own_pairs`` of the new pairs must reach full bandwidth
-    (an extra pass, module docstring, 4); ``bus_wait_s``: before a pair whose probe reads below the floor, wait for the bus
-    to come free (:func:`wait_for_free_bus`), up to this many seconds over the whole call (``sleep``, ``clock``: for tests).
+    (an extra pass, module docstring, 4); ``bus_wait_s``: before a pair whose probe reads below what would let it count
+    (the floor, or the latest pair's draw over the headroom share, whichever is lower), wait for the bus
+    (:func:`wait_for_free_bus`), up to this many seconds over the whole call (``sleep``, ``clock``: for tests).
     """
     ref_blocks: list[Block] = list(earlier[0]) if earlier else []
     var_blocks: list[Block] = list(earlier[1]) if earlier else []
@@ -339,10 +360,13 @@ def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tok
     caps_from = len(var_blocks) if fresh_caps else 0
     bw = probe() if probe is not None else None
     waited = 0.0
-    while _keep_going(rule, ref_blocks, var_blocks, probe.peak if probe is not None else 0.0, caps_from, own_pairs if fresh_caps else 0):
+    while _keep_going(rule, ref_blocks, var_blocks, probe.peak if probe is not None else 0.0, caps_from, own_pairs if fresh_caps else 0,
+                      step_bytes):
         floor = stats.bandwidth_floor(probe.peak) if probe is not None and probe.peak > 0 else 0.0
-        if bw is not None and waited < bus_wait_s and bw < floor:
-            free, w, bw = wait_for_free_bus(probe, floor, bus_wait_s - waited, sleep=sleep, clock=clock)
+        last_draw = (pair_draws(ref_blocks[-1:], var_blocks[-1:], step_bytes) or [None])[0] if var_blocks else None
+        enough = floor if last_draw is None else min(floor, last_draw / stats.BUS_HEADROOM_SHARE)
+        if bw is not None and waited < bus_wait_s and bw < enough:
+            free, w, bw = wait_for_free_bus(probe, enough, bus_wait_s - waited, sleep=sleep, clock=clock)
             waited += w
             if log is not None:
                 log(f"waited {w:.0f} s for the memory bus to come free ({waited:.0f} of {bus_wait_s:.0f} s): it read {bw / 1e9:.0f} GB/s"
@@ -357,8 +381,9 @@ def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tok
         ref_blocks.append(r)
         var_blocks.append(v)
         if log is not None and len(var_blocks) % 5 == 0:
-            n_kept = sum(kept(ref_blocks, var_blocks, probe.peak)) if probe is not None else len(var_blocks)
-            log(f"{len(var_blocks)} pairs of blocks" + (f", {n_kept} at full memory bandwidth" if probe is not None else ""))
+            n_kept = sum(kept(ref_blocks, var_blocks, probe.peak, step_bytes)) if probe is not None else len(var_blocks)
+            which = "at full memory bandwidth" if step_bytes is None else "that count (at full memory bandwidth or within the bus's headroom)"
+            log(f"{len(var_blocks)} pairs of blocks" + (f", {n_kept} {which}" if probe is not None else ""))
     return ref_blocks, var_blocks
 
 
@@ -383,16 +408,19 @@ HIGHER_IS_FASTER = {"prefill_tokens_per_s": True, "decode_tokens_per_s": True, "
 
 
 def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: int, prompt_tokens: int, ref: PairedReference,
-                  loading: Loading, weights_ratio: float | None, peak: float = 0.0) -> PairedSpeed:
+                  loading: Loading, weights_ratio: float | None, peak: float = 0.0, step_bytes: tuple[float, float] | None = None
+                  ) -> PairedSpeed:
     """The results file's paired record of one batch size: speed-ups over the pairs at full bandwidth (``peak``: the
     highest probe seen; 0 or unprobed blocks: every pair counts). With fewer such pairs than the rule's minimum (an
     earlier pass's record: its share of it) the record has no speed-up and says why (``speedup_absent_reason``); the
-    decode ratio of its pairs, all timed on the contended bus, is ``left_out_decode_speedup``."""
+    decode ratio of its pairs, all timed on the contended bus, is ``left_out_decode_speedup``. ``step_bytes`` (reference,
+    variant: bytes read per decoding step, at any batch size) lets pairs below the floor count whose draw stayed within
+    the headroom (:func:`kept`)."""
     bw = pair_bandwidths(ref_blocks, var_blocks)
     probed_ok = bw is not None and peak > 0
     floor = stats.bandwidth_floor(peak) if probed_ok else 0.0
     minimum = max(stats.MIN_BLOCKS, pass_rule(ref.rule, ref.pass_index, ref.passes).blocks.min_runs)
-    keep = stats.kept_pairs(bw, floor) if probed_ok else [True] * len(var_blocks)  # type: ignore[arg-type]
+    keep = kept(ref_blocks, var_blocks, peak, step_bytes) if probed_ok else [True] * len(var_blocks)
     contended = probed_ok and not stats.free_bus(keep, minimum)
     passes = [b.pass_index for b, k in zip(var_blocks, keep) if k]
     figures: dict[str, PairedFigure | None] = dict.fromkeys(HIGHER_IS_FASTER)
@@ -418,10 +446,13 @@ def paired_record(ref_blocks: list[Block], var_blocks: list[Block], batch_size: 
             "bandwidth_gbps": None if contended else [round(b / 1e9, 2) for b, k in zip(bw, keep) if k],  # type: ignore[arg-type]
             "bandwidth_floor_gbps": round(floor / 1e9, 2),
             "left_out_pairs": len(left),
+            "bus_headroom_share": stats.BUS_HEADROOM_SHARE if step_bytes is not None else None,
+            "headroom_pairs": None if step_bytes is None else (0 if contended else sum(k and b < floor for b, k in zip(bw, keep))),  # type: ignore[arg-type]
             "left_out_decode_speedup": left_out_speedup,
             "bandwidth_contended": contended,
-            "speedup_absent_reason": (f"{sum(keep)} of {len(keep)} pairs reached {floor / 1e9:.0f} GB/s of memory bandwidth before the "
-                                      f"timing cap, fewer than the {minimum} a speed-up needs: the memory bus was contended throughout")
+            "speedup_absent_reason": (f"{sum(keep)} of {len(keep)} pairs reached {floor / 1e9:.0f} GB/s of memory bandwidth"
+                                      + (f" or drew at most {stats.BUS_HEADROOM_SHARE:.0%} of what the bus gave them" if step_bytes is not None else "")
+                                      + f" before the timing cap, fewer than the {minimum} a speed-up needs: the memory bus was contended throughout")
             if contended else None,
         }
     return PairedSpeed(
@@ -468,6 +499,9 @@ def describe(ref: PairedReference, loading_reason: str, blocks: int, record: Pai
         else:
             text += (f"; {record.left_out_pairs} pair(s) timed below {record.bandwidth_floor_gbps:.0f} GB/s of memory bandwidth "
                      f"({stats.FULL_BANDWIDTH_SHARE:.0%} of the highest probe) left out")
+            if record.headroom_pairs:
+                text += (f", {record.headroom_pairs} below it counted (neither side drew more than {record.bus_headroom_share:.0%} of the "
+                         "bandwidth its probe read)")
     return text
 
 

@@ -424,3 +424,45 @@ def test_an_extra_pass_waits_for_the_free_bus_before_a_pair_instead_of_timing_it
     assert now[0] == 12.0 and len(var) == 6 and sum(kept(ref, var, probe.peak)) == 1
     assert said == ["waited 12 s for the memory bus to come free (12 of 12 s): it read 45 GB/s, timing anyway",
                     "5 pairs of blocks, 1 at full memory bandwidth"]
+
+
+def test_a_pair_on_a_contended_bus_counts_when_neither_side_drew_more_than_half_of_what_it_had() -> None:
+    """The reference decodes 50 steps/s, the variant 100 (FakeSide). Reading 1e8 bytes a step, the pair draws 10 GB/s, under
+    half the contended probe's 45 GB/s: the bus did not limit it, and it counts (no fourth pair, no waiting in an extra
+    pass, a speed-up even on a bus contended throughout). Reading 1e9 bytes a step it draws 100 GB/s and is left out as
+    before. The record says how many pairs counted by the headroom, and validates."""
+    from kompakt.results import PairedSpeed
+
+    rule = PairedRule(blocks=RepeatRule(warmup=0, min_runs=3, min_seconds=0.0, max_runs=4), repeats=1)
+    reference = PairedReference(Path("ref"), "reference (test)", rule=rule)
+    side = lambda name, step: FakeSide(name, [], step)  # noqa: E731
+    light, heavy = (1e8, 1e8), (1e9, 1e9)
+    probe = FakeProbe([80, 80, 80, 45, 45, 80, 80, 80, 80])
+    ref, var = time_blocks(side("ref", 0.02), side("var", 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe, step_bytes=light)
+    assert len(var) == 3 and kept(ref, var, probe.peak, light) == [True] * 3 and kept(ref, var, probe.peak, heavy) == [True, False, True]
+    record = paired_record(ref, var, 1, 4, reference, "same_process", None, probe.peak, light)
+    assert record.headroom_pairs == 1 and record.left_out_pairs == 0 and record.bus_headroom_share == 0.5
+    assert record.decode_tokens_per_s.blocks == 3 and record.decode_tokens_per_s.speedup == pytest.approx(2.0)
+    assert "1 below it counted (neither side drew more than 50% of the bandwidth its probe read)" in describe(reference, "x", 3, record)
+    assert PairedSpeed.model_validate_json(record.model_dump_json()) == record
+    probe = FakeProbe([80, 80, 80, 45, 45, 80, 80, 80, 80])
+    ref, var = time_blocks(side("ref", 0.02), side("var", 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe, step_bytes=heavy)
+    record = paired_record(ref, var, 1, 4, reference, "same_process", None, probe.peak, heavy)
+    assert len(var) == 4 and record.headroom_pairs == 0 and record.left_out_pairs == 1
+    # contended throughout: compute-bound sides still have their speed-up, memory-bound ones none
+    for step_bytes, contended in ((light, False), (heavy, True)):
+        probe = FakeProbe([80, 80, 80] + [45] * 20)
+        ref, var = time_blocks(side("ref", 0.02), side("var", 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe, step_bytes=step_bytes)
+        record = paired_record(ref, var, 1, 4, reference, "same_process", None, probe.peak, step_bytes)
+        assert record.bandwidth_contended is contended and (record.decode_tokens_per_s is None) is contended
+    assert record.speedup_absent_reason.startswith("1 of 4 pairs reached 56 GB/s of memory bandwidth or drew at most 50% of what the bus gave them")
+    # an extra pass waits only where the pair would not count: after a light pair, 45 GB/s is enough
+    now = [0.0]
+    probe = FakeProbe([80, 80, 80, 45, 45, 45, 45] + [80] * 20)
+    ref, var = time_blocks(side("ref", 0.02), side("var", 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe, bus_wait_s=60, step_bytes=light,
+                           sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+    assert now[0] == 0.0 and len(var) == 3
+    probe = FakeProbe([80, 80, 80, 45, 45, 45, 45] + [80] * 20)
+    ref, var = time_blocks(side("ref", 0.02), side("var", 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe, bus_wait_s=60, step_bytes=heavy,
+                           sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+    assert now[0] == 10.0
