@@ -199,8 +199,15 @@ def test_pairs_left_out_for_a_contended_memory_bus_are_named_in_the_notes_and_a_
     absent["metrics"]["throughput"] = [{"backend": "llama.cpp", "batch_size": 1, "decode_tokens_per_s": {"value": 30.0},
                                         "paired": {**paired, "decode_tokens_per_s": None, "bandwidth_gbps": None, "left_out_pairs": 5,
                                                    "bandwidth_contended": True, "speedup_absent_reason": "too few pairs"}}]
-    load(memdb, make_result("m", "reference", "cpu", run_id="ref"), var, contended, two_passes, three_passes, absent)
+    # pairs below the floor that counted by the bus's headroom (kompakt.paired.BUS_HEADROOM_SHARE) are named too
+    headroom = make_result("m", "prune-8", "cpu", run_id="headroom")
+    headroom["metrics"]["throughput"] = [{"backend": "pytorch", "batch_size": 1, "decode_tokens_per_s": {"value": 30.0},
+                                          "paired": {**paired, "bandwidth_gbps": [80.0, 42.0], "left_out_pairs": 0, "left_out_decode_speedup": None,
+                                                     "bus_headroom_share": 0.5, "headroom_pairs": 1}}]
+    load(memdb, make_result("m", "reference", "cpu", run_id="ref"), var, contended, two_passes, three_passes, absent, headroom)
     notes = dict(memdb.execute("SELECT run_id, notes FROM metrics WHERE key = 'decode_speedup'").fetchall())
+    assert ("1 pair(s) below 61.0 GB/s counted: neither side drew more than 50% of the bandwidth its probe read" in notes["headroom"]
+            and "counted" not in notes["var"])
     assert "in 3 passes minutes apart, pooled (the passes' own decode speed-ups 1.45x, 1.50x, 1.62x; interval covers their batch means)" in notes["batches"]
     assert "own decode speed-ups" not in notes["passes"]
     assert "3 pair(s) timed below 61.0 GB/s of memory bandwidth left out, their own decode speed-up 2.20x" in notes["var"]
