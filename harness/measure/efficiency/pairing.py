@@ -363,8 +363,8 @@ def time_blocks(reference: Side, variant: Side, prompt: list[list[int]], new_tok
     while _keep_going(rule, ref_blocks, var_blocks, probe.peak if probe is not None else 0.0, caps_from, own_pairs if fresh_caps else 0,
                       step_bytes):
         floor = stats.bandwidth_floor(probe.peak) if probe is not None and probe.peak > 0 else 0.0
-        last_draw = (pair_draws(ref_blocks[-1:], var_blocks[-1:], step_bytes) or [None])[0] if var_blocks else None
-        enough = floor if last_draw is None else min(floor, last_draw / stats.BUS_HEADROOM_SHARE)
+        last = pair_draws(ref_blocks[-1:], var_blocks[-1:], step_bytes) if var_blocks else None  # the latest pair's draw
+        enough = min(floor, last[0] / stats.BUS_HEADROOM_SHARE) if last else floor
         if bw is not None and waited < bus_wait_s and bw < enough:
             free, w, bw = wait_for_free_bus(probe, enough, bus_wait_s - waited, sleep=sleep, clock=clock)
             waited += w
