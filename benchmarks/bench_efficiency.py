@@ -552,9 +552,11 @@ class Settings:
     """Pairs of blocks at most, counting those on a contended bus: the cap when too few pairs see the free bus."""
     max_seconds: float = 30.0
     """Seconds of timed work per side at most (once ``min_blocks`` pairs are timed), counting every pair."""
-    extra_passes: int = 1
+    extra_passes: int = 3
     """Extra passes at the end of a run for a measurement whose pairs at full memory bandwidth fell short of ``min_blocks``
     or come from too few passes (:func:`short`)."""
+    bus_headroom: bool = False
+    """Also count pairs below the free-bus floor within the bus's headroom (``PairedRule.bus_headroom``; off by default)."""
 
     def lengths(self) -> dict[str, int]:
         """The profile fields the timed runs override."""
@@ -580,8 +582,10 @@ class Settings:
             f" (the profile's: {profile.prompt_tokens} and {profile.new_tokens})")
         return (f"timed with a {prompt}-token prompt and {new} new tokens{differs}; paired blocks of 1 untimed and "
                 f"{self.repeats_per_block} timed run(s), at least {self.min_blocks} pairs and {self.min_seconds:g} s of timed work "
-                f"per side at full memory bandwidth (or with neither side drawing more than {BUS_HEADROOM_SHARE:.0%} of the "
-                f"bandwidth the bus gave it), at most {self.max_blocks} pairs and {self.max_seconds:g} s in all; "
+                f"per side at full memory bandwidth"
+                + (f" (or with neither side drawing more than {BUS_HEADROOM_SHARE:.0%} of the bandwidth the bus gave it)"
+                   if self.bus_headroom else "")
+                + f", at most {self.max_blocks} pairs and {self.max_seconds:g} s in all; "
                 f"no speed-up where fewer pairs reach full memory bandwidth, after up to {self.extra_passes} extra pass(es) at the end of "
                 f"the run, which also time again one whose pairs at full bandwidth come from fewer than {MIN_PASSES} passes, "
                 f"and wait for the bus to come free, up to {FREE_BUS_WAIT_S:g} s before the pass and as long again before its pairs "
@@ -707,11 +711,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "included, once --min-blocks pairs are timed (default 30, three times the minimum): with the earlier cap of 600 s "
                     "one pass of the reference's A/A check took 10 minutes on a host held at half its bandwidth, and a run's "
                     "estimate rose to 22 h")
-    ap.add_argument("--extra-passes", type=int, default=1, help="extra passes at the end of each run for a measurement whose pairs at "
+    ap.add_argument("--extra-passes", type=int, default=3, help="extra passes at the end of each run for a measurement whose pairs at "
                     "full memory bandwidth fell short of --min-blocks when the cap stopped it, or come from fewer than 3 passes (default "
-                    "1): each waits up to five minutes for the bus to come free, then times at least one pass's share of pairs at full "
+                    "3, one round over the short measurements after another, so that a bus contended for an hour or more still "
+                    "leaves free stretches to find): each waits up to five minutes for the bus to come free, then times at least one pass's share of pairs at full "
                     "bandwidth, under the whole caps; a measurement still short has no speed-up and its results file says why (the "
                     "pairs of a contended bus read another ratio and are never counted in its place)")
+    ap.add_argument("--bus-headroom", action="store_true", help="also count pairs below the free-bus floor where neither side drew "
+                    "more than half of the bandwidth its probe read (off by default: such pairs were 2 to 6 times as noisy and moved "
+                    "prune-8's speed-up by 5 %%, README, Part 1 under the headroom rule); e.g. --bus-headroom --only prune-8")
     ap.add_argument("--repeats-per-block", type=int, default=1, help="timed runs in each block after its untimed one (default 1)")
     ap.add_argument("--full", action="store_true", help="the fuller protocol: the profile's prompt and generation lengths and batch "
                     "sizes, 3 timed runs per block, every batch size in every run (about six times as long)")
@@ -763,6 +771,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
         min_blocks=3 if quick else args.min_blocks, min_seconds=0.0 if quick else MIN_SECONDS, repeats_per_block=1 if quick else args.repeats_per_block,
         runs=args.runs, threads=args.threads, passes=args.passes,
         max_blocks=3 if quick else args.max_blocks, max_seconds=args.max_seconds, extra_passes=args.extra_passes,
+        bus_headroom=args.bus_headroom,
     )
 
 
@@ -889,7 +898,7 @@ def main(argv: list[str] | None = None) -> int:
 
     blocks = RepeatRule(warmup=1, min_runs=settings.min_blocks, min_seconds=settings.min_seconds,
                         max_runs=settings.max_blocks, max_seconds=settings.max_seconds)
-    paired_rule = PairedRule(blocks, repeats=settings.repeats_per_block)
+    paired_rule = PairedRule(blocks, repeats=settings.repeats_per_block, bus_headroom=settings.bus_headroom)
     rule = RepeatRule(warmup=1, min_runs=3, min_seconds=0.0) if args.quick else RepeatRule()
     state_path = args.json or paths.cache_dir() / "bench-efficiency" / "state.json"
     how = settings.describe(get_profile(settings.profile))

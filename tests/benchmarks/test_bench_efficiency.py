@@ -347,3 +347,14 @@ def test_compare_reports_two_earlier_runs_taken_in_parts_from_their_files_alone(
     with pytest.raises(SystemExit):
         bench.parse_args(["--compare", COMMITTED, part, "--against", COMMITTED])  # one or the other
     assert bench.parse_args(["--compare", f"{COMMITTED},{part}", f"{COMMITTED},{part}"]).compare == [f"{COMMITTED},{part}"] * 2
+
+
+def test_pairs_within_the_bus_headroom_count_only_with_bus_headroom(bench) -> None:
+    """Off by default (README, *Part 1 under the headroom rule*); the settings line, which decides which runs may be set
+    side by side, says which rule a run was timed under."""
+    cpu = get_profile("cpu")
+    default = bench.settings_of(bench.parse_args([]))
+    assert not default.bus_headroom and default.extra_passes == 3
+    assert "neither side drawing" not in default.describe(cpu) and "after up to 3 extra pass(es)" in default.describe(cpu)
+    on = bench.settings_of(bench.parse_args(["--bus-headroom"]))
+    assert on.bus_headroom and "(or with neither side drawing more than 50% of the bandwidth the bus gave it)" in on.describe(cpu)

@@ -245,7 +245,8 @@ class _Pair:
     reason: str = ""
     weights_ratio: float | None = None
     step_bytes: tuple[float, float] | None = None
-    """Bytes read per decoding step, reference and variant (their weights): each pair's memory draw (pairing, ``kept``)."""
+    """Bytes read per decoding step, reference and variant (their weights): each pair's memory draw (pairing, ``kept``);
+    None unless the rule counts pairs within the bus's headroom (``PairedRule.bus_headroom``)."""
     opened: list[Any] = field(default_factory=list)
     """Backends opened for the pairing, closed at the end."""
 
@@ -345,7 +346,7 @@ def _open_pair(be: Any, pair: _Pair, profile: Profile, result: EfficiencyResult,
         pair.sides = (LoadedSide(ref_be), LoadedSide(be, energy))
         ref_weights = ref_be.weights_bytes()
     pair.weights_ratio = weights / ref_weights if weights and ref_weights else None
-    pair.step_bytes = (float(ref_weights), float(weights)) if weights and ref_weights else None
+    pair.step_bytes = (float(ref_weights), float(weights)) if ref.rule.bus_headroom and weights and ref_weights else None
     return []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -310,6 +311,8 @@ def test_an_aa_check_on_the_tiny_model_in_one_process(tiny_model_dir: Path, stea
             assert fig.blocks >= 3 and len(fig.variant_blocks) == len(fig.reference_blocks) == fig.blocks == len(p.bandwidth_gbps)
             assert fig.ci_low <= fig.ci_high
         assert p.weights_ratio == 1.0
+        # only pairs at the free-bus floor count unless the rule asks for the bus's headroom (PairedRule.bus_headroom)
+        assert p.bus_headroom_share is None and p.headroom_pairs is None
         # the variant's absolute figures pool its repeats over every block, left-out pairs included
         assert t.decode_tokens_per_s.repeats == timed
         assert "paired with a separately loaded copy of itself" in t.notes
@@ -466,3 +469,24 @@ def test_a_pair_on_a_contended_bus_counts_when_neither_side_drew_more_than_half_
     ref, var = time_blocks(side("ref", 0.02), side("var", 0.01), [[1, 2, 3, 4]], 5, rule, probe=probe, bus_wait_s=60, step_bytes=heavy,
                            sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
     assert now[0] == 10.0
+
+
+def test_pairs_within_the_bus_headroom_count_only_when_the_rule_asks(tiny_model_dir: Path, monkeypatch) -> None:
+    """Off by default (README, *Part 1 under the headroom rule*: such pairs were 2 to 6 times as noisy); with
+    ``bus_headroom`` a bus held below the floor throughout still gives the tiny model, which draws next to nothing, its
+    speed-up, and the record says how many pairs counted that way."""
+    from harness.measure.efficiency import bandwidth
+
+    # the free bus read 80 GB/s earlier in the run (the peak); every probe now reads a contended 30, below the floor of 56
+    monkeypatch.setattr(bandwidth, "_HIGHEST", {})
+    monkeypatch.setattr(bandwidth.BandwidthProbe, "__call__", lambda self: 30e9)
+    off = measure(tiny_model_dir, profile(), bandwidth=BW, memory=False,
+                  reference=PairedReference(tiny_model_dir, "reference (tiny)", aa_check=True, rule=SHORT, bandwidth_peak=80e9))
+    p = off.throughput[0].paired
+    assert p.bandwidth_contended and p.decode_tokens_per_s is None and p.bus_headroom_share is None
+    on_rule = dataclasses.replace(SHORT, bus_headroom=True)
+    on = measure(tiny_model_dir, profile(), bandwidth=BW, memory=False,
+                 reference=PairedReference(tiny_model_dir, "reference (tiny)", aa_check=True, rule=on_rule, bandwidth_peak=80e9))
+    q = on.throughput[0].paired
+    assert not q.bandwidth_contended and q.decode_tokens_per_s is not None
+    assert q.bus_headroom_share == 0.5 and q.headroom_pairs == q.decode_tokens_per_s.blocks
