@@ -1,8 +1,8 @@
 """The committed CPU quality set of the embedded model: every variant of ``all-methods`` and the thesis' pruned-and-quantized
 pipeline, measured once with everything.
 
-One run per variant, in the order below (the reference first: the KL divergence needs its cached distributions),
-of ``kompakt bench --profile cpu`` on
+Per variant, in the order below (the reference first: the KL divergence needs its cached distributions), three runs
+of ``kompakt bench --profile cpu`` (below) on
 
 - the English set: WinoGrande, ARC-Challenge, TruthfulQA-MC2 (full sets) and HellaSwag in llama.cpp's text (its
   first 1000 validation items), each with its per-sample file; lm-eval's WikiText-2 word perplexity, the token
@@ -13,14 +13,16 @@ of ``kompakt bench --profile cpu`` on
 - the German suite (``--tasks german``: Belebele in German and English, ARC and TruthfulQA in German, XNLI, PAWS-X,
   the parallel English-German perplexity), full sets.
 
-A variant is **done** when one of its results files under ``data/results/<model>/<variant>/cpu/`` has all of that
-(every task on its full set, per-sample results for the multiple-choice tasks; the WikiText perplexities possibly from
-the committed file they are taken from), measured on the artifact the recipe
-builds today: for ``rtn``/``awq``/``gptq`` steps that is the packed checkpoint (the step's lineage record names its
-packed ``format``), so a file measured on the dequantized float32 artifacts of before never counts. A done variant is
-skipped; so the script resumes where it stopped, and each variant's tasks already measured come from the measurement
-cache (``KOMPAKT_CACHE``), so an interrupted variant loses at most the task it was in. With ``--commit`` each
-variant's new results and per-sample files are committed as soon as the variant lands (nothing else is staged).
+A variant is **done** when its results files under ``data/results/<model>/<variant>/cpu/`` together have all of
+that, each part (the English tasks with their per-sample file; the two WikiText perplexities, possibly from an older
+committed file; the KL divergence; the German suite with its per-sample file) in one file measured on the artifact the
+recipe builds today: for ``rtn``/``awq``/``gptq`` steps that is the packed checkpoint (the step's lineage record names its
+packed ``format``), so a file measured on the dequantized float32 artifacts of before never counts. A variant is
+measured in three runs of ``kompakt bench``, each its own results file, committed (``--commit``) as soon as it lands:
+the English tasks, then the perplexities and the KL divergence, then the German suite. A part already there is
+skipped; so the script resumes where it stopped, and each run's tasks already measured come from the measurement
+cache (``KOMPAKT_CACHE``). A machine that loses its caches between sessions loses at most the run under way (one to
+two hours on two cores), not the whole variant (three to four hours): nothing but the committed files is kept.
 
 Hours of work a variant on two cores; run it alone, never beside a speed measurement (``SIGSTOP`` it for one):
 
@@ -59,7 +61,6 @@ ENGLISH_MC = ("winogrande", "arc_challenge", "truthfulqa_mc2", "hellaswag_llamac
 GERMAN_MC = ("belebele_deu_Latn", "belebele_eng_Latn", "arc_de", "truthfulqa_de_mc2", "xnli_de", "paws_de")
 PERPLEXITIES = ("wikitext", "wikitext2_tokens")
 LIMITS = {"hellaswag_llamacpp": 1000}
-TASKS = ",".join((*ENGLISH_MC, *PERPLEXITIES, "wikitext2_kl", "german"))
 PACKED_METHODS = {"rtn", "awq", "gptq"}
 
 
@@ -92,87 +93,128 @@ def full_perplexities(data: dict) -> set[str]:
             if p.get("limit") is None and p.get("parallel_language") is None and p["task"] in PERPLEXITIES}
 
 
-def perplexity_source(folder: Path, steps: list[tuple[str, dict]]) -> Path | None:
-    """The newest committed quality file of the variant with both WikiText perplexities on the full set, measured on
-    the steps the recipe builds today (same methods and parameters, and for ``rtn``/``awq``/``gptq`` the packed
-    artifact): the re-measurement takes them from there instead of measuring them again (issue 19)."""
-    for f in sorted(folder.glob("*.json"), reverse=True):
-        data = json.loads(f.read_text(encoding="utf-8"))
-        if data.get("status", {}).get("code") != "ok" or full_perplexities(data) != set(PERPLEXITIES):
-            continue
-        recorded = data.get("variant", {}).get("steps", [])
-        if signature(recorded) == steps and not dequantized(recorded):
-            return f
-    return None
+#: The parts of the set: each is complete in one results file (:func:`part_gaps`), the parts of a variant may come from
+#: different files (a part already measured is not measured again).
+PARTS = ("english", "wikitext", "kl", "german")
+#: The runs a variant is measured in, each one ``kompakt bench`` run and one results file, committed as it lands:
+#: a lost machine costs at most the run under way. Each run's tasks, per part.
+RUNS = {
+    "english": {"english": ENGLISH_MC},
+    "perplexity": {"wikitext": PERPLEXITIES, "kl": ("wikitext2_kl",)},
+    "german": {"german": ("german",)},
+}
+RUN_TEXT = {"english": "English set with per-sample results", "perplexity": "WikiText perplexities and KL divergence",
+            "german": "German suite with per-sample results"}
 
 
-def missing(data: dict, methods: list[str], perplexities_kept: bool = False, steps: list[tuple[str, dict]] | None = None
-            ) -> list[str]:
-    """What a results file lacks for the set (empty: it is complete); ``perplexities_kept``: the WikiText
-    perplexities come from another committed file (:func:`perplexity_source`); ``steps``: the recipe's steps with
-    their parameters, which the file's must equal (else only the methods are compared)."""
-    if data.get("status", {}).get("code") != "ok":
-        return ["status ok"]
-    gaps = []
+def part_gaps(data: dict, part: str) -> list[str]:
+    """What a results file lacks for one part of the set (its status and steps aside: :func:`artifact_gaps`)."""
     metrics = data.get("metrics", {})
+    if part == "wikitext":
+        return [t for t in PERPLEXITIES if t not in full_perplexities(data)]
+    if part == "kl":
+        kl = [d for d in metrics.get("distribution_distance") or [] if d["task"] == "wikitext2_kl" and d.get("limit") is None]
+        return [] if kl else ["wikitext2_kl"]
     accuracy = {a["task"]: a for a in metrics.get("accuracy", [])}
-    for task in (*ENGLISH_MC, *GERMAN_MC):
-        a = accuracy.get(task)
-        if a is None or a.get("limit") != LIMITS.get(task):
-            gaps.append(task)
-    perplexity = metrics.get("perplexity", [])
-    if not perplexities_kept:
-        gaps += [t for t in PERPLEXITIES if t not in full_perplexities(data)]
-    if not {p.get("parallel_language") for p in perplexity} >= {"eng_Latn", "deu_Latn"}:
+    gaps = [t for t in (ENGLISH_MC if part == "english" else GERMAN_MC)
+            if t not in accuracy or accuracy[t].get("limit") != LIMITS.get(t)]
+    if part == "german" and not {p.get("parallel_language") for p in metrics.get("perplexity", [])} >= {"eng_Latn", "deu_Latn"}:
         gaps.append("flores_ppl")
-    if not [d for d in metrics.get("distribution_distance") or [] if d["task"] == "wikitext2_kl" and d.get("limit") is None]:
-        gaps.append("wikitext2_kl")
     if not data.get("per_sample"):
         gaps.append("per-sample results")
+    return gaps
+
+
+def artifact_gaps(data: dict, methods: list[str], steps: list[tuple[str, dict]] | None = None) -> list[str]:
+    """Why a results file does not count for the variant at all: a run that did not finish, the dequantized artifact of
+    before, other steps than the recipe's (``steps``: with their parameters; else only the ``methods`` are compared)."""
+    if data.get("status", {}).get("code") != "ok":
+        return ["status ok"]
     recorded = data.get("variant", {}).get("steps", [])
-    gaps += [f"the packed {m} artifact (this file measured the dequantized one)" for m in dequantized(recorded)]
+    gaps = [f"the packed {m} artifact (this file measured the dequantized one)" for m in dequantized(recorded)]
     same = signature(recorded) == steps if steps is not None else [s["method"] for s in recorded] == methods
     if not same:
         gaps.append("the recipe's steps")
     return gaps
 
 
+def missing(data: dict, methods: list[str], perplexities_kept: bool = False, steps: list[tuple[str, dict]] | None = None
+            ) -> list[str]:
+    """What one results file lacks to hold the whole set alone (empty: it does); ``perplexities_kept``: the WikiText
+    perplexities come from another committed file (:func:`perplexity_source`)."""
+    head = artifact_gaps(data, methods, steps)
+    if head == ["status ok"]:
+        return head
+    gaps: list[str] = []
+    for part in PARTS:
+        if part == "wikitext" and perplexities_kept:
+            continue
+        gaps += [g for g in part_gaps(data, part) if g not in gaps]
+    return gaps + head
+
+
+def found_parts(folder: Path, methods: list[str], steps: list[tuple[str, dict]] | None = None) -> dict[str, Path | None]:
+    """Per part, the newest results file of the variant that has it, measured on the recipe's artifact (None: none)."""
+    found: dict[str, Path | None] = dict.fromkeys(PARTS)
+    for f in sorted(folder.glob("*.json"), reverse=True):
+        data = json.loads(f.read_text(encoding="utf-8"))
+        if artifact_gaps(data, methods, steps):
+            continue
+        for part in PARTS:
+            if found[part] is None and not part_gaps(data, part):
+                found[part] = f
+    return found
+
+
+def perplexity_source(folder: Path, steps: list[tuple[str, dict]]) -> Path | None:
+    """The newest committed quality file of the variant with both WikiText perplexities on the full set, measured on
+    the steps the recipe builds today (same methods and parameters, and for ``rtn``/``awq``/``gptq`` the packed
+    artifact): the re-measurement takes them from there instead of measuring them again (issue 19)."""
+    return found_parts(folder, [m for m, _ in steps], steps)["wikitext"]
+
+
 def status(variant: str, methods: list[str], results: Path, steps: list[tuple[str, dict]] | None = None) -> tuple[bool, str]:
-    """Whether the variant is done, and a line saying so or what its newest file lacks. With ``steps`` (the recipe's),
-    the WikiText perplexities may come from the file :func:`perplexity_source` finds."""
+    """Whether the variant is done (every part found), and a line naming the files it is done from, or what is left
+    and what its most nearly complete quality file lacks."""
     folder = results / MODEL / variant / PROFILE
-    source = perplexity_source(folder, steps) if steps is not None else None
+    found = found_parts(folder, methods, steps)
+    if all(found.values()):
+        files = {f: [p for p in PARTS if found[p] == f] for f in dict.fromkeys(found.values())}
+        if len(files) == 1:
+            return True, f"done ({next(iter(files)).name})"
+        return True, "done (" + "; ".join(f"{', '.join(parts)}: {f.name}" for f, parts in files.items()) + ")"
     best: list[str] | None = None
     for f in sorted(folder.glob("*.json"), reverse=True):
         data = json.loads(f.read_text(encoding="utf-8"))
-        if not data.get("metrics", {}).get("accuracy"):
+        if not any(data.get("metrics", {}).get(k) for k in ("accuracy", "perplexity", "distribution_distance")):
             continue  # an efficiency-only file
-        gaps = missing(data, methods, perplexities_kept=source is not None, steps=steps)
-        if not gaps:
-            return True, f"done ({f.name}" + (f"; WikiText perplexities from {source.name})" if source and source != f else ")")
+        gaps = [g for g in missing(data, methods, steps=steps)
+                if not (found["wikitext"] and g in PERPLEXITIES)]
         best = best if best is not None and len(best) <= len(gaps) else gaps
-    return False, "to measure" + (f" (newest quality file lacks: {', '.join(best)})" if best else "")
+    left = ", ".join(p for p in PARTS if not found[p])
+    return False, f"to measure: {left}" + (f" (newest quality file lacks: {', '.join(best)})" if best else "")
 
 
-def tasks_for(variant: str, steps: list[tuple[str, dict]], results: Path) -> str:
-    """The ``--tasks`` of a variant's run: the whole set, less the WikiText perplexities where a committed file on the
-    same steps has them (:func:`perplexity_source`)."""
-    source = perplexity_source(results / MODEL / variant / PROFILE, steps)
-    if source is None:
-        return TASKS
-    print(f"   {variant}: WikiText perplexities from {source.name}, not measured again", flush=True)
-    return ",".join(t for t in TASKS.split(",") if t not in PERPLEXITIES)
+def plan(variant: str, methods: list[str], steps: list[tuple[str, dict]] | None, results: Path) -> list[tuple[str, list[str]]]:
+    """The runs still to do for the variant, in order, each with its ``--tasks`` (the tasks of its parts not yet found)."""
+    found = found_parts(results / MODEL / variant / PROFILE, methods, steps)
+    out = []
+    for run, parts in RUNS.items():
+        tasks = [t for part, ts in parts.items() if found[part] is None for t in ts]
+        if tasks:
+            out.append((run, tasks))
+    return out
 
 
-def commit(variant: str, results: Path) -> None:
-    """Commit the variant's new, untracked results and per-sample files (nothing else)."""
+def commit(variant: str, run: str, results: Path) -> None:
+    """Commit the variant's new, untracked results and per-sample files of a run (nothing else)."""
     folder = results / MODEL / variant / PROFILE
     new = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", str(folder)], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout.split()
     if not new:
         return
     subprocess.run(["git", "add", "--", *new], cwd=ROOT, check=True)
-    message = f"Re-measure {variant} on the CPU profile: English set with per-sample results and KL, German suite"
+    message = f"Re-measure {variant} on the CPU profile: {RUN_TEXT[run]}"
     subprocess.run(["git", "commit", "-q", "-m", message, "--", *new], cwd=ROOT, check=True)
     print(f"== {variant}: committed {len(new)} file(s)", flush=True)
 
@@ -205,16 +247,21 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for i, v in enumerate(todo, 1):
         started = time.monotonic()
-        print(f"== {v} ({i}/{len(todo)}): {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}", flush=True)
-        cmd = [str(kompakt), "bench", "--recipe", known[v][0], "--variant", v, "--profile", PROFILE,
-               "--tasks", tasks_for(v, known[v][2], args.results_dir),
-               "--threads", str(args.threads), "--results-dir", str(args.results_dir),
-               *[a for t, n in LIMITS.items() for a in ("--limit", f"{t}={n}")]]
-        rc = subprocess.run(cmd, cwd=ROOT).returncode
+        for run, tasks in plan(v, known[v][1], known[v][2], args.results_dir):
+            print(f"== {v} ({i}/{len(todo)}), {run} ({','.join(tasks)}): {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
+                  flush=True)
+            cmd = [str(kompakt), "bench", "--recipe", known[v][0], "--variant", v, "--profile", PROFILE,
+                   "--tasks", ",".join(tasks), "--threads", str(args.threads), "--results-dir", str(args.results_dir),
+                   *[a for t, n in LIMITS.items() if t in tasks for a in ("--limit", f"{t}={n}")]]
+            rc = subprocess.run(cmd, cwd=ROOT).returncode
+            landed = all(r != run for r, _ in plan(v, known[v][1], known[v][2], args.results_dir))
+            print(f"== {v}, {run}: exit {rc}, {'landed' if landed else 'NOT complete'}", flush=True)
+            if landed and args.commit:
+                commit(v, run, args.results_dir)
+            if not landed:
+                break  # the next run would not make the variant done either; go on with the next variant
         done, line = status(v, known[v][1], args.results_dir, known[v][2])
-        print(f"== {v}: exit {rc}, {line}, {(time.monotonic() - started) / 60:.0f} min", flush=True)
-        if done and args.commit:
-            commit(v, args.results_dir)
+        print(f"== {v}: {line}, {(time.monotonic() - started) / 60:.0f} min", flush=True)
         if not done:
             failed.append(v)
     print(f"== finished {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}; not done: {', '.join(failed) or 'none'}")

@@ -20,7 +20,9 @@ variant's full English set; a score at chance (``kompakt.chance``) carries a °.
 prints, so the two cannot drift apart.
 
 A results file counts when it holds the full quality set (WinoGrande without a limit and
-the token perplexity); of several, the newest. Variants are listed in the order of
+the token perplexity); of several, the newest. A set measured in separate runs
+(``scripts/measure-cpu-set.py``: the English tasks, then the perplexities) counts as one
+when both runs measured the same artifact with the same lm-eval version (:func:`newest_full`). Variants are listed in the order of
 ``data/recipes/all-methods.yaml``, then the thesis recipe's own (the committed set); the
 change against the reference is given for the mean accuracy (points) and the word
 perplexity (per cent), the two columns a reader compares first, and only between figures
@@ -63,13 +65,50 @@ def full_german(data: dict) -> bool:
             and all(t in ppl and ppl[t].get("limit") is None for t in PARALLEL))
 
 
-def newest_full(folder: Path, test=full_set) -> dict | None:
+def _newest(folder: Path, test) -> list[dict]:
+    """The variant's finished results files that pass ``test``, newest first."""
     found = []
     for f in sorted(folder.glob("*.json")):
         data = json.loads(f.read_text(encoding="utf-8"))
         if data.get("status", {}).get("code", "ok") == "ok" and test(data):
             found.append((data["provenance"]["date"], data))
-    return max(found, key=lambda x: x[0])[1] if found else None
+    return [d for _, d in sorted(found, key=lambda x: x[0], reverse=True)]
+
+
+def full_english(data: dict) -> bool:
+    acc = {a["task"]: a for a in data["metrics"].get("accuracy", [])}
+    return "winogrande" in acc and acc["winogrande"].get("limit") is None
+
+
+def full_wikitext(data: dict) -> bool:
+    ppl = {p["task"] for p in data["metrics"].get("perplexity", [])}
+    return {"wikitext", "wikitext2_tokens"} <= ppl
+
+
+def _measured_on(data: dict) -> tuple:
+    """What a figure depends on beside its task: the artifact's steps (method, parameters, packed format) and lm-eval."""
+    steps = [(s["method"], json.dumps(s.get("params"), sort_keys=True), (s.get("record") or {}).get("format"))
+             for s in data.get("variant", {}).get("steps", [])]
+    return steps, data.get("software", {}).get("lm_eval")
+
+
+def newest_full(folder: Path, test=full_set) -> dict | None:
+    """The newest results file that passes ``test``. For the English set (``full_set``) also a set measured in separate
+    runs (``scripts/measure-cpu-set.py``): the newest file with the full English tasks, its perplexities taken from the
+    newest file with both WikiText perplexities on the same artifact and lm-eval version, when that is newer than the
+    newest file that has the whole set alone."""
+    whole = _newest(folder, test)
+    if test is not full_set:
+        return whole[0] if whole else None
+    for english in _newest(folder, full_english)[:1]:
+        for wiki in _newest(folder, full_wikitext):
+            if _measured_on(wiki) == _measured_on(english):
+                if whole and whole[0]["provenance"]["date"] >= english["provenance"]["date"]:
+                    break
+                merged = json.loads(json.dumps(english))
+                merged["metrics"]["perplexity"] = wiki["metrics"]["perplexity"]
+                return merged
+    return whole[0] if whole else None
 
 
 def figures(data: dict) -> dict:

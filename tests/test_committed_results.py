@@ -78,6 +78,35 @@ def test_a_partial_run_is_not_in_the_quality_table(tmp_path):
     assert qt.table(tmp_path) == ""
 
 
+def test_a_set_measured_in_separate_runs_is_one_row(tmp_path):
+    """scripts/measure-cpu-set.py measures the English tasks and the perplexities in separate runs: the row joins them
+    when both were measured on the same artifact, and never joins two artifacts."""
+    qt = _script()
+    data = qt.newest_full(ROOT / "data/results/smollm2-135m-instruct/reference/cpu")
+    english, wiki = json.loads(json.dumps(data)), json.loads(json.dumps(data))
+    english["metrics"]["perplexity"] = []
+    english["provenance"]["date"] = "2026-12-01T00:00:00Z"
+    wiki["metrics"]["accuracy"] = []
+    wiki["provenance"]["date"] = "2026-12-02T00:00:00Z"
+    folder = tmp_path / "reference" / "cpu"
+    folder.mkdir(parents=True)
+    (folder / "e.json").write_text(json.dumps(english), encoding="utf-8")
+    assert qt.table(tmp_path) == ""  # the English tasks alone are no row
+    (folder / "w.json").write_text(json.dumps(wiki), encoding="utf-8")
+    joined = qt.table(tmp_path)
+    assert joined.splitlines()[2].startswith("| reference | ")
+    assert joined == _table_of(qt, tmp_path / "whole", data)  # the same row as from one file with both
+    wiki["variant"]["steps"] = [{"method": "rtn", "params": {"bits": 8}, "record": {}}]  # another artifact
+    (folder / "w.json").write_text(json.dumps(wiki), encoding="utf-8")
+    assert qt.table(tmp_path) == ""
+
+
+def _table_of(qt, base: Path, data: dict) -> str:
+    (base / "reference" / "cpu").mkdir(parents=True)
+    (base / "reference" / "cpu" / "r.json").write_text(json.dumps(data), encoding="utf-8")
+    return qt.table(base)
+
+
 def test_the_readme_markers_are_required():
     with pytest.raises(ValueError, match="markers"):
         _script().readme_block("no table here")

@@ -107,17 +107,17 @@ def test_wikitext_perplexities_come_from_a_committed_file_on_the_same_steps(mcs,
     _quality_file(mcs, folder, "20261201T000000Z-new.json", PRUNE, perplexities=False)
     done, line = mcs.status("prune-8", ["prune_depth"], tmp_path, PRUNE)
     assert not done and "wikitext" in line and "wikitext2_tokens" in line  # nothing to take them from
-    assert "wikitext" in mcs.tasks_for("prune-8", PRUNE, tmp_path).split(",")
+    # the new file has everything else: only the perplexities are left to measure
+    assert mcs.plan("prune-8", ["prune_depth"], PRUNE, tmp_path) == [("perplexity", ["wikitext", "wikitext2_tokens"])]
     # an older file on other parameters (another artifact) does not count
     _quality_file(mcs, folder, "20261101T000000Z-other.json", [("prune_depth", {"n_layers": 4, "seed": 0})], perplexities=True)
     assert not mcs.status("prune-8", ["prune_depth"], tmp_path, PRUNE)[0]
     # one on the same steps does: the run skips them, and the new file completes the variant
     _quality_file(mcs, folder, "20261102T000000Z-old.json", PRUNE, perplexities=True)
     assert mcs.perplexity_source(folder, PRUNE).name == "20261102T000000Z-old.json"
-    tasks = mcs.tasks_for("prune-8", PRUNE, tmp_path).split(",")
-    assert "wikitext" not in tasks and "wikitext2_tokens" not in tasks and {"wikitext2_kl", "german"} <= set(tasks)
     assert mcs.status("prune-8", ["prune_depth"], tmp_path, PRUNE) == (
-        True, "done (20261201T000000Z-new.json; WikiText perplexities from 20261102T000000Z-old.json)")
+        True, "done (english, kl, german: 20261201T000000Z-new.json; wikitext: 20261102T000000Z-old.json)")
+    assert mcs.plan("prune-8", ["prune_depth"], PRUNE, tmp_path) == []
     other = json.loads((folder / "20261101T000000Z-other.json").read_text())
     assert mcs.missing(other, ["prune_depth"], steps=PRUNE) == ["the recipe's steps"]  # complete, but another artifact
     assert mcs.missing(other, ["prune_depth"]) == []  # without the recipe's steps only the methods are compared
@@ -129,9 +129,60 @@ def test_perplexities_of_the_dequantized_artifact_are_measured_again(mcs, tmp_pa
     awq = [("awq", {"bits": 4, "group_size": 64})]
     _quality_file(mcs, folder, "20261101T000000Z-old.json", awq, perplexities=True, packed=False)
     assert mcs.perplexity_source(folder, awq) is None
-    assert "wikitext" in mcs.tasks_for("awq4", awq, tmp_path).split(",")
+    assert ("perplexity", ["wikitext", "wikitext2_tokens", "wikitext2_kl"]) in mcs.plan("awq4", ["awq"], awq, tmp_path)
     _quality_file(mcs, folder, "20261102T000000Z-packed.json", awq, perplexities=True, packed=True)
     assert mcs.perplexity_source(folder, awq).name == "20261102T000000Z-packed.json"
+
+
+def _part(mcs, run: str, steps: list) -> dict:
+    """A results file of one of the set's runs alone: what ``kompakt bench --tasks <that run's>`` writes."""
+    data = complete(mcs, method=steps[0][0])
+    data["variant"]["steps"] = [{"method": m, "params": p, "record": {"format": "awq_gemm"}} for m, p in steps]
+    m = data["metrics"]
+    english = set(mcs.ENGLISH_MC)
+    if run == "english":
+        m["accuracy"] = [a for a in m["accuracy"] if a["task"] in english]
+    else:
+        m["accuracy"] = [a for a in m["accuracy"] if a["task"] not in english] if run == "german" else []
+    if run != "english":
+        data["per_sample"] = data["per_sample"] if run == "german" else None
+    m["perplexity"] = [p for p in m["perplexity"] if (p["task"] == "flores_ppl") == (run == "german") and run != "english"]
+    m["distribution_distance"] = m["distribution_distance"] if run == "perplexity" else []
+    return data
+
+
+def test_a_variant_is_done_from_its_three_runs_each_landing_on_its_own(mcs, tmp_path):
+    awq = [("awq", {"bits": 4, "group_size": 64})]
+    folder = tmp_path / mcs.MODEL / "awq4" / mcs.PROFILE
+    folder.mkdir(parents=True)
+    assert [r for r, _ in mcs.plan("awq4", ["awq"], awq, tmp_path)] == ["english", "perplexity", "german"]
+    for i, run in enumerate(("english", "perplexity", "german")):
+        assert not mcs.status("awq4", ["awq"], tmp_path, awq)[0]
+        data = _part(mcs, run, awq)
+        assert mcs.missing(data, ["awq"], steps=awq)  # no run alone holds the set
+        (folder / f"2026120{i + 1}T000000Z-{run}.json").write_text(json.dumps(data))
+        assert run not in [r for r, _ in mcs.plan("awq4", ["awq"], awq, tmp_path)]
+    done, line = mcs.status("awq4", ["awq"], tmp_path, awq)
+    assert done and line == ("done (english: 20261201T000000Z-english.json; wikitext, kl: 20261202T000000Z-perplexity.json; "
+                             "german: 20261203T000000Z-german.json)")
+    # a run's file on another artifact (here: the dequantized one) does not count for its part
+    stale = _part(mcs, "german", awq)
+    stale["variant"]["steps"][0]["record"] = {}
+    (folder / "20261203T000000Z-german.json").write_text(json.dumps(stale))
+    assert mcs.plan("awq4", ["awq"], awq, tmp_path) == [("german", ["german"])]
+    done, line = mcs.status("awq4", ["awq"], tmp_path, awq)
+    assert not done and line.startswith("to measure: german")
+
+
+def test_a_run_without_its_per_sample_file_is_measured_again(mcs, tmp_path):
+    awq = [("awq", {"bits": 4, "group_size": 64})]
+    folder = tmp_path / mcs.MODEL / "awq4" / mcs.PROFILE
+    folder.mkdir(parents=True)
+    data = _part(mcs, "english", awq)
+    data["per_sample"] = None
+    (folder / "20261201T000000Z-english.json").write_text(json.dumps(data))
+    assert mcs.part_gaps(data, "english") == ["per-sample results"]
+    assert mcs.plan("awq4", ["awq"], awq, tmp_path)[0] == ("english", list(mcs.ENGLISH_MC))
 
 
 def test_the_recipes_steps_are_recorded_as_results_files_record_them(mcs):
