@@ -188,8 +188,7 @@ def status(variant: str, methods: list[str], results: Path, steps: list[tuple[st
         data = json.loads(f.read_text(encoding="utf-8"))
         if not any(data.get("metrics", {}).get(k) for k in ("accuracy", "perplexity", "distribution_distance")):
             continue  # an efficiency-only file
-        gaps = [g for g in missing(data, methods, steps=steps)
-                if not (found["wikitext"] and g in PERPLEXITIES)]
+        gaps = missing(data, methods, perplexities_kept=found["wikitext"] is not None, steps=steps)
         best = best if best is not None and len(best) <= len(gaps) else gaps
     left = ", ".join(p for p in PARTS if not found[p])
     return False, f"to measure: {left}" + (f" (newest quality file lacks: {', '.join(best)})" if best else "")
