@@ -205,17 +205,35 @@ def plan(variant: str, methods: list[str], steps: list[tuple[str, dict]] | None,
     return out
 
 
+#: The scripts that write the README's tables from the committed results files; ``tests/test_committed_results.py``
+#: fails when a table is stale, so a results file is committed together with the tables it changes.
+TABLE_SCRIPTS = ("scripts/quality-table.py", "scripts/paired-table.py")
+
+
 def commit(variant: str, run: str, results: Path) -> None:
-    """Commit the variant's new, untracked results and per-sample files of a run (nothing else)."""
+    """Commit the variant's new, untracked results and per-sample files of a run, with the README's tables regenerated
+    from them (nothing else). A README with uncommitted edits of someone's is left alone and the tables are not
+    regenerated: a warning says so, and the tables' test will fail until they are."""
     folder = results / MODEL / variant / PROFILE
     new = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", str(folder)], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout.split()
     if not new:
         return
-    subprocess.run(["git", "add", "--", *new], cwd=ROOT, check=True)
+    paths = list(new)
+    if results.resolve() == (ROOT / "data" / "results").resolve():
+        edited = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "README.md"], cwd=ROOT).returncode != 0
+        if edited:
+            print("== README.md has uncommitted edits: its tables were not regenerated; run "
+                  + " and ".join(f"{s} --readme" for s in TABLE_SCRIPTS), flush=True)
+        else:
+            for script in TABLE_SCRIPTS:
+                subprocess.run([sys.executable, script, "--readme"], cwd=ROOT, check=True)
+            paths.append("README.md")
+    subprocess.run(["git", "add", "--", *paths], cwd=ROOT, check=True)
     message = f"Re-measure {variant} on the CPU profile: {RUN_TEXT[run]}"
-    subprocess.run(["git", "commit", "-q", "-m", message, "--", *new], cwd=ROOT, check=True)
-    print(f"== {variant}: committed {len(new)} file(s)", flush=True)
+    subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=ROOT, check=True)
+    print(f"== {variant}: committed {len(new)} file(s)" + (" and the README's tables" if "README.md" in paths else ""),
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

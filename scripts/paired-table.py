@@ -102,7 +102,9 @@ def write_readme(text: str) -> None:
     readme = ROOT / "README.md"
     content = readme.read_text(encoding="utf-8")
     start, end = content.index(START) + len(START), content.index(END)
-    readme.write_text(content[:start] + "\n" + text + content[end:], encoding="utf-8")
+    tmp = readme.with_suffix(".md.tmp")
+    tmp.write_text(content[:start] + "\n" + text + content[end:], encoding="utf-8")
+    tmp.replace(readme)  # atomic: the README is never half written
 
 
 def main(argv: list[str]) -> int:

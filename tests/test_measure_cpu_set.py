@@ -190,3 +190,45 @@ def test_the_recipes_steps_are_recorded_as_results_files_record_them(mcs):
     assert known["reference"][2] == []
     method, params = known["prune-8"][2][0]
     assert method == "prune_depth" and params["n_layers"] == 8
+
+
+def _git(repo: Path, *args: str) -> str:
+    import subprocess
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(mcs, tmp_path, monkeypatch):
+    """A scratch repository whose table scripts append a line to its README, standing in for the real ones."""
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "config", "user.email", "t@example.org")
+    _git(tmp_path, "config", "user.name", "t")
+    (tmp_path / "README.md").write_text("tables\n")
+    for script in mcs.TABLE_SCRIPTS:
+        (tmp_path / script).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / script).write_text(
+            "import pathlib\np = pathlib.Path('README.md')\np.write_text(p.read_text() + 'regenerated\\n')\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "start")
+    folder = tmp_path / "data" / "results" / mcs.MODEL / "rtn8" / mcs.PROFILE
+    folder.mkdir(parents=True)
+    (folder / "new.json").write_text("{}")
+    monkeypatch.setattr(mcs, "ROOT", tmp_path)
+    return tmp_path
+
+
+def test_a_commit_carries_the_readme_tables_it_changes(mcs, repo):
+    mcs.commit("rtn8", next(iter(mcs.RUNS)), repo / "data" / "results")
+    committed = _git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    assert sorted(committed) == ["README.md", f"data/results/{mcs.MODEL}/rtn8/{mcs.PROFILE}/new.json"]
+    assert (repo / "README.md").read_text().count("regenerated") == len(mcs.TABLE_SCRIPTS)
+    assert _git(repo, "status", "--porcelain") == ""
+
+
+def test_a_commit_leaves_a_readme_being_edited_alone(mcs, repo, capsys):
+    (repo / "README.md").write_text("tables\nhalf-written prose\n")
+    mcs.commit("rtn8", next(iter(mcs.RUNS)), repo / "data" / "results")
+    committed = _git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    assert committed == [f"data/results/{mcs.MODEL}/rtn8/{mcs.PROFILE}/new.json"]
+    assert (repo / "README.md").read_text() == "tables\nhalf-written prose\n"
+    assert "were not regenerated" in capsys.readouterr().out
