@@ -231,7 +231,7 @@ def _above_chance_cell(r: Row, ctx: Context) -> str:
         if r.get("is_reference") and r.get("above_chance_tasks"):
             return f'<small title="tasks at which this reference is significantly above chance">above chance: {esc(r["above_chance_tasks"])}</small>'
         return ""
-    left = f'; left out, the reference at chance: {r["at_chance_left_out"]}' if r.get("at_chance_left_out") else ""
+    left = f'; left out, the reference not above chance: {r["at_chance_left_out"]}' if r.get("at_chance_left_out") else ""
     return f'<span title="averaged on {esc(r["above_chance_tasks"])}{esc(left)}">{fmt_percent(r["keeps_above_chance"])}</span>'
 
 

@@ -136,6 +136,6 @@ def language_section(group: Sequence[Row], section_id: str) -> str:
         out.append("\n<p><em>No plot of German against English: no variant here has both languages measured against a reference.</em></p>\n")
     left = sorted({p for r in rows for lang in compared_languages() for p in (r.get(f"lang_left_out_{lang}") or "").split(", ") if p})
     if left:
-        out.append(f"<p><small>Task pairs left out of the accuracy kept, the reference at chance in at least one language: "
+        out.append(f"<p><small>Task pairs left out of the accuracy kept, the reference not above chance (at or below it) in at least one language: "
                    f"{esc(', '.join(left))}.</small></p>\n")
     return "\n".join(out)
