@@ -11,6 +11,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from harness.measure.tasks.base import DEFAULT_BATCH_SIZE
+
 PANEL = "Harness: variants to results files"
 
 
@@ -99,7 +101,7 @@ def bench(
     limit: Annotated[Optional[list[str]], typer.Option("--limit", "-l", help="Score only the first N documents of each task (N windows of the token perplexity), or TASK=N for one task (repeatable, e.g. hellaswag_llamacpp=1000); recorded in the results and shown on the site.")] = None,
     num_fewshot: Annotated[Optional[list[str]], typer.Option("--num-fewshot", help="Few-shot examples: N for every task or TASK=N (repeatable). Default: each task's lm-eval default (0).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Local copies of the data sets, laid out as shared/benchmarks/ (default: $KOMPAKT_DATA_DIR or shared/benchmarks). Tasks without a local copy load their hub data set.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sequences per forward pass.")] = 8,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Sequences per forward pass of the quality tasks (part of the measurement's cache key where it is not 8: some methods' scores depend on the batch).")] = DEFAULT_BATCH_SIZE,
     ppl_context: Annotated[int, typer.Option("--ppl-context", min=16, help="Context length of the token perplexity, in tokens.")] = 2048,
     efficiency: Annotated[bool, typer.Option("--efficiency/--no-efficiency", help="Also measure memory, speed and energy (harness.measure.efficiency).")] = False,
     backend: Annotated[Optional[str], typer.Option("--backend", help="Efficiency backend: pytorch or llama.cpp (default: the first that runs the variant's format: pytorch for checkpoints, llama.cpp for GGUF files).")] = None,

@@ -40,9 +40,10 @@ from kompakt.profiles import Profile
 from kompakt.results import Hardware, Measured, Metrics, ResultsFile, Software, Status
 
 from harness.measure.fit import DoesNotFit, is_out_of_memory, out_of_memory
+from harness.measure.tasks.base import DEFAULT_BATCH_SIZE
 from harness.measure.tasks import TaskContext, TaskError, TaskPayload, default_tasks, get_task, known_tasks
-from harness.run.loading import (GGUF_QUALITY_NOTE, NotMeasurable, fallback_variant, load_for_eval, make_lm, packed_quality_note,
-                                 plan_fit)
+from harness.run.loading import (GGUF_QUALITY_NOTE, NotMeasurable, batch_note, fallback_variant, load_for_eval, make_lm,
+                                 packed_quality_note, plan_fit)
 from harness.run.measurement_cache import measurement_key, measurement_path, read_measurement, store_measurement
 from harness.run.results_writer import new_run_id, write_results, write_samples
 
@@ -115,7 +116,7 @@ class BenchConfig:
     """Per-task limits that override ``limit`` (e.g. a fixed HellaSwag subset)."""
     num_fewshot: dict[str, int] = field(default_factory=dict)
     data_dir: Path | None = None
-    batch_size: int = 8
+    batch_size: int = DEFAULT_BATCH_SIZE
     ppl_context: int = 2048
     results_root: Path | None = None
     allow_other_hardware: bool = False
@@ -217,6 +218,9 @@ def measure_variant(job: VariantJob, config: BenchConfig, *, hardware: Hardware,
     if artifact.format == "gguf" and (got.accuracy or got.perplexity or got.distance):
         got.notes.append(GGUF_QUALITY_NOTE.format(dtype=config.profile.dtype))
     if (got.accuracy or got.perplexity or got.distance) and (note := packed_quality_note(artifact)):
+        got.notes.append(note)
+    batched = (got.accuracy or got.perplexity) and any(get_task(t).batched for t in config.tasks)
+    if batched and (note := batch_note(artifact, config.batch_size)):
         got.notes.append(note)
 
     others = [t for t in pending if not get_task(t).needs_model]

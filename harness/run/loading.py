@@ -75,6 +75,24 @@ def packed_quality_note(artifact: Any) -> str | None:
             f"{fmt.kernel}: {fmt.quality_why}.")
 
 
+def batch_note(artifact: Any, batch_size: int) -> str | None:
+    """Said on a results file whose variant has a step whose outputs depend on the batch (LLM.int8()); None otherwise."""
+    from harness.build.methods import get_method
+
+    reasons = []
+    for step in artifact.variant.steps:
+        try:
+            reason = get_method(step.method).batch_dependent
+        except KeyError:  # a step kompakt records but does not build (load_4bit, a reported method)
+            continue
+        if reason and reason not in reasons:
+            reasons.append(reason)
+    if not reasons:
+        return None
+    return (f"{'; '.join(reasons)}. Its lm-eval tasks and parallel passages were scored in batches of {batch_size} "
+            f"sequences (lm-eval's order); at another batch size the same artifact scores differently.")
+
+
 def load_4bit_step(dtype: str, reason: str) -> Any:
     """The lineage step recorded when a profile loads a variant in 4 bit because it does not fit."""
     import importlib.metadata

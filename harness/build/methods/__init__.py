@@ -150,6 +150,9 @@ class Method:
     """True when the step stores integer codes as a packed checkpoint (the weight quantizers)."""
     distributions: ClassVar[tuple[str, ...]] = ("torch",)
     """Packages that carry out the step, recorded as ``Step.library``."""
+    batch_dependent: ClassVar[str | None] = None
+    """Why the method's outputs depend on the other sequences of a batch (None: they do not); said on the figures of the
+    tasks that score batches, with the batch size they were measured at."""
 
     def library(self) -> str:
         return ", ".join(f"{d} {_version(d)}" for d in self.distributions)

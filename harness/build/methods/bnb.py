@@ -97,6 +97,10 @@ class _Bnb(Method):
 class BnbInt8(_Bnb):
     name = "bnb_int8"
     Config = BnbInt8Config
+    # bitsandbytes' int8_vectorwise_quant looks for outlier columns over every row of its input, i.e. every token of
+    # every sequence in the batch.
+    batch_dependent = ("LLM.int8() multiplies in 16 bit the input columns with an outlier anywhere in the batch, so a "
+                       "sequence's scores depend on the sequences batched with it")
 
     def apply(self, model: Any, config: BnbInt8Config, ctx: StepContext) -> StepOutcome:
         from transformers import BitsAndBytesConfig

@@ -24,6 +24,19 @@ from kompakt.tasks import TaskInfo
 from kompakt.tasks import get as catalogue_entry
 
 
+#: Sequences per forward pass of a quality task unless ``--batch-size`` says otherwise.
+DEFAULT_BATCH_SIZE = 8
+
+
+def batch_key(config: "RunSettings") -> dict[str, Any]:
+    """The batch size, for the measurement key of a task that runs the model on batches of ``config.batch_size``
+    sequences; absent at the default so that measurements cached before it counted keep their keys. It counts because
+    some methods' outputs depend on the batch: LLM.int8() keeps in 16 bit the input columns with an outlier anywhere in
+    the batch, so on the embedded model a sequence's log-probability moves by up to 3.7 nats between being scored
+    alone and in a batch of 16 (float32: 1.5e-5)."""
+    return {} if config.batch_size == DEFAULT_BATCH_SIZE else {"batch_size": config.batch_size}
+
+
 class RunSettings(Protocol):
     """The settings of a run that tasks read (``kompakt bench``'s :class:`harness.run.bench.BenchConfig` has them)."""
 
@@ -136,6 +149,9 @@ class Task:
     """True: runs on the variant loaded once for quality; False: loads what it needs itself."""
     pairs_with_reference: ClassVar[bool] = False
     """True: its figures are measured against the reference in the same run (the reference is part of its cache key)."""
+    batched: ClassVar[bool] = False
+    """True: scores batches of ``batch_size`` sequences, so the batch size is part of its cache key (:func:`batch_key`)
+    and of the notes of a variant whose outputs depend on the batch."""
 
     @property
     def info(self) -> TaskInfo:
@@ -159,7 +175,7 @@ class Task:
 
     def cache_settings(self, config: RunSettings) -> dict[str, Any]:
         """Run settings besides limit and few-shot count that change the task's figures."""
-        return {}
+        return batch_key(config) if self.batched else {}
 
     def artifact_settings(self, artifact: Any) -> dict[str, Any]:
         """What about the artifact, besides its key and format, changes how the task measures it (e.g. whose logits)."""

@@ -100,6 +100,8 @@ def task_version(cfg_or_task: Any) -> str | None:
 class LmEvalTask(Task):
     """An lm-eval task run on local copies of its data (where they exist)."""
 
+    batched = True
+
     name: str
     """Task name as recorded in results files (its entry in :data:`kompakt.tasks.TASKS`)."""
     lm_eval_task: str | None

@@ -164,6 +164,7 @@ class ParallelPerplexity(Task):
     """The parallel-text perplexity of Belebele's FLORES passages, one results entry per language."""
 
     name = TASK_NAME
+    batched = True
 
     @property
     def languages(self) -> tuple[str, ...]:

@@ -212,6 +212,36 @@ def test_measurement_key_follows_limit_and_protocol(env: dict[str, Any]) -> None
     shutil.rmtree(env["results"], ignore_errors=True)
 
 
+def test_the_batch_size_keys_the_batched_quality_tasks_only_where_it_is_not_the_default(env: dict[str, Any]) -> None:
+    """LLM.int8()'s scores depend on the batch: a run at another batch size must not reuse a cached measurement. At the
+    default the key has no batch entry, so measurements cached before it counted keep their keys."""
+    from harness.measure.tasks.base import DEFAULT_BATCH_SIZE
+
+    art = reference_artifact(env["base"])
+    default = _config(env, batch_size=DEFAULT_BATCH_SIZE)
+    for task in ("arc_challenge", "flores_ppl"):
+        at_default = measurement_key(art, default, task)
+        assert "batch_size" not in at_default
+        assert measurement_key(art, _config(env, batch_size=1), task) == {**at_default, "batch_size": 1}
+    # the token perplexity scores fixed windows one at a time: its key does not follow the batch size
+    assert measurement_key(art, _config(env, batch_size=1), "wikitext2_tokens") == measurement_key(art, default, "wikitext2_tokens")
+
+
+def test_a_variant_whose_outputs_depend_on_the_batch_says_at_which_batch_size_it_was_scored() -> None:
+    from types import SimpleNamespace
+
+    from harness.run.loading import batch_note
+
+    def artifact(*methods: str) -> Any:
+        return SimpleNamespace(variant=SimpleNamespace(steps=[SimpleNamespace(method=m) for m in methods]))
+
+    note = batch_note(artifact("prune_depth", "bnb_int8"), 4)
+    assert note is not None and "LLM.int8()" in note and "batches of 4 sequences" in note
+    assert batch_note(artifact("rtn"), 4) is None
+    assert batch_note(artifact("load_4bit"), 4) is None  # recorded by kompakt, never built: not a method to ask
+    assert batch_note(artifact(), 8) is None
+
+
 def test_packed_8bit_quality_runs_on_torchlinear_and_says_so(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """rtn8's packed checkpoint names TorchInt8Linear (its memory and speed); its quality loads the same stored tensors on
     TorchLinear (TorchInt8Linear prefills 16-21x slower), the results file says so and the cache keys tell them apart."""

@@ -295,6 +295,34 @@ def test_bitsandbytes_round_trip(name: str, tiny: tuple, kompakt_env: Path) -> N
     assert (got - expected).abs().max() < 0.25 * expected.abs().max()
 
 
+def test_llm_int8_scores_a_sequence_differently_beside_another_as_its_method_declares(tiny: tuple) -> None:
+    """LLM.int8() multiplies in 16 bit the input columns with an outlier anywhere in the batch, so a sequence's logits
+    depend on what it is batched with (the reason the batch size keys its measurements); the float model's do not."""
+    pytest.importorskip("bitsandbytes")
+    from harness.build.methods import get_method
+
+    base, model, ctx = tiny
+    assert get_method("bnb_int8").batch_dependent and get_method("rtn").batch_dependent is None
+    torch.manual_seed(0)
+    a, b = torch.randint(1, model.config.vocab_size, (2, 12))
+    # A tiny random model's activations stay below the outlier threshold of 6; token 0 gets one feature far above the
+    # rest, which the first RMSNorm turns into about sqrt(hidden) = 8 in that column, and only ``b`` holds it.
+    with torch.no_grad():
+        embedding = model.get_input_embeddings().weight
+        embedding[0].zero_()
+        embedding[0, 5] = 100.0
+    b[3] = 0
+    batch = torch.stack([a, b])
+    with torch.no_grad():
+        float_gap = (model(a[None]).logits[0] - model(batch).logits[0]).abs().max()
+    out = run("bnb_int8", {}, model, ctx)
+    with torch.no_grad():
+        int8_gap = (out.model(a[None]).logits[0] - out.model(batch).logits[0]).abs().max()
+        int8_repeat = (out.model(a[None]).logits[0] - out.model(a[None]).logits[0]).abs().max()
+    assert float_gap < 1e-4 and int8_repeat == 0
+    assert int8_gap > 0.05
+
+
 def test_bitsandbytes_cast_warning_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     """bitsandbytes logs its float32 -> float16 cast on every int8 matmul; kompakt keeps the first."""
     import logging
