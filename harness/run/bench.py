@@ -40,8 +40,8 @@ from kompakt.profiles import Profile
 from kompakt.results import Hardware, Measured, Metrics, ResultsFile, Software, Status
 
 from harness.measure.fit import DoesNotFit, is_out_of_memory, out_of_memory
-from harness.measure.tasks.base import DEFAULT_BATCH_SIZE
 from harness.measure.tasks import TaskContext, TaskError, TaskPayload, default_tasks, get_task, known_tasks
+from harness.measure.tasks.base import DEFAULT_BATCH_SIZE
 from harness.run.loading import (GGUF_QUALITY_NOTE, NotMeasurable, batch_note, fallback_variant, load_for_eval, make_lm,
                                  packed_quality_note, plan_fit)
 from harness.run.measurement_cache import measurement_key, measurement_path, read_measurement, store_measurement
