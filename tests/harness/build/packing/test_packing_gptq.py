@@ -20,11 +20,7 @@ from harness.build.packing.loading import PackedCheckpointError, load_packed  # 
 from harness.measure.efficiency.memory import weights_bytes  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _python_packer(monkeypatch: pytest.MonkeyPatch) -> None:
-    # gptqmodel compiles a C++ packer on first use (about 20 s, cached in ~/.cache/gptqmodel);
-    # its pure-torch fallback packs the same bits (checked by check_packed inside the save).
-    monkeypatch.setenv("GPTQMODEL_DISABLE_PACK_EXT", "1")
+pytestmark = pytest.mark.usefixtures("python_packer")
 
 
 def _write(tmp_path: Path, float_dtype: str = "bfloat16", **kw):
