@@ -719,7 +719,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "pairs of a contended bus read another ratio and are never counted in its place)")
     ap.add_argument("--bus-headroom", action="store_true", help="also count pairs below the free-bus floor where neither side drew "
                     "more than half of the bandwidth its probe read (off by default: such pairs were 2 to 6 times as noisy and moved "
-                    "prune-8's speed-up by 5 %%, README, Part 1 under the headroom rule); e.g. --bus-headroom --only prune-8")
+                    "prune-8's speed-up by 5 %%, benchmarks/efficiency-runs.md); e.g. --bus-headroom --only prune-8")
     ap.add_argument("--repeats-per-block", type=int, default=1, help="timed runs in each block after its untimed one (default 1)")
     ap.add_argument("--full", action="store_true", help="the fuller protocol: the profile's prompt and generation lengths and batch "
                     "sizes, 3 timed runs per block, every batch size in every run (about six times as long)")
@@ -792,7 +792,7 @@ def contended(result: dict[str, Any] | None) -> bool:
 def few_passes(result: dict[str, Any] | None, passes: int) -> bool:
     """Whether a stored measurement of a run of at least :data:`~kompakt.paired.MIN_PASSES` passes has a decode speed-up
     whose pairs at full bandwidth come from fewer passes than that: its interval is then the bootstrap's alone, which
-    knows nothing of the drift between stretches of time (README, *Part 1 again*: ``gguf-q8_0``'s pairs of two passes
+    knows nothing of the drift between stretches of time (efficiency-runs.md, *Part 1 again*: ``gguf-q8_0``'s pairs of two passes
     gave an interval that missed the next run's)."""
     if not batched(passes):
         return False

@@ -36,7 +36,7 @@ machine undisturbed, which is what a hardware profile describes. The left-out pa
 counted in the results file with their own decode speed-up. When fewer pairs than the rule's minimum reach the
 floor (the bus contended throughout), the measurement has no speed-up: the contended pairs' ratio is recorded
 apart, as that state's figure, and never in the free-bus figure's place (:func:`free_bus`). On request only (the
-harness's ``PairedRule.bus_headroom``, off by default since two runs under it agreed less well: README, *Part 1 under
+harness's ``PairedRule.bus_headroom``, off by default since two runs under it agreed less well: efficiency-runs.md, *Part 1 under
 the headroom rule*), a pair below the floor counts when neither side drew more than half the bandwidth its probe read (:func:`pair_draw`,
 :data:`BUS_HEADROOM_SHARE`): a compute-bound side (PyTorch decoding these models draws a fifth of the free bus) runs
 nearly alike in both states, its contended pairs reading the free pairs' speed-up within 5 %; a memory-bound side never
@@ -95,7 +95,7 @@ FULL_BANDWIDTH_SHARE = 0.70
 #: 2 to 5 % higher; llama.cpp's float32 reference draws 54 GB/s, more than the 40 to 45 GB/s a contended bus gives, and
 #: the contended pairs of its quantized files read 25 to 45 % higher (README, *Paired speed-ups*). So the rule lets in a
 #: shift of up to about 5 % where a run is mostly contended, where the floor alone left no speed-up at all. Used only on
-#: request: two runs under it found such pairs 2 to 6 times as noisy and `prune-8` 5 % higher (README, *Part 1 under
+#: request: two runs under it found such pairs 2 to 6 times as noisy and `prune-8` 5 % higher (efficiency-runs.md, *Part 1 under
 #: the headroom rule*).
 BUS_HEADROOM_SHARE = 0.5
 #: Passes with pairs needed for the batch-means interval (2 passes leave 1 degree of freedom: a t quantile of 12.7).

@@ -241,7 +241,7 @@ def test_a_measurement_contended_throughout_is_timed_again_at_the_end_of_the_run
 
 
 def test_a_speedup_from_pairs_of_fewer_than_three_passes_gets_an_extra_pass(bench) -> None:
-    """gguf-q8_0 in part 1 (README, *Part 1 again*): free-bus pairs from two of five passes gave a bootstrap-only interval."""
+    """gguf-q8_0 in part 1 (efficiency-runs.md, *Part 1 again*): free-bus pairs from two of five passes gave a bootstrap-only interval."""
     two = {"throughput": [{"paired": {"decode_tokens_per_s": {"speedup": 1.7, "pass_speedups": [1.67, 1.72]}}}]}
     three = {"throughput": [{"paired": {"decode_tokens_per_s": {"speedup": 1.6, "pass_speedups": [1.65, 1.6, 1.62]}}}]}
     assert bench.short(two, 5) == "pairs at full memory bandwidth from fewer than 3 passes"
@@ -274,7 +274,7 @@ def test_an_extra_pass_waits_for_the_free_bus_and_says_so_in_a_note(bench, monke
     assert bench._wait_before_extra_pass(_spec(bench, "a"), 0.0) is None and len(seen) == 1  # no peak yet: nothing to wait for
 
 
-#: A committed run of the benchmark (README, *Paired speed-ups*): its reference (A/A) and awq4 files on PyTorch.
+#: A committed run of the benchmark (benchmarks/efficiency-runs.md, 2026-11-30, evening): its reference (A/A) and awq4 files on PyTorch.
 COMMITTED = "20261130T214039"
 
 
@@ -350,7 +350,7 @@ def test_compare_reports_two_earlier_runs_taken_in_parts_from_their_files_alone(
 
 
 def test_pairs_within_the_bus_headroom_count_only_with_bus_headroom(bench) -> None:
-    """Off by default (README, *Part 1 under the headroom rule*); the settings line, which decides which runs may be set
+    """Off by default (efficiency-runs.md, *Part 1 under the headroom rule*); the settings line, which decides which runs may be set
     side by side, says which rule a run was timed under."""
     cpu = get_profile("cpu")
     default = bench.settings_of(bench.parse_args([]))

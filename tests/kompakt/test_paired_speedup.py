@@ -209,7 +209,7 @@ def test_pairs_below_the_floor_are_left_out_and_too_few_left_is_no_speedup() -> 
 
 
 def test_a_pair_below_the_floor_counts_when_neither_side_drew_more_than_half_of_what_its_probe_read() -> None:
-    """The figures of part 1 (README, *Paired speed-ups*): PyTorch decoding the 538 MB float32 reference at 25 steps/s
+    """The figures of part 1 (benchmarks/efficiency-runs.md): PyTorch decoding the 538 MB float32 reference at 25 steps/s
     draws 13.5 GB/s, under half of a contended probe's 40 GB/s, so its pair counts; llama.cpp decoding it at 78 steps/s
     draws 42 GB/s, more than half of it, so it does not. A pair at the floor counts whatever it drew."""
     pytorch = paired.pair_draw((538e6, 425e6), (25.0, 31.0))

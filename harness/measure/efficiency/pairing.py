@@ -73,7 +73,7 @@ class PairedRule:
     """Timed generations (and prefills) in each block."""
     bus_headroom: bool = False
     """Also count pairs below the free-bus floor whose draw stayed within the bus's headroom (module docstring, 3). Off
-    by default: in two runs of part 1 under it (README, *Part 1 under the headroom rule*) such pairs were two to six
+    by default: in two runs of part 1 under it (efficiency-runs.md, *Part 1 under the headroom rule*) such pairs were two to six
     times as noisy as free-bus pairs and moved ``prune-8``'s speed-up by 5 %, so two runs agreed within 5 % for 8 of 12."""
 
     @property

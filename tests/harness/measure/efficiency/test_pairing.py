@@ -472,7 +472,7 @@ def test_a_pair_on_a_contended_bus_counts_when_neither_side_drew_more_than_half_
 
 
 def test_pairs_within_the_bus_headroom_count_only_when_the_rule_asks(tiny_model_dir: Path, monkeypatch) -> None:
-    """Off by default (README, *Part 1 under the headroom rule*: such pairs were 2 to 6 times as noisy); with
+    """Off by default (efficiency-runs.md, *Part 1 under the headroom rule*: such pairs were 2 to 6 times as noisy); with
     ``bus_headroom`` a bus held below the floor throughout still gives the tiny model, which draws next to nothing, its
     speed-up, and the record says how many pairs counted that way."""
     from harness.measure.efficiency import bandwidth
