@@ -70,3 +70,13 @@ def steady_bus(monkeypatch: pytest.MonkeyPatch) -> None:
         return 80e9
 
     monkeypatch.setattr(bandwidth.BandwidthProbe, "__call__", steady)
+
+
+@pytest.fixture
+def python_packer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gptqmodel's pure-torch packer instead of its C++ one.
+
+    gptqmodel compiles a C++ packer on first use (about 20 s, cached in ~/.cache/gptqmodel); its pure-torch fallback
+    packs the same bits (checked by check_packed inside the save).
+    """
+    monkeypatch.setenv("GPTQMODEL_DISABLE_PACK_EXT", "1")

@@ -242,6 +242,7 @@ def test_a_variant_whose_outputs_depend_on_the_batch_says_at_which_batch_size_it
     assert batch_note(artifact(), 8) is None
 
 
+@pytest.mark.usefixtures("python_packer")
 def test_packed_8bit_quality_runs_on_torchlinear_and_says_so(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """rtn8's packed checkpoint names TorchInt8Linear (its memory and speed); its quality loads the same stored tensors on
     TorchLinear (TorchInt8Linear prefills 16-21x slower), the results file says so and the cache keys tell them apart."""
@@ -249,7 +250,6 @@ def test_packed_8bit_quality_runs_on_torchlinear_and_says_so(env: dict[str, Any]
     from harness.build.recipes import parse_recipe
     from harness.run import loading
 
-    monkeypatch.setenv("GPTQMODEL_DISABLE_PACK_EXT", "1")
     recipe = parse_recipe(Path("p.yaml"), {"base_model": {"source": str(env["base"].path), "id": "tiny-llama"}, "variants": [
         {"id": "rtn8", "steps": [{"method": "rtn", "params": {"bits": 8, "group_size": -1, "symmetric": True}}]},
         {"id": "rtn4", "steps": [{"method": "rtn", "params": {"bits": 4, "group_size": 32}}]},
@@ -275,6 +275,7 @@ def test_packed_8bit_quality_runs_on_torchlinear_and_says_so(env: dict[str, Any]
     assert out.results.variant.steps[-1].record["kernel"].startswith("TorchInt8Linear")  # the artifact itself is unchanged
 
 
+@pytest.mark.usefixtures("python_packer")
 def test_packed_variants_are_measured_as_stored(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """rtn4 is measured on its packed checkpoint through gptqmodel's kernel (not a float copy); its lossless GGUF
     export's token perplexity comes from llama.cpp's own logits where llama-cpp-python is installed (else it says so)."""
@@ -284,7 +285,6 @@ def test_packed_variants_are_measured_as_stored(env: dict[str, Any], monkeypatch
     from harness.build.recipes import parse_recipe
     from harness.run import loading
 
-    monkeypatch.setenv("GPTQMODEL_DISABLE_PACK_EXT", "1")
     recipe = parse_recipe(Path("p.yaml"), {"base_model": {"source": str(env["base"].path), "id": "tiny-llama"}, "variants": [
         {"id": "rtn4", "steps": [{"method": "rtn", "params": {"bits": 4, "group_size": 32}}]},
         {"id": "rtn4-gguf", "extends": "rtn4", "steps": [{"method": "gguf", "params": {"quant_type": "Q4_1", "from_codes": True}}]},

@@ -79,11 +79,11 @@ def test_rtn_step(tiny: tuple) -> None:
         run("rtn", {"bits": 4, "group_size": 128}, load_model(base.path), ctx)
 
 
-def test_rtn8_step_is_stored_as_gptq_8bit_on_the_int8_kernel(tiny: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("python_packer")
+def test_rtn8_step_is_stored_as_gptq_8bit_on_the_int8_kernel(tiny: tuple) -> None:
     """rtn8's grid (per channel, symmetric) goes to GPTQ v1 8-bit; the checkpoint names the int8 kernel, which holds its codes."""
     import json
 
-    monkeypatch.setenv("GPTQMODEL_DISABLE_PACK_EXT", "1")  # gptqmodel's pure-torch packer: no C++ compile in the test
     base, model, ctx = tiny
     out = run("rtn", {"bits": 8, "group_size": -1, "symmetric": True}, model, ctx)
     qc = json.loads((ctx.out_dir / "model" / "config.json").read_text())["quantization_config"]

@@ -102,7 +102,8 @@ def test_hostile_quantization_configs_are_refused_before_loading(awq_checkpoint:
     assert str(folder / "config.json") in str(pytest.raises(PackedCheckpointError, load_packed, folder).value)
 
 
-def test_the_integers_read_back_from_the_files(awq_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("python_packer")
+def test_the_integers_read_back_from_the_files(awq_checkpoint: Path, tmp_path: Path) -> None:
     """read_packed_codes unpacks what was packed (gptqmodel's own unpacking), AWQ GEMM and GPTQ 8-bit v1 alike."""
     from harness.build.packing.gptq import save_gptq_checkpoint
     from harness.build.packing.loading import read_packed_codes
@@ -115,7 +116,6 @@ def test_the_integers_read_back_from_the_files(awq_checkpoint: Path, tmp_path: P
         got = codes[name]
         assert torch.equal(got.codes, c.codes) and torch.equal(got.zeros, c.zeros), name
         assert torch.equal(got.scales, c.scales.to(torch.float16).float()), name  # the format's float16 scales
-    monkeypatch.setenv("GPTQMODEL_DISABLE_PACK_EXT", "1")  # the pure-torch packer: no C++ compile in the test
     model, tok = tiny_model_and_tokenizer(hidden=64, layers=2)
     expected8 = {n: rtn_codes(m.weight, 8, -1, symmetric=True) for n, m in module_linears(model)}
     save_gptq_checkpoint(model, expected8, tmp_path / "g8", tokenizer=tok, float_dtype="float32", backend="gptq_torch_int8")
