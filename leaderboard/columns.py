@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from kompakt.metrics import METRICS, TASK_LABELS
 from leaderboard.html import esc, fmt_bytes, fmt_fraction, fmt_num, fmt_percent, fmt_ratio, fmt_signed, fragment
-from leaderboard.marks import chance_badge
+from leaderboard.marks import chance_badge, task_labels
 
 Row = dict[str, Any]
 Kind = Literal["text", "choice", "number"]
@@ -229,10 +229,10 @@ def _kl_cell(r: Row, ctx: Context) -> str:
 def _above_chance_cell(r: Row, ctx: Context) -> str:
     if r.get("keeps_above_chance") is None:
         if r.get("is_reference") and r.get("above_chance_tasks"):
-            return f'<small title="tasks at which this reference is significantly above chance">above chance: {esc(r["above_chance_tasks"])}</small>'
+            return f'<small title="tasks at which this reference is significantly above chance">above chance: {esc(task_labels(r["above_chance_tasks"]))}</small>'
         return ""
-    left = f'; left out, the reference not above chance: {r["at_chance_left_out"]}' if r.get("at_chance_left_out") else ""
-    return f'<span title="averaged on {esc(r["above_chance_tasks"])}{esc(left)}">{fmt_percent(r["keeps_above_chance"])}</span>'
+    left = f'; left out, the reference not above chance: {task_labels(r["at_chance_left_out"])}' if r.get("at_chance_left_out") else ""
+    return f'<span title="averaged on {esc(task_labels(r["above_chance_tasks"] or ""))}{esc(left)}">{fmt_percent(r["keeps_above_chance"])}</span>'
 
 
 def _ppl_ratio_cell(r: Row, ctx: Context) -> str:

@@ -16,8 +16,8 @@ from kompakt.tasks import LANGUAGES, PIVOT_LANGUAGE, TASKS, task_pairs
 from leaderboard.columns import Context, GridColumn, grid
 from leaderboard.html import esc, fmt_num, fmt_percent
 from leaderboard.languages import compared_languages, parallel_languages
-from leaderboard.marks import licence_note, score_html
-from leaderboard.plots import embed, language_figure
+from leaderboard.marks import licence_note, score_html, task_labels
+from leaderboard.plots import embed, language_caption, language_figure
 
 Row = dict[str, Any]
 
@@ -98,8 +98,9 @@ def _variant(r: Row, ctx: Context) -> str:
     return f'<span title="{esc(r["lineage"])}">{esc(r["variant_id"])}</span>{ref}'
 
 
-def language_section(group: Sequence[Row], section_id: str) -> str:
-    """The section's HTML and Markdown for one profile and hardware of a base model."""
+def language_section(group: Sequence[Row], section_id: str, colours: dict[str, str] | None = None) -> str:
+    """The section's HTML and Markdown for one profile and hardware of a base model; ``colours``: the page's family
+    colours (:func:`leaderboard.plots.page_colours`)."""
     rows, seen = [], set()
     for r in group:  # one row per variant: its backends share the quality figures
         if r["variant_id"] not in seen:
@@ -127,9 +128,9 @@ def language_section(group: Sequence[Row], section_id: str) -> str:
     plots = []
     for lang in compared_languages():
         for kind in ("perplexity", "accuracy"):
-            figure = language_figure(rows, lang, kind)
+            figure = language_figure(rows, lang, kind, colours)
             if figure is not None:
-                plots.append(embed(figure, f"{section_id}-{lang}-{kind}"))
+                plots.append(embed(figure, f"{section_id}-{lang}-{kind}", language_caption(figure, lang, kind)))
     if plots:
         out.append('\n<div class="kompakt-plots">' + "".join(plots) + "</div>\n")
     else:
@@ -137,5 +138,5 @@ def language_section(group: Sequence[Row], section_id: str) -> str:
     left = sorted({p for r in rows for lang in compared_languages() for p in (r.get(f"lang_left_out_{lang}") or "").split(", ") if p})
     if left:
         out.append(f"<p><small>Task pairs left out of the accuracy kept, the reference not above chance (at or below it) in at least one language: "
-                   f"{esc(', '.join(left))}.</small></p>\n")
+                   f"{esc(task_labels(', '.join(left)))}.</small></p>\n")
     return "\n".join(out)

@@ -47,3 +47,13 @@ def score_html(row: dict[str, Any], col: str, task: str) -> str:
     if row.get(f"{col}_limit") is not None:
         out += f' <span class="kompakt-badge kompakt-limit" title="only the first {row[f"{col}_limit"]} samples">limit {row[f"{col}_limit"]}</span>'
     return out + chance_badge(row, col, task)
+
+
+def task_labels(names: str) -> str:
+    """A row's comma-separated task names, or task pairs (``arc_challenge/arc_de``), as the tasks' labels
+    (``ARC-Challenge / ARC-Challenge (German, Okapi)``); a name the catalogue does not know stays as it is. Not escaped."""
+
+    def label(name: str) -> str:
+        return TASKS[name].label if name in TASKS else name
+
+    return ", ".join(" / ".join(label(t) for t in item.split("/")) for item in names.split(", ") if item)

@@ -18,7 +18,8 @@ from kompakt.metrics import METRICS
 from kompakt.profiles import UNSPECIFIED, Profile
 from leaderboard.columns import Context, grid
 from leaderboard.html import esc, fmt_bytes
-from leaderboard.plots import PLOT_TITLES, WIDE_ABOVE, embed, overview_caption, overview_figure, overview_points, pareto_caption, pareto_figure
+from leaderboard.plots import (PLOT_TITLES, WIDE_ABOVE, embed, overview_caption, overview_figure, overview_points, page_colours, pareto_caption,
+                              pareto_figure)
 from leaderboard.language_page import has_language_figures, language_section
 
 #: Rows per generated table page. 400 rows of about 1.8 KB keep every page under the
@@ -140,6 +141,7 @@ def _model_page(model_id: str, model_rows: list[Row], front_by_group: dict, runs
     out = [WIDE, f"# {esc(name)}\n"]
     if model_rows[0].get("base_model_notes"):
         out.append(f'<p class="kompakt-note">{esc(model_rows[0]["base_model_notes"])}</p>\n')
+    colours = page_colours(model_rows)  # one colour per family in every plot of the page
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for r in model_rows:
         groups[(r["profile"], r["hardware_label"])].append(r)
@@ -157,7 +159,7 @@ def _model_page(model_id: str, model_rows: list[Row], front_by_group: dict, runs
             out.append('\n<div class="kompakt-plots">')
             for plot in sorted(by_plot):
                 wide = len(by_plot[plot]) > WIDE_ABOVE
-                figure = pareto_figure(by_plot[plot], rows_by_key, PLOT_TITLES[plot], wide=wide)
+                figure = pareto_figure(by_plot[plot], rows_by_key, PLOT_TITLES[plot], wide=wide, colours=colours)
                 caption = pareto_caption(by_plot[plot], figure["layout"]["meta"]["unlabelled"])
                 out.append(embed(figure, _stable_id(f"fig-{profile}-{hardware}-{plot}"), caption, wide=wide))
             out.append("</div>\n")
@@ -165,7 +167,7 @@ def _model_page(model_id: str, model_rows: list[Row], front_by_group: dict, runs
             out.append("\n<p><em>No Pareto plot: fewer than two variants here have both figures of any plot.</em></p>\n")
         out.append(_lineages(group))
         if has_language_figures(group):
-            out.append(language_section(group, _stable_id(f"lang-{profile}-{hardware}")))
+            out.append(language_section(group, _stable_id(f"lang-{profile}-{hardware}"), colours))
         notes = sorted({n for r in group for n in r["notes"]})
         if notes:
             out.append("\n<details><summary>Notes on these results</summary><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></details>\n")

@@ -23,6 +23,7 @@ from kompakt.methods import METHODS
 from kompakt.metrics import info
 from leaderboard.html import esc, fragment, json_for_script
 from leaderboard.labels import Box, place_labels
+from leaderboard.marks import task_labels
 from leaderboard.summary import row_label
 
 Row = dict[str, Any]
@@ -75,6 +76,16 @@ def family_colours(families: Sequence[str]) -> dict[str, str]:
     for i, f in enumerate(others):
         out[f] = PIPELINE_COLOURS[i % len(PIPELINE_COLOURS)]
     return out
+
+
+def page_colours(rows: Sequence[Row]) -> dict[str, str]:
+    """The colour of every family among ``rows`` (a whole page), for all of its plots: pipeline colours are given out
+    in the order of the names present, so a plot of a subset would give the same pipeline another colour."""
+    return family_colours([family(r) for r in rows])
+
+
+def _colours_for(families: Sequence[str], colours: dict[str, str] | None) -> dict[str, str]:
+    return colours if colours is not None and set(families) <= set(colours) else family_colours(families)
 
 
 def backend_symbols(backends: Sequence[str | None]) -> dict[str | None, str]:
@@ -146,7 +157,7 @@ def metric_axis(key: str, values: Sequence[float]) -> Axis:
     scale, unit = 1.0, meta.unit
     if meta.unit == "B":
         scale, unit = (2**30, "GiB") if max(values, default=0) >= 2**30 else (2**20, "MiB")
-    title = f"{meta.label} ({unit})" if unit else meta.label
+    title = f"{meta.label} ({unit})" if unit and unit not in meta.label else meta.label  # not "Decode tok/s (tok/s)"
     arrow = "lower is better" if meta.lower_is_better else "higher is better"
     return Axis(key, f"{title}, {arrow}", scale, log=meta.family == "perplexity")
 
@@ -211,10 +222,12 @@ def _title(text: str) -> dict[str, Any]:
 WIDE_ABOVE = 10
 
 
-def pareto_figure(points: list[Row], rows_by_key: dict[tuple[str, str | None], Row], title: str, wide: bool = False) -> dict[str, Any]:
+def pareto_figure(points: list[Row], rows_by_key: dict[tuple[str, str | None], Row], title: str, wide: bool = False,
+                  colours: dict[str, str] | None = None) -> dict[str, Any]:
     """A plotly figure (as a plain dict) for one plot's frontier rows; ``rows_by_key`` maps (variant, backend)
     to its row. A variant measured on two backends is two points, told apart by their marker's shape.
-    ``wide``: laid out for the full width of the page."""
+    ``wide``: laid out for the full width of the page. ``colours``: the page's colour of each family
+    (:func:`page_colours`), so that a pipeline has one colour in every plot of a page."""
     x_key, y_key = points[0]["x_key"], points[0]["y_key"]
     x_axis = metric_axis(x_key, [p["x"] for p in points])
     y_axis = metric_axis(y_key, [p["y"] for p in points])
@@ -228,7 +241,7 @@ def pareto_figure(points: list[Row], rows_by_key: dict[tuple[str, str | None], R
     extent_y = [*ys, *[y - (e or 0) for y, e in zip(ys, y_err)], *[y + (e or 0) for y, e in zip(ys, y_err)]]
     xr, yr = axis_range(extent_x, x_axis.log, 0.1), axis_range(extent_y, y_axis.log, 0.1)
     families = [family(r) for r in rows]
-    colours = family_colours(families)
+    colours = _colours_for(families, colours)
     backends = [r.get("backend") for r in rows]
     shapes = backend_symbols(backends)
 
@@ -576,11 +589,12 @@ def embed(figure: dict[str, Any], figure_id: str, caption: str = "", wide: bool 
     )
 
 
-def language_figure(rows: list[dict[str, Any]], language: str, kind: str) -> dict[str, Any] | None:
-    """German (``language``) against English quality kept, one point per variant, with the diagonal where both
-    languages keep alike; below it the method costs ``language`` more. ``kind``: ``perplexity`` (the reference's
-    parallel perplexity / the variant's, per language) or ``accuracy`` (the task pairs above chance). None: no variant
-    but the reference has a point."""
+def language_figure(rows: list[dict[str, Any]], language: str, kind: str, colours: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """German (``language``) against English quality kept, one point per variant coloured by its method family, with
+    the diagonal where both languages keep alike; below it the method costs ``language`` more. ``kind``:
+    ``perplexity`` (the reference's parallel perplexity / the variant's, per language) or ``accuracy`` (the task
+    pairs above chance). Labels are placed as on the Pareto plots (``annotations``); both axes share one range, so
+    the diagonal runs at 45 degrees. ``colours``: as :func:`pareto_figure`'s. None: no variant but the reference has a point."""
     from kompakt.tasks import LANGUAGES, PIVOT_LANGUAGE
 
     name, pivot = LANGUAGES.get(language, language), LANGUAGES.get(PIVOT_LANGUAGE, PIVOT_LANGUAGE)
@@ -597,6 +611,8 @@ def language_figure(rows: list[dict[str, Any]], language: str, kind: str) -> dic
     if not any(not r.get("is_reference") for r, _ in points):
         return None  # the reference alone sits at (1, 1) by definition: nothing to compare yet
     points.sort(key=lambda p: (p[1][0], p[0]["variant_id"]))
+    prows = [r for r, _ in points]
+    xs, ys = [xy[0] for _, xy in points], [xy[1] for _, xy in points]
     hover = []
     for r, (x, y) in points:
         lines = [f"<b>{esc(r['variant_id'])}</b>", esc(r["lineage"]), f"{esc(pivot)} kept: {100 * x:.1f} %", f"{esc(name)} kept: {100 * y:.1f} %"]
@@ -604,27 +620,54 @@ def language_figure(rows: list[dict[str, Any]], language: str, kind: str) -> dic
         if kind == "perplexity" and ratio is not None:
             lines.append(f"{esc(name)}/{esc(pivot)} perplexity ratio: {ratio:.3f}")
         if kind == "accuracy" and r.get(f"lang_pairs_{language}"):
-            lines.append(esc(f"tasks: {r[f'lang_pairs_{language}']}"))
+            lines.append(esc(f"tasks: {task_labels(r[f'lang_pairs_{language}'])}"))
         hover.append("<br>".join(lines))
-    xs, ys = [p[1][0] for p in points], [p[1][1] for p in points]
-    lo, hi = min(*xs, *ys), max(*xs, *ys, 1.0)
-    what = ("the reference's parallel perplexity / the variant's (Belebele's FLORES passages)" if kind == "perplexity"
-            else "accuracy kept on the task pairs above chance in both languages")
+    rng = axis_range([*xs, *ys, 1.0], pad=0.06)
+    x_axis, y_axis = Axis(f"{PIVOT_LANGUAGE}_kept", f"{pivot} kept, higher is better"), Axis(f"{language}_kept", f"{name} kept, higher is better")
+    families = [family(r) for r in prows]
+    colours = _colours_for(families, colours)
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "mode": "lines", "name": f"{esc(name)} kept as much as {esc(pivot)}", "x": rng, "y": rng,
+         "line": {"color": "#b0b0b0", "dash": "dash"}, "hoverinfo": "skip"},
+    ]
+    for fam in _family_order(families):
+        idx = [i for i, f in enumerate(families) if f == fam]
+        data.append({"type": "scatter", "mode": "markers", "name": esc(fam), "legendgroup": esc(fam), "showlegend": False,
+                     "x": [xs[i] for i in idx], "y": [ys[i] for i in idx], "text": [esc(prows[i]["variant_id"]) for i in idx],
+                     "hovertext": [hover[i] for i in idx], "hoverinfo": "text", "marker": {"size": 10, "color": colours[fam]}})
+        data.append(_legend_entry(fam, colours[fam]))
+    order = sorted(range(len(prows)), key=lambda i: (not prows[i].get("is_reference"), i))
+    notes, labelled = annotations(list(zip(xs, ys)), [r["variant_id"] for r in prows], x_axis, y_axis, rng, rng, plot_area(), order)
+    axis = {"range": rng, "tickformat": ".0%", "zeroline": False}
     return {
-        "data": [
-            {"type": "scatter", "mode": "lines", "name": f"{name} kept as much as {pivot}", "x": [lo, hi], "y": [lo, hi],
-             "line": {"color": "#b0b0b0", "dash": "dash"}, "hoverinfo": "skip"},
-            {"type": "scatter", "mode": "markers+text", "name": "variants", "x": xs, "y": ys, "text": [esc(p[0]["variant_id"]) for p in points],
-             "textposition": "top center", "hovertext": hover, "hoverinfo": "text", "marker": {"size": 10, "color": "#3f51b5"}},
-        ],
+        "data": data,
         "layout": {
-            "title": {"text": f"{esc(name)} against {esc(pivot)}: quality kept ({kind})<br><sup>{esc(what)}; below the diagonal, "
-                              f"{esc(name)} loses more</sup>"},
-            "xaxis": {"title": {"text": f"{esc(pivot)} kept, higher is better"}, "tickformat": ".0%"},
-            "yaxis": {"title": {"text": f"{esc(name)} kept, higher is better"}, "tickformat": ".0%"},
+            "title": _title(f"{name} against {pivot}: quality kept ({kind})"),
+            "xaxis": {**axis, "title": {"text": esc(x_axis.title)}},
+            "yaxis": {**axis, "title": {"text": esc(y_axis.title)}},
             "hovermode": "closest",
-            "showlegend": False,
-            "margin": {"l": 60, "r": 20, "t": 70, "b": 50},
-            "height": 380,
+            "showlegend": True,
+            "legend": _legend(),
+            "annotations": notes,
+            "margin": MARGIN,
+            "height": HEIGHT,
+            "meta": {"unlabelled": len([i for i in range(len(prows)) if i not in labelled])},
         },
     }
+
+
+def language_caption(figure: dict[str, Any], language: str, kind: str) -> str:
+    """What the reader needs to read one plot of :func:`language_figure` (HTML, escaped)."""
+    from kompakt.tasks import LANGUAGES, PIVOT_LANGUAGE
+
+    name, pivot = LANGUAGES.get(language, language), LANGUAGES.get(PIVOT_LANGUAGE, PIVOT_LANGUAGE)
+    what = ("the reference's perplexity on Belebele's FLORES passages divided by the variant's, in each language" if kind == "perplexity"
+            else "the variant's mean accuracy divided by the reference's, in each language, over the task pairs at which the reference is "
+                 "above chance in both languages")
+    parts = [f"Quality kept: {what}. On the dashed diagonal both languages keep alike; below it the method costs {name} more "
+             f"than {pivot}. Colours are method families; a variant run on two backends is one point (its quality is the same)."]
+    unlabelled = figure["layout"]["meta"]["unlabelled"]
+    if unlabelled:
+        parts.append(f"{unlabelled} point{'s' if unlabelled > 1 else ''} left unlabelled where labels would overlap; hover for the name.")
+    return esc(" ".join(parts))
+

@@ -9,6 +9,7 @@ import pytest
 from kompakt.results import ResultsFile
 from leaderboard.flatten import metric_rows, run_row
 from leaderboard.languages import language_ratio, relative
+from leaderboard.marks import task_labels
 from leaderboard.pages import model_pages
 from leaderboard.summary import build_rows
 from leaderboard.synthetic import make_result
@@ -139,3 +140,43 @@ def test_no_plot_of_german_against_english_while_only_the_reference_has_both(row
     alone = {k: v for k, v in rows.items() if k == "reference"}
     section = model_pages(list(alone.values()), [], [], {})["models/m.md"].split("### German and English")[1]
     assert "kompakt-plot" not in section and "No plot of German against English" in section
+
+
+def test_task_names_are_shown_as_the_tasks_labels(rows):
+    """The left-out note and the reference's above-chance cell name tasks as readers know them, not by their lm-eval ids."""
+    assert task_labels("arc_challenge/arc_de, hellaswag_llamacpp, no_such_task") == (
+        "ARC-Challenge / ARC-Challenge (German, Okapi), HellaSwag (llama.cpp text), no_such_task")
+    page = model_pages(list(rows.values()), [], [], {})["models/m.md"]
+    section = page.split("### German and English")[1]
+    assert "ARC-Challenge / ARC-Challenge (German, Okapi)" in section and "arc_challenge/arc_de" not in section
+    assert "above chance: HellaSwag<" in page.split("### German and English")[0]
+
+
+def test_the_language_plot_places_its_labels_and_colours_families_as_the_pareto_plots_do():
+    """Many variants close together: every label is an annotation that covers no other (the shared placement), points
+    keep their family's colour, and both axes share one range so the diagonal runs at 45 degrees."""
+    from leaderboard.plots import family_colours, language_caption, language_figure
+
+    ref = _result("reference", wino=0.504, arc=0.27, tqa=0.449, hs=0.42, bele_en=0.40, bele_de=0.35, arc_de=0.26, ppl_en=20.0, ppl_de=40.0)
+    variants = [_result(v, wino=0.5, arc=0.27, tqa=0.449, hs=0.42, bele_en=0.4, bele_de=0.35, arc_de=0.26, ppl_en=20.0 * (1 + i / 200),
+                        ppl_de=40.0 * (1 + i / 150)) for i, v in enumerate(["awq-4bit", "gptq-4bit", "rtn-8bit", "prune-8", "prune-8-lora"])]
+    rows = rows_of(ref, *variants)
+    fig = language_figure(list(rows.values()), "deu_Latn", "perplexity")
+    notes = fig["layout"]["annotations"]
+    plotted = [v for t in fig["data"] if t.get("hovertext") for v in t["text"]]
+    assert sorted(plotted) == sorted(v for v in rows if v != "reference")  # the reference sits at (1, 1) by definition
+    named = {v for n in notes for v in n["text"].split(", ")}
+    assert named <= set(plotted) and fig["layout"]["meta"]["unlabelled"] == len(set(plotted) - named)
+    assert notes and all(n["showarrow"] and "ax" in n and "ay" in n for n in notes)  # placed by annotations()
+    assert not any("text" in t.get("mode", "") for t in fig["data"])  # not plotly's own text positions, which overlap
+    traces = [t for t in fig["data"] if t.get("hovertext")]
+    assert {t["name"] for t in traces} == {"quantization", "pruning", "pruning + healing"}
+    for t in traces:
+        assert t["marker"]["color"] == family_colours([t["name"]])[t["name"]]
+    assert fig["layout"]["xaxis"]["range"] == fig["layout"]["yaxis"]["range"]
+    diagonal = fig["data"][0]
+    assert diagonal["x"] == diagonal["y"] == fig["layout"]["xaxis"]["range"]
+    caption = language_caption(fig, "deu_Latn", "perplexity")
+    assert "below it the method costs German more than English" in caption
+    fig["layout"]["meta"]["unlabelled"] = 2
+    assert "2 points left unlabelled" in language_caption(fig, "deu_Latn", "perplexity")

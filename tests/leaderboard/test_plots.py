@@ -9,7 +9,7 @@ from leaderboard.plots import (
     overview_figure, overview_points, pareto_caption, pareto_figure,
 )
 from leaderboard.summary import frontier_rows
-from leaderboard.synthetic import leaderboard_rows as rows_of, make_result
+from leaderboard.synthetic import VARIANT_STEPS, leaderboard_rows as rows_of, make_result
 
 
 def figure_for(rows, plot):
@@ -84,6 +84,7 @@ def test_perplexity_is_on_a_log_axis_and_speed_has_min_max_bars():
     )
     assert fig["layout"]["xaxis"]["title"]["text"].startswith("Weights (MiB)")
     _, speed = figure_for(rows, "accuracy-speed")
+    assert speed["layout"]["xaxis"]["title"]["text"] == "Decode tok/s (paired), higher is better"  # the unit once, not "tok/s (tok/s)"
     ref = next(r for r in rows if r["variant_id"] == "reference")
     trace = next(t for t in point_traces(speed) if t["name"] == "reference")
     assert trace["error_x"]["array"] == [ref["decode_tokens_per_s_max"] - ref["decode_tokens_per_s"]]
@@ -169,3 +170,37 @@ def test_a_paired_variant_sits_at_the_reference_times_its_speedup_with_the_inter
     assert "paired speed-up 1.50× [1.40–1.60]" in trace["hovertext"][i]
     caption = pareto_caption(points, 0)
     assert "times the paired speed-up" in caption and "95 % interval" in caption
+
+
+def test_a_pipeline_has_one_colour_in_every_plot_of_a_page():
+    """Pipeline colours are given out in the order of the families present: a plot that lacks one pipeline would
+    colour the others differently from its neighbours, unless it takes the page's colours."""
+    import json
+    import re
+
+    from leaderboard.pages import model_pages
+    from leaderboard.plots import page_colours
+
+    lora = VARIANT_STEPS["prune-8-lora"]
+    steps = {"prune-8-distill": [VARIANT_STEPS["prune-8"][0], {"method": "distill", "params": {}}],
+             "prune-8-lora-awq": [*lora, {"method": "awq", "params": {"bits": 4, "group_size": 128}}]}
+    results = [make_result("m", v, "cpu") for v in SET]
+    for v, s in steps.items():
+        r = make_result("m", v, "cpu")
+        r["variant"]["steps"] = s
+        results.append(r)
+    rows = rows_of(*results)
+    colours = page_colours(rows)
+    points = [p for p in frontier_rows(rows) if p["plot"] == "accuracy-memory" and p["variant_id"] != "prune-8-distill"]
+    by_key = {(r["variant_id"], r["backend"]): r for r in rows}
+    own = {t["name"]: t["marker"]["color"] for t in point_traces(pareto_figure(points, by_key, "t"))}
+    paged = {t["name"]: t["marker"]["color"] for t in point_traces(pareto_figure(points, by_key, "t", colours=colours))}
+    assert own["pruning + healing"] != colours["pruning + healing"]  # the subset alone gives it another colour
+    assert paged == {name: colours[name] for name in paged}
+    page = model_pages(rows, frontier_rows(rows), [], {})["models/m.md"]
+    seen: dict[str, set[str]] = {}
+    for blob in re.findall(r'<script type="application/json" id="[^"]+">(.*?)</script>', page, re.S):
+        for t in json.loads(blob)["data"]:
+            if t.get("marker", {}).get("color") and t.get("name"):
+                seen.setdefault(t["name"], set()).add(t["marker"]["color"])
+    assert seen and all(len(c) == 1 for c in seen.values()), seen
