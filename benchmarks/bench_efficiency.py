@@ -406,12 +406,27 @@ def protocol(how: str) -> list[str]:
     return [c for c in how.split("; ") if not c.startswith(("batch sizes", "peak memory"))]
 
 
-def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu", option: str = "--against") -> tuple[Run, list[Path]]:
+def host_difference(theirs: Any, ours: Any) -> str | None:
+    """How the hosts of two runs differ, as their results files' ``hardware`` records them (None: no difference found).
+    Compared: the CPU model, its cores, the kernel (a cloud VM that moves to another host shows a new kernel build), the
+    accelerator and, where both record them, the instruction sets. Speed-ups of two hosts measure two machines: on
+    2026-12-02 this VM moved to a host without AVX-512 (``os`` 6.18.44-fc-v657 to -v1045), where the float32 reference
+    decoded at 9 tokens/s on PyTorch against 22–26 before."""
+    fields = ["cpu_model", "cpu_cores", "os"] + (["cpu_isa"] if theirs.cpu_isa and ours.cpu_isa else [])
+    diff = [f"{f}: {getattr(theirs, f)!r} there, {getattr(ours, f)!r} here" for f in fields if getattr(theirs, f) != getattr(ours, f)]
+    names = [h.accelerator.name if h.accelerator else None for h in (theirs, ours)]
+    if names[0] != names[1]:
+        diff.append(f"accelerator: {names[0]!r} there, {names[1]!r} here")
+    return "; ".join(diff) or None
+
+
+def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu", option: str = "--against",
+                hardware: Any = None) -> tuple[Run, list[Path]]:
     """An earlier run of this benchmark as the results files it wrote hold it (``--against STAMP``): per (variant, backend)
     its throughput entries, paired records included, in the form a run's state keeps them. So the two runs the acceptance
     compares need not share a machine's lifetime: run 1's files are committed, run 2 is measured against them later.
     Raises ``SystemExit`` naming the file when one is not a results file of this benchmark under the same protocol and
-    profile."""
+    profile, or (``hardware``: the host to compare with) when it was timed on another host (:func:`host_difference`)."""
     from pydantic import ValidationError
 
     from kompakt.results import ResultsFile
@@ -433,6 +448,10 @@ def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu", option: 
             raise SystemExit(f"{option}: {path} has no 'efficiency benchmark:' note (field notes): not written by this benchmark")
         if rf.profile != profile:
             raise SystemExit(f"{option}: {path} was measured under profile {rf.profile!r} (field profile), this run under {profile!r}")
+        moved = host_difference(rf.hardware, hardware) if hardware is not None else None
+        if moved:
+            raise SystemExit(f"{option}: {path} was timed on another host (field hardware: {moved}); speed-ups of two hosts "
+                             "are not set side by side: time both runs on one host")
         if protocol(theirs) != protocol(how):
             raise SystemExit(f"{option}: {path} was timed under another protocol (field notes):\n  there: {'; '.join(protocol(theirs))}\n"
                              f"  now:   {'; '.join(protocol(how))}\ngive the options that earlier run was given")
@@ -449,8 +468,13 @@ def compare_runs(first: list[str], second: list[str], root: Path, how: str, prof
     if len(first) != len(second):
         raise SystemExit(f"--compare: the two runs have {len(first)} and {len(second)} parts; give as many stamps for each, "
                          "part by part in the same order")
-    read = [(a, b, earlier_run(a, root, how, profile, "--compare")[0], earlier_run(b, root, how, profile, "--compare")[0])
-            for a, b in zip(first, second)]
+    from kompakt.results import ResultsFile
+
+    read = []
+    for a, b in zip(first, second):
+        run1, files = earlier_run(a, root, how, profile, "--compare")
+        host = ResultsFile.model_validate_json(files[0].read_bytes()).hardware  # run 1's host: run 2 must share it
+        read.append((a, b, run1, earlier_run(b, root, how, profile, "--compare", host)[0]))
     keys = [sorted(set(r1) | set(r2), key=lambda k: (*spec_order(*k), k[0])) for _, _, r1, r2 in read]
     parts_of = collections.Counter(k for part in keys for k in part)
     parts = []
@@ -909,7 +933,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines))
         return 0
     # read before building or timing anything: a wrong stamp or protocol should not cost a run
-    against = earlier_run(args.against, args.results_dir or paths.results_dir(), how, settings.profile) if args.against else None
+    if args.against:
+        from harness.measure.hardware import detect_hardware
+
+        against = earlier_run(args.against, args.results_dir or paths.results_dir(), how, settings.profile, hardware=detect_hardware())
+    else:
+        against = None
     specs, notes, base = plan(set(settings.only) or None, set(settings.backends), settings.recipe, settings.also)
     print(f"{len(specs)} measurements a run, {settings.runs} run(s): {how}; state in {state_path}", file=sys.stderr)
     runs, bws, loads = measure_all(specs, settings, state_path, args.resume, rule, paired_rule)

@@ -110,6 +110,12 @@ class Hardware(Strict):
     accelerator: Accelerator | None = Field(default=None, description="The accelerator used, or null for a CPU-only run.")
     cpu_model: ShortText | None = Field(default=None, description="CPU model name, e.g. `AMD EPYC 7B13`.")
     cpu_cores: int | None = Field(default=None, ge=1, description="Number of CPU cores available to the run.")
+    cpu_isa: ShortText | None = Field(
+        default=None,
+        description="The CPU's vector instruction sets that decide which kernels run, e.g. `avx2 fma` or `avx2 fma avx512f "
+        "avx512_bf16`, from /proc/cpuinfo (null: not recorded, as in files written before 2026-12-03). Hosts with one model "
+        "name can differ (a cloud VM can move between them): speed figures are set side by side only from the same host.",
+    )
     ram_bytes: int | None = Field(default=None, gt=0, description="Host memory in bytes.")
     os: ShortText | None = Field(default=None, description="Operating system and kernel.")
     other_than_profile: bool = Field(

@@ -1,7 +1,7 @@
 """Detect the hardware and software a run uses, and check them against a profile.
 
 ``detect_hardware()`` reads the CPU model, the cores this process may use, the
-host memory, the OS, and the accelerator (name, memory, driver) through
+vector instruction sets (``cpu_isa``), the host memory, the OS, and the accelerator (name, memory, driver) through
 ``torch.cuda`` when torch is importable and a GPU is visible.
 ``detect_software()`` records python, torch, transformers, lm_eval, kompakt
 (with its git commit) and a few backend libraries. Neither raises: what cannot
@@ -42,6 +42,30 @@ def _cpu_model() -> str | None:
         except (OSError, subprocess.SubprocessError):
             pass
     return platform.processor() or None
+
+
+#: The instruction-set flags that decide which kernels PyTorch, bitsandbytes and llama.cpp run. bfloat16 matrix products,
+#: for one, run at native speed only with avx512_bf16 or amx_bf16: on an AVX2-only host PyTorch falls back to a plain
+#: loop, about 40 times slower than float32 (measured here on 2026-12-03, after the VM had moved to such a host).
+ISA_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
+             "amx_int8", "asimd", "sve", "sve2")
+
+
+def cpu_isa(cpuinfo: str | None = None) -> str | None:
+    """The :data:`ISA_FLAGS` the CPU offers, in that order (``cpuinfo``: the text of /proc/cpuinfo, read when None);
+    None where the flags cannot be read (no /proc, or none of them)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):  # x86, arm64
+            flags = set(value.split())
+            break
+    return " ".join(f for f in ISA_FLAGS if f in flags) or None
 
 
 def _cpu_cores() -> int | None:
@@ -102,6 +126,7 @@ def detect_hardware(*, use_accelerator: bool = True) -> Hardware:
         accelerator=detect_accelerator() if use_accelerator else None,
         cpu_model=_cpu_model(),
         cpu_cores=_cpu_cores(),
+        cpu_isa=cpu_isa(),
         ram_bytes=_ram_bytes(),
         os=f"{platform.system()} {platform.release()}"[:300],
     )

@@ -330,6 +330,33 @@ def test_against_refuses_another_protocol_a_bad_stamp_and_a_broken_file_naming_i
     assert bench.parse_args(["--against", COMMITTED, "--runs", "1"]).against == COMMITTED
 
 
+def test_runs_on_two_hosts_are_not_set_side_by_side(bench, tmp_path: Path) -> None:
+    """The committed run's files record their host; --against refuses a run on another one (here: the kernel build a
+    VM shows after moving, and the instruction sets), naming the file and the field, and --compare refuses two runs
+    whose hosts differ. Files without instruction sets compare on the rest."""
+    from kompakt.results import Hardware
+
+    root, how = _committed_run(tmp_path)
+    path = next(root.rglob(f"reference/cpu/{COMMITTED}-efficiency-pytorch-*.json"))
+    theirs = Hardware.model_validate(json.loads(path.read_text())["hardware"])
+    assert theirs.cpu_isa is None and bench.host_difference(theirs, theirs.model_copy(update={"cpu_isa": "avx2 fma"})) is None
+    moved = theirs.model_copy(update={"os": "Linux 6.18.44-fc-v1045"})
+    assert bench.host_difference(theirs, moved) == f"os: {theirs.os!r} there, 'Linux 6.18.44-fc-v1045' here"
+    assert "cpu_isa" in bench.host_difference(theirs.model_copy(update={"cpu_isa": "avx2 avx512f"}), theirs.model_copy(update={"cpu_isa": "avx2"}))
+    assert bench.earlier_run(COMMITTED, root, how, hardware=theirs)[0]
+    with pytest.raises(SystemExit, match="was timed on another host .field hardware: os: ") as err:
+        bench.earlier_run(COMMITTED, root, how, hardware=moved)
+    assert f"{COMMITTED}-efficiency-pytorch-" in str(err.value)
+    later = "20261203T000000"  # the same run, its files as if timed after a move
+    for f in list(root.rglob(f"{COMMITTED}-efficiency-*.json")):
+        data = json.loads(f.read_text())
+        data["hardware"]["os"] = moved.os
+        (f.parent / f.name.replace(COMMITTED, later)).write_text(json.dumps(data))
+    assert bench.compare_runs([COMMITTED], [COMMITTED], root, how, "cpu")[1]
+    with pytest.raises(SystemExit, match=f"{later}-efficiency-.*another host"):
+        bench.compare_runs([COMMITTED], [later], root, how, "cpu")
+
+
 def test_compare_reports_two_earlier_runs_taken_in_parts_from_their_files_alone(bench, tmp_path: Path) -> None:
     """A run in two parts (``--only``), each with its own A/A check: the i-th part of one run against the i-th of the
     other; the reference, in both parts, is shown with each part's stamps and both parts' A/A checks count."""

@@ -66,8 +66,9 @@ class TrainConfig(DataConfig):
     )
     precision: Literal["float32", "bfloat16"] = Field(
         default="float32",
-        description="Compute precision of training. bfloat16 autocast is several times faster on CPUs with AMX or AVX512-BF16; "
-        "the merged weights are float32 either way.",
+        description="Compute precision of training. bfloat16 autocast is several times faster on CPUs with AMX or AVX512-BF16, "
+        "and about 40 times slower than float32 on CPUs without either (PyTorch's reference loop: a results file's "
+        "hardware.cpu_isa says which); the merged weights are float32 either way.",
     )
 
     @model_validator(mode="after")

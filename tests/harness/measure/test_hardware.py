@@ -72,3 +72,16 @@ def test_other_hardware_is_labelled_with_what_it_really_was() -> None:
     assert marked.other_than_profile is True
     assert "NVIDIA H200" in marked.notes and "not on the profile's" in marked.notes
     assert hw.check_profile(get_profile("cpu"), _with_gpu(None)).other_than_profile is False
+
+
+def test_cpu_isa_names_the_instruction_sets_that_decide_the_kernels() -> None:
+    """The flags line of /proc/cpuinfo, reduced to the sets that change which kernels run, in a fixed order; two hosts
+    with one model name (AMD EPYC with and without AVX-512) are told apart."""
+    amd_avx2 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse4_2 fma avx2 f16c\n\nprocessor\t: 1\nflags\t\t: fpu\n"
+    amd_512 = "model name\t: AMD EPYC\nflags\t\t: avx512_bf16 avx2 fma avx512f avx512_vnni\n"
+    assert hw.cpu_isa(amd_avx2) == "avx2 fma f16c"
+    assert hw.cpu_isa(amd_512) == "avx2 fma avx512f avx512_vnni avx512_bf16"
+    assert hw.cpu_isa("Features\t: fp asimd sve\n") == "asimd sve"  # arm64 names the line Features
+    assert hw.cpu_isa("model name\t: x\n") is None and hw.cpu_isa("flags\t: sse2\n") is None
+    found = hw.detect_hardware(use_accelerator=False)
+    assert found.cpu_isa == hw.cpu_isa()
