@@ -22,6 +22,7 @@ controls the family-wise error over a variant's tasks without assuming they are 
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -61,13 +62,22 @@ def difference_ci(variant: np.ndarray, reference: np.ndarray, *, confidence: flo
     value: resampling cannot move it. Where the accelerated interval cannot be computed (too few distinct
     differences), the plain percentile interval is used.
     """
-    from scipy import stats
-
     v, r = _pair(variant, reference)
-    diff = v - r
+    diff = np.asarray(v - r, dtype=np.float64)
     value = float(diff.mean())
     if np.all(diff == diff[0]):
         return Difference(value, value, value)
+    low, high = _bootstrap_ci(diff.tobytes(), confidence, resamples, seed)
+    return Difference(value, min(low, value), max(high, value))
+
+
+# A pure function of the differences and the settings, asked for more than once in one process (the site's pages and
+# the README's table of the same committed files, in the test run three times over, a minute each): computed once.
+@functools.lru_cache(maxsize=4096)
+def _bootstrap_ci(diff_bytes: bytes, confidence: float, resamples: int, seed: int) -> tuple[float, float]:
+    from scipy import stats
+
+    diff = np.frombuffer(diff_bytes, dtype=np.float64)
     ci = None
     for method in ("BCa", "percentile"):
         # the bootstrap of the differences' mean is the paired bootstrap over documents
@@ -78,7 +88,7 @@ def difference_ci(variant: np.ndarray, reference: np.ndarray, *, confidence: flo
         ci = res.confidence_interval
         if np.isfinite(ci.low) and np.isfinite(ci.high):
             break
-    return Difference(value, float(min(ci.low, value)), float(max(ci.high, value)))
+    return float(ci.low), float(ci.high)
 
 
 @dataclass(frozen=True)
