@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kompakt.chance import ALPHA
+from kompakt.metrics import TASK_LABELS
 from kompakt.tasks import TASKS, licence_notes
 from leaderboard.html import esc, fmt_fraction
 
@@ -52,8 +53,4 @@ def score_html(row: dict[str, Any], col: str, task: str) -> str:
 def task_labels(names: str) -> str:
     """A row's comma-separated task names, or task pairs (``arc_challenge/arc_de``), as the tasks' labels
     (``ARC-Challenge / ARC-Challenge (German, Okapi)``); a name the catalogue does not know stays as it is. Not escaped."""
-
-    def label(name: str) -> str:
-        return TASKS[name].label if name in TASKS else name
-
-    return ", ".join(" / ".join(label(t) for t in item.split("/")) for item in names.split(", ") if item)
+    return ", ".join(" / ".join(TASK_LABELS.get(t, t) for t in item.split("/")) for item in names.split(", ") if item)
