@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,35 @@ def test_lora_heals_and_merges(tiny: tuple) -> None:
     assert not any("lora" in n for n, _ in out.model.named_modules())
     with pytest.raises(MethodError, match="no linear layers named"):
         run("lora", {**TRAIN, "steps": 3, "target_modules": ["query"]}, load_model(base.path), ctx)
+
+
+def test_bfloat16_training_warns_where_it_is_slow(tiny: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.build.methods import lora
+
+    base, model, ctx = tiny
+    monkeypatch.setattr(lora, "bfloat16_in_reference_loop", lambda: True)
+    with pytest.warns(RuntimeWarning, match=r"reference loop.*expect hours for 2 steps"):
+        run("lora", {**TRAIN, "steps": 2, "warmup_steps": 1, "r": 4, "precision": "bfloat16"}, model, ctx)
+    monkeypatch.setattr(lora, "bfloat16_in_reference_loop", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        run("lora", {**TRAIN, "steps": 2, "warmup_steps": 1, "r": 4, "precision": "bfloat16"}, load_model(base.path), ctx)
+    monkeypatch.setattr(lora, "bfloat16_in_reference_loop", lambda: True)
+    with warnings.catch_warnings():  # float32 never warns
+        warnings.simplefilter("error", RuntimeWarning)
+        run("lora", {**TRAIN, "steps": 2, "warmup_steps": 1, "r": 4}, load_model(base.path), ctx)
+
+
+def test_bfloat16_reference_loop_follows_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.build.methods.lora import bfloat16_in_reference_loop
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert bfloat16_in_reference_loop()
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    assert not bfloat16_in_reference_loop()
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)  # a build without oneDNN
+    assert bfloat16_in_reference_loop()
 
 
 def test_qlora_trains_over_nf4(tiny: tuple) -> None:
