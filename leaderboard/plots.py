@@ -215,6 +215,22 @@ def _title(text: str) -> dict[str, Any]:
     return {"text": esc(text), "x": 0, "xref": "paper", "xanchor": "left", "y": 0.98, "yref": "container", "yanchor": "top", "font": {"size": 15}}
 
 
+def _layout(title: str, xaxis: dict[str, Any], yaxis: dict[str, Any], notes: list[dict[str, Any]], unlabelled: int) -> dict[str, Any]:
+    """The layout every scatter plot shares; ``meta.unlabelled``: how many points carry no label (the caption says so)."""
+    return {
+        "title": _title(title),
+        "xaxis": xaxis,
+        "yaxis": yaxis,
+        "hovermode": "closest",
+        "showlegend": True,
+        "legend": _legend(),
+        "annotations": notes,
+        "margin": MARGIN,
+        "height": HEIGHT,
+        "meta": {"unlabelled": unlabelled},
+    }
+
+
 # ------------------------------------------------------------------------------------------ model pages
 
 
@@ -292,18 +308,7 @@ def pareto_figure(points: list[Row], rows_by_key: dict[tuple[str, str | None], R
     unlabelled = len([i for i in range(len(rows)) if i not in labelled])
     return {
         "data": data,
-        "layout": {
-            "title": _title(title),
-            "xaxis": _axis_layout(x_axis, xr),
-            "yaxis": _axis_layout(y_axis, yr),
-            "hovermode": "closest",
-            "showlegend": True,
-            "legend": _legend(),
-            "annotations": notes,
-            "margin": MARGIN,
-            "height": HEIGHT,
-            "meta": {"unlabelled": unlabelled},
-        },
+        "layout": _layout(title, _axis_layout(x_axis, xr), _axis_layout(y_axis, yr), notes, unlabelled),
     }
 
 
@@ -641,18 +646,13 @@ def language_figure(rows: list[dict[str, Any]], language: str, kind: str, colour
     axis = {"range": rng, "tickformat": ".0%", "zeroline": False}
     return {
         "data": data,
-        "layout": {
-            "title": _title(f"{name} against {pivot}: quality kept ({kind})"),
-            "xaxis": {**axis, "title": {"text": esc(x_axis.title)}},
-            "yaxis": {**axis, "title": {"text": esc(y_axis.title)}},
-            "hovermode": "closest",
-            "showlegend": True,
-            "legend": _legend(),
-            "annotations": notes,
-            "margin": MARGIN,
-            "height": HEIGHT,
-            "meta": {"unlabelled": len([i for i in range(len(prows)) if i not in labelled])},
-        },
+        "layout": _layout(
+            f"{name} against {pivot}: quality kept ({kind})",
+            {**axis, "title": {"text": esc(x_axis.title)}},
+            {**axis, "title": {"text": esc(y_axis.title)}},
+            notes,
+            len([i for i in range(len(prows)) if i not in labelled]),
+        ),
     }
 
 
