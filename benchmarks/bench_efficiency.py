@@ -406,17 +406,18 @@ def protocol(how: str) -> list[str]:
     return [c for c in how.split("; ") if not c.startswith(("batch sizes", "peak memory"))]
 
 
-def host_difference(theirs: Any, ours: Any) -> str | None:
+def host_difference(theirs: Any, ours: Any, where: tuple[str, str] = ("there", "here")) -> str | None:
     """How the hosts of two runs differ, as their results files' ``hardware`` records them (None: no difference found).
     Compared: the CPU model, its cores, the kernel (a cloud VM that moves to another host shows a new kernel build), the
     accelerator and, where both record them, the instruction sets. Speed-ups of two hosts measure two machines: on
     2026-12-02 this VM moved to a host without AVX-512 (``os`` 6.18.44-fc-v657 to -v1045), where the float32 reference
-    decoded at 9 tokens/s on PyTorch against 22–26 before."""
+    decoded at 9 tokens/s on PyTorch against 22–26 before. ``where`` names the two sides in the text."""
     fields = ["cpu_model", "cpu_cores", "os"] + (["cpu_isa"] if theirs.cpu_isa and ours.cpu_isa else [])
-    diff = [f"{f}: {getattr(theirs, f)!r} there, {getattr(ours, f)!r} here" for f in fields if getattr(theirs, f) != getattr(ours, f)]
+    a, b = where
+    diff = [f"{f}: {getattr(theirs, f)!r} {a}, {getattr(ours, f)!r} {b}" for f in fields if getattr(theirs, f) != getattr(ours, f)]
     names = [h.accelerator.name if h.accelerator else None for h in (theirs, ours)]
     if names[0] != names[1]:
-        diff.append(f"accelerator: {names[0]!r} there, {names[1]!r} here")
+        diff.append(f"accelerator: {names[0]!r} {a}, {names[1]!r} {b}")
     return "; ".join(diff) or None
 
 
@@ -438,6 +439,7 @@ def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu", option: 
     if not paths:
         raise SystemExit(f"{option} {stamp}: no results files {stamp}-efficiency-*.json under {root}")
     run: Run = {}
+    first_host = None
     for path in paths:
         try:
             rf = ResultsFile.model_validate_json(path.read_bytes())
@@ -452,6 +454,11 @@ def earlier_run(stamp: str, root: Path, how: str, profile: str = "cpu", option: 
         if moved:
             raise SystemExit(f"{option}: {path} was timed on another host (field hardware: {moved}); speed-ups of two hosts "
                              "are not set side by side: time both runs on one host")
+        split = host_difference(first_host, rf.hardware, (f"in {paths[0].name}", "in this one")) if first_host is not None else None
+        if split:  # a run resumed over several sessions may have crossed a move of the VM
+            raise SystemExit(f"{option}: {path} belongs to the run of {paths[0]} but was timed on another host (field hardware: "
+                             f"{split}); that run's speed-ups measure two machines: time it again on one host")
+        first_host = first_host or rf.hardware
         if protocol(theirs) != protocol(how):
             raise SystemExit(f"{option}: {path} was timed under another protocol (field notes):\n  there: {'; '.join(protocol(theirs))}\n"
                              f"  now:   {'; '.join(protocol(how))}\ngive the options that earlier run was given")

@@ -355,6 +355,13 @@ def test_runs_on_two_hosts_are_not_set_side_by_side(bench, tmp_path: Path) -> No
     assert bench.compare_runs([COMMITTED], [COMMITTED], root, how, "cpu")[1]
     with pytest.raises(SystemExit, match=f"{later}-efficiency-.*another host"):
         bench.compare_runs([COMMITTED], [later], root, how, "cpu")
+    split = sorted(root.rglob(f"{later}-efficiency-*.json"))  # one run resumed across a move: its last file on the old host
+    data = json.loads(split[-1].read_text())
+    data["hardware"]["os"] = theirs.os
+    split[-1].write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match=f"{split[-1].name} belongs to the run of .*{split[0].name} but was timed on another "
+                       f"host .field hardware: os: 'Linux 6.18.44-fc-v1045' in {split[0].name}, {theirs.os!r} in this one"):
+        bench.earlier_run(later, root, how)
 
 
 def test_compare_reports_two_earlier_runs_taken_in_parts_from_their_files_alone(bench, tmp_path: Path) -> None:
