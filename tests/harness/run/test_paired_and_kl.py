@@ -3,6 +3,10 @@
 The reference measured twice, each time in a fresh process, gives the same answer to every question (zero flips)
 and a KL divergence of exactly zero against the distributions the first process cached; a 4-bit round-to-nearest
 variant changes answers and moves the distribution. A resumed run writes the same per-sample file as the first.
+
+Issue 19 asked for a 2-bit variant here; 4 bits is the coarsest grid kompakt builds, because it stores quantized weights
+only as packed checkpoints and no 2-bit format has a CPU kernel on this stack (``unsupported_grid``). On the tiny
+model 4 bits already flip answers and move the distribution, which is what the test needs to see.
 """
 
 from __future__ import annotations
