@@ -50,6 +50,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "bnb": ("bitsandbytes",),
     "hub_data": ("datasets",),
     "bench": ("lm_eval", "datasets", "scipy"),
+    "efficiency": ("scipy",),
     "gguf_quant": ("llama_cpp",),
     "ray": ("ray",),
     "packed": ("gptqmodel", "optimum", "pcre"),

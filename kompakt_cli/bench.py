@@ -6,6 +6,7 @@ that the ML stack is installed before any work starts and imports it only then.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -25,10 +26,18 @@ def _require(*groups: str, purpose: str = "kompakt bench") -> None:
     from harness.requirements import MissingPackageError, require
 
     try:
-        require("bench", "packed", *groups, purpose=purpose)
+        require(*groups, purpose=purpose)
     except MissingPackageError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from None
+
+
+def _require_methods(jobs: list[Any]) -> None:
+    """Stop before any work when a planned variant's methods need packages that are missing (e.g. gptqmodel)."""
+    from harness.build.methods import get_method
+
+    groups = sorted({g for job in jobs if job.planned for s in job.planned[1].steps for g in get_method(s.method).requires})
+    _require(*groups, purpose="building and loading these variants")
 
 
 def _tasks_help() -> str:
@@ -115,6 +124,8 @@ def bench(
     cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="The artifact and measurement cache (default: $KOMPAKT_CACHE or ~/.cache/kompakt). With --executor ray: a folder every node shares (e.g. NFS); then step prefixes several variants share are built once, and a rerun finds every measurement; without it each node uses its own cache.")] = None,
     wait_for_hardware: Annotated[float, typer.Option("--wait-for-hardware", min=0, help="With --executor ray: seconds a job whose GPU type no node has may wait for an autoscaler to add one (default 0: it is not sent, and the run says so).")] = 0.0,
     max_retries: Annotated[int, typer.Option("--max-retries", min=0, help="With --executor ray: how often Ray reruns a job whose worker died (killed, node lost, out of memory); a job that raises is not rerun.")] = 1,
+    repeats_per_block: Annotated[int, typer.Option("--repeats-per-block", min=1, help="With the efficiency task: timed runs in each block of the paired speed timing (at least 10 blocks per side either way). Fewer make a shorter run, e.g. 1 on a GPU lent for minutes; recorded in the results file.")] = 3,
+    build_device: Annotated[Optional[str], typer.Option("--build-device", help="Where training steps (LoRA healing) run while building: cpu or cuda[:i] (default: $KOMPAKT_BUILD_DEVICE, else cpu). A GPU-trained step is its own artifact, with its own cache key and the GPU named in its lineage; every other step stays on the CPU.")] = None,
 ) -> None:
     """Measure variants: accuracy and perplexity through lm-eval (local data), one results file per variant.
 
@@ -128,7 +139,10 @@ def bench(
     Example: kompakt bench --recipe thesis --variant reference,awq4 --limit 100
     """
     _check_executor(executor, ray_address, wait_for_hardware, max_retries)
-    _require(*(("ray",) if executor == "ray" else ()), purpose="kompakt bench" + (" --executor ray" if executor == "ray" else ""))
+    # What is needed before any work: Ray for its executor (and, on the driver, everything a node may need); lm-eval and
+    # datasets for quality tasks; scipy for the efficiency task's intervals. The packing stack (gptqmodel) is checked
+    # once the variants are known (_require_methods), so timing float variants needs none of it.
+    _require(*(("ray", "bench", "packed") if executor == "ray" else ()), purpose="kompakt bench" + (" --executor ray" if executor == "ray" else ""))
     import logging
 
     from harness.measure.tasks import TaskError
@@ -141,6 +155,7 @@ def bench(
     except ProfileError as err:
         raise typer.BadParameter(str(err), param_hint="--profile") from None
     task_list = _task_list(tasks, efficiency, data_dir)
+    _require("bench" if any(t != "efficiency" for t in task_list) else "efficiency")
     _check_backend(backend)
     overall_limit, task_limits = parse_limits(limit)
     stray = [t for t in task_limits if t not in task_list]
@@ -148,9 +163,15 @@ def bench(
         raise typer.BadParameter(f"limit for {', '.join(stray)}, which is not among the tasks run ({', '.join(task_list)})",
                                  param_hint="--limit")
     if cache_dir is not None:
-        import os
-
         os.environ["KOMPAKT_CACHE"] = str(cache_dir.expanduser().resolve())
+    if build_device is not None:
+        from harness.build.build_device import ENV, BuildDeviceError
+        from harness.build.build_device import build_device as named_device
+
+        try:
+            os.environ[ENV] = named_device(build_device)
+        except BuildDeviceError as err:
+            raise typer.BadParameter(str(err), param_hint="--build-device") from None
     if executor == "ray" and threads is None:
         threads = 1
     config = BenchConfig(
@@ -167,6 +188,7 @@ def bench(
         use_cache=not no_cache,
         threads=threads,
         backend=backend,
+        repeats_per_block=repeats_per_block,
     )
     models: list[Optional[str]] = list(_split(model)) or [None]
     described = (f"{len(models)} base model(s), profile(s) {', '.join(p.name for p in profiles)}, tasks {', '.join(task_list)}"
@@ -222,6 +244,7 @@ def _bench_here(models: list[Optional[str]], recipe: Optional[str], variants: li
         except (KeyError, ValueError) as err:
             typer.echo(f"kompakt bench: {err}", err=True)
             raise typer.Exit(2) from None
+        _require_methods(jobs)
         for prof in profiles:
             run = dataclasses.replace(config, profile=prof, tokenizer_path=base.path, reference_path=base.path)
             typer.echo(f"kompakt bench: {base.info.name} ({base.info.id}), {len(jobs)} variant(s), profile {prof.name}, "
@@ -251,6 +274,8 @@ def _bench_on_ray(models: list[Optional[str]], recipe: Optional[str], variants: 
                    "KOMPAKT_CORPORA": str(paths.corpora_dir().expanduser().resolve())}
     if cache_dir is not None:
         environment["KOMPAKT_CACHE"] = str(cache_dir.expanduser().resolve())
+    if os.environ.get("KOMPAKT_BUILD_DEVICE"):
+        environment["KOMPAKT_BUILD_DEVICE"] = os.environ["KOMPAKT_BUILD_DEVICE"]
     try:
         if not config.allow_other_hardware:
             for prof in profiles:

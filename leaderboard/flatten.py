@@ -34,7 +34,23 @@ def lineage_short(r: ResultsFile) -> str:
         return "reference"
     catalogue = method_catalogue.METHODS
     return " → ".join((catalogue[s.method].short_label(s.params) if s.method in catalogue else s.method) + _packed(s)
-                      for s in r.variant.steps)
+                      + _trained(s) for s in r.variant.steps)
+
+
+def trained_on(r: ResultsFile) -> str | None:
+    """The device a training step of the lineage ran on when it was not the CPU (``record.build_device``, e.g.
+    ``cuda:0 (NVIDIA H200)``; :mod:`harness.build.build_device`), else None. Such an artifact is not the CPU-built one
+    of the same id, so its row borrows no quality from it."""
+    return next((str(s.record["build_device"]) for s in r.variant.steps if s.record.get("build_device")), None)
+
+
+def _trained(step: Step) -> str:
+    """`` (trained on NVIDIA H200)`` for a step trained on a GPU, else nothing."""
+    device = step.record.get("build_device")
+    if not device:
+        return ""
+    name = str(device).split("(", 1)[1].rstrip(")") if "(" in str(device) else str(device)
+    return f" (trained on {name})"
 
 
 #: How a packed checkpoint's format reads in a lineage (a quantizer step's ``record.format``).
@@ -101,6 +117,7 @@ def run_row(r: ResultsFile, file: str) -> dict[str, Any]:
         "is_reference": r.variant.is_reference,
         "lineage": lineage_label(r),
         "lineage_short": lineage_short(r),
+        "trained_on": trained_on(r),
         **bits_per_weight(r),
         "lineage_json": json.dumps([s.model_dump(mode="json", exclude_none=True) for s in r.variant.steps], ensure_ascii=False),
         "methods": ",".join(dict.fromkeys(s.method for s in r.variant.steps)) or "reference",

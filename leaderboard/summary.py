@@ -240,6 +240,7 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
         "is_reference": latest["is_reference"],
         "lineage": latest["lineage"],
         "lineage_short": latest.get("lineage_short") or latest["lineage"],
+        "trained_on": latest.get("trained_on"),
         "bits_per_weight_linears": latest.get("bits_per_weight_linears"),
         "bits_per_weight_model": latest.get("bits_per_weight_model"),
         "methods": latest["methods"],
@@ -386,19 +387,20 @@ def _borrow_quality(rows: list[dict[str, Any]]) -> None:
 
     Accuracy and perplexity do not depend on the hardware for one artifact, so a
     speed-only row (the thesis measured tokens/s on an A100 and accuracy apart from
-    it) can sit on an accuracy/speed plot. The row says where its accuracy came from.
+    it) can sit on an accuracy/speed plot. The row says where its accuracy came from. A variant whose training ran on
+    a GPU is another artifact than the CPU-built one of the same id (``trained_on``), so it borrows only from its own.
     """
-    with_quality: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    with_quality: dict[tuple[str, str, str | None], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if _has_quality(r):
-            with_quality[(r["base_model_id"], r["variant_id"])].append(r)
+            with_quality[(r["base_model_id"], r["variant_id"], r.get("trained_on"))].append(r)
     for r in rows:
         if _has_quality(r) or r["status"] != "ok":
             continue
         # a donor of the row's own provenance first (measured speed takes measured accuracy), then
         # hardware-independent reported figures, then any
         donors = sorted(
-            with_quality.get((r["base_model_id"], r["variant_id"]), []),
+            with_quality.get((r["base_model_id"], r["variant_id"], r.get("trained_on")), []),
             key=lambda d: (d["provenance"] != r["provenance"], d["profile"] != "unspecified", d["profile"], d["hardware_label"]),
         )
         if donors:

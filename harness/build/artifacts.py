@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.build.base_model import ResolvedBase
+from harness.build.build_device import build_device, check_available, key_device
 from harness.build.methods import GGUF_FILE, MODEL_DIR
 # the measuring side's memory probes (disk size, peak resident memory of a step): stdlib only
 from harness.measure.efficiency.memory import PeakMemory, disk_bytes
@@ -80,8 +81,11 @@ def step_key(parent_key: str, step: PlannedStep) -> str:
 
     data = [resolve_source(spec, split=split, text_field=fld).sha256 for spec, split, fld in step.config.data_specs()]
     payload = {"v": KEY_VERSION, "parent": parent_key, "method": step.method, "params": step.params(), "data": data}
-    if getattr(get_method(step.method), "packs", False):
+    method = get_method(step.method)
+    if getattr(method, "packs", False):
         payload["storage"] = PACKED_STORAGE
+    if getattr(method, "trains_on_device", False) and (device := key_device(build_device())) is not None:
+        payload["build_device"] = device  # a GPU-trained step is another artifact (harness.build.build_device)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -320,7 +324,10 @@ def _build_step(recipe: Recipe, variant: RecipeVariant, i: int, model: Any, toke
     method = get_method(step.method)
     parent_path = base.path if i == 0 else entry_dir(base, keys[i - 1]) / MODEL_DIR
     with atomic_dir(entry_dir(base, keys[i])) as tmp:
-        ctx = StepContext(tokenizer=tokenizer, base=base, out_dir=tmp, show_progress=show_progress, parent_path=parent_path)
+        device = build_device() if method.trains_on_device else "cpu"
+        check_available(device)
+        ctx = StepContext(tokenizer=tokenizer, base=base, out_dir=tmp, show_progress=show_progress, parent_path=parent_path,
+                          device=device)
         set_seed(getattr(step.config, "seed", 0))
         t0 = time.perf_counter()
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness import requirements as req
@@ -54,5 +56,28 @@ def test_building_a_quantizer_stops_before_work_when_gptqmodel_is_missing(monkey
     res = CliRunner().invoke(app, ["variants", "build", "all-methods", "--variant", "rtn4"])
     assert res.exit_code == 1
     assert "building these variants needs gptqmodel" in res.output and "PyPcre" in res.output and "C compiler" in res.output
-    res = CliRunner().invoke(app, ["bench", "--tasks", "winogrande"])
-    assert res.exit_code == 2 and "kompakt bench needs gptqmodel" in res.output
+
+
+
+def test_bench_needs_the_packing_stack_only_for_packed_variants(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path,
+                                                                  kompakt_env: Path) -> None:
+    """`bench` asks for gptqmodel when a planned variant is built by a quantizer, before building anything; timing the
+    reference or float variants (a GPU machine without gptqmodel or lm-eval) needs neither."""
+    from typer.testing import CliRunner
+
+    import harness.run.bench
+    from kompakt_cli import app
+
+    real = req.missing
+    monkeypatch.setattr(req, "missing", lambda *mods: [m for m in mods if m in ("gptqmodel", "lm_eval")] + real(*mods))
+    reached: list[list[str]] = []
+    monkeypatch.setattr(harness.run.bench, "run_bench", lambda jobs, run, say: reached.append([j.id for j in jobs]) or [])
+    res = CliRunner().invoke(app, ["bench", "--model", str(tiny_model_dir), "--recipe", "all-methods", "--variant", "rtn4",
+                                   "--tasks", "efficiency"])
+    assert res.exit_code == 2 and "building and loading these variants needs gptqmodel" in res.output and "PyPcre" in res.output
+    assert reached == []
+    res = CliRunner().invoke(app, ["bench", "--model", str(tiny_model_dir), "--recipe", "all-methods",
+                                   "--variant", "reference,prune-8", "--tasks", "efficiency"])
+    assert reached == [["reference", "prune-8"]], res.output
+    res = CliRunner().invoke(app, ["bench", "--model", str(tiny_model_dir), "--tasks", "efficiency,winogrande"])
+    assert res.exit_code == 2 and "kompakt bench needs lm_eval" in res.output

@@ -129,6 +129,22 @@ def test_speed_only_row_borrows_accuracy_and_says_so():
     assert row["generate_tokens_per_s"] == 27.35
 
 
+def test_a_gpu_trained_variant_borrows_no_quality_from_the_cpu_built_one():
+    """prune-8-lora trained on a GPU is another artifact than the CPU's of the same id: its speed row stays without
+    accuracy, and its lineage says where it was trained."""
+    quality = make_result("m", "lora-healed", "cpu")
+    speed = make_result("m", "lora-healed", "a100")
+    speed["metrics"] = {"throughput": [{"generate_tokens_per_s": {"value": 27.35}}]}
+    speed["variant"]["steps"][-1]["record"] = {"build_device": "cuda:0 (NVIDIA H200)"}
+    rows = rows_of(quality, speed)
+    row = rows[("lora-healed", "a100")]
+    assert row["mean_accuracy"] is None and row["quality_from"] is None
+    assert row["trained_on"] == "cuda:0 (NVIDIA H200)" and row["lineage_short"].endswith("(trained on NVIDIA H200)")
+    assert rows[("lora-healed", "cpu")]["trained_on"] is None
+    del speed["variant"]["steps"][-1]["record"]
+    assert rows_of(quality, speed)[("lora-healed", "a100")]["quality_from"] == "CPU: Synthetic CPU, 2 cores"
+
+
 def test_hellaswag_llamacpp_fills_the_slot_but_is_not_compared_with_hellaswag():
     ref = make_result("m", "reference", "cpu")
     other = make_result("m", "awq-4bit", "cpu")

@@ -121,6 +121,8 @@ class StepContext:
     show_progress: bool = True
     parent_path: Path | None = None
     """The checkpoint folder the step starts from (the parent step's ``model/``, or the base model's folder)."""
+    device: str = "cpu"
+    """Where a training step runs (:mod:`harness.build.build_device`); the other steps ignore it and run on the CPU."""
 
 
 @dataclass
@@ -148,6 +150,9 @@ class Method:
     """Groups of :mod:`harness.requirements` the method needs besides the core."""
     packs: ClassVar[bool] = False
     """True when the step stores integer codes as a packed checkpoint (the weight quantizers)."""
+    trains_on_device: ClassVar[bool] = False
+    """True when the step trains on the build device (:mod:`harness.build.build_device`); a GPU then becomes part of
+    its cache key and lineage."""
     distributions: ClassVar[tuple[str, ...]] = ("torch",)
     """Packages that carry out the step, recorded as ``Step.library``."""
     batch_dependent: ClassVar[str | None] = None

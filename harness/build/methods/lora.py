@@ -113,7 +113,8 @@ LossFn = Callable[[Any, "torch.Tensor"], "torch.Tensor"]
 
 
 def lm_loss(model: Any, batch: "torch.Tensor") -> "torch.Tensor":
-    """Next-token cross-entropy (mean over tokens)."""
+    """Next-token cross-entropy (mean over tokens), on the device the model is on."""
+    batch = batch.to(model.device)
     return model(input_ids=batch, labels=batch, use_cache=False).loss
 
 
@@ -167,7 +168,7 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:  # pragma: no cover - a method bug
         raise MethodError("nothing to train: no parameter requires gradients")
-    if cfg.precision == "bfloat16" and bfloat16_in_reference_loop():
+    if cfg.precision == "bfloat16" and model.device.type == "cpu" and bfloat16_in_reference_loop():
         # Said at the start: on such a CPU a build that takes minutes elsewhere takes hours (8 h for 150 LoRA steps of
         # the embedded model), and the progress bar shows it only after the first steps.
         warnings.warn(
@@ -192,7 +193,7 @@ def train(
             order, pos = torch.randperm(n, generator=generator), 0
         batch = train_blocks[order[pos : pos + cfg.batch_size]]
         pos += cfg.batch_size
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
             loss = loss_fn(model, batch)
         value = loss.detach().item()
         if not math.isfinite(value):
@@ -258,14 +259,22 @@ class LoRA(Method):
     requires = ("lora",)
     distributions = ("torch", "peft")
 
+    trains_on_device = True
+
     def apply(self, model: Any, config: LoRAConfig, ctx: StepContext) -> StepOutcome:
+        from harness.build.build_device import describe, key_device
+
         train_blocks, eval_blocks, source = training_blocks(ctx, config)
+        model = model.to(ctx.device)  # float32 as loaded: a GPU trains the same precision the CPU would
         before = heldout_loss(model, eval_blocks, config.batch_size)
         peft_model = add_adapters(model, config)
         record: dict[str, Any] = {"trainable_parameters": trainable_parameters(peft_model)}
+        if key_device(ctx.device) is not None:
+            record["build_device"] = describe(ctx.device)
         record.update(train(peft_model, train_blocks, config, desc="lora", show_progress=ctx.show_progress))
         merged = peft_model.merge_and_unload()
         after = heldout_loss(merged, eval_blocks, config.batch_size)
+        merged = merged.to("cpu")  # saved and measured from the CPU copy, like every other artifact
         record.update(heldout_record(before, after))
         record.update(source.record())
         return StepOutcome(model=merged, record=record, notes=source.notes())

@@ -17,6 +17,9 @@ from typing import Any
 
 from harness.measure.tasks.base import Task, TaskContext, TaskPayload
 
+DEFAULT_REPEATS = 3
+"""Timed runs per block of the paired protocol unless ``--repeats-per-block`` says otherwise (PairedRule's default)."""
+
 
 class EfficiencyTask(Task):
     name = "efficiency"
@@ -24,7 +27,11 @@ class EfficiencyTask(Task):
     pairs_with_reference = True
 
     def cache_settings(self, config: Any) -> dict[str, Any]:
-        return {"threads": config.threads, "backend": config.backend}
+        settings = {"threads": config.threads, "backend": config.backend}
+        repeats = getattr(config, "repeats_per_block", DEFAULT_REPEATS)
+        if repeats != DEFAULT_REPEATS:  # keyed only when changed, so the measurements cached before stay found
+            settings["repeats_per_block"] = repeats
+        return settings
 
     def run(self, ctx: TaskContext) -> TaskPayload:
         from harness.measure.backends import BackendError, backend_class, backends_for
@@ -50,7 +57,10 @@ class EfficiencyTask(Task):
                 notes.append(f"speed timed alone, not paired with the reference: {type(err).__name__}: {err}")
             else:
                 # the reference's own job: a second load of the same files, the A/A check
-                reference = PairedReference(path, label, aa_check=artifact.key == ctx.reference.key)
+                from harness.measure.efficiency import PairedRule
+
+                rule = PairedRule(repeats=getattr(ctx.config, "repeats_per_block", DEFAULT_REPEATS))
+                reference = PairedReference(path, label, aa_check=artifact.key == ctx.reference.key, rule=rule)
         eff = measure(artifact.model_path, ctx.config.profile, backend=name, artifact_path=artifact.path, log=ctx.say,
                       reference=reference)
         return TaskPayload(

@@ -164,6 +164,35 @@ def test_packed_steps_have_keys_of_their_own(recipe: Any, monkeypatch: pytest.Mo
     assert changed[0] == keys[0] and changed[1] != keys[1]
 
 
+def test_a_gpu_trained_step_has_a_key_of_its_own(recipe: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KOMPAKT_BUILD_DEVICE=cuda changes the key of a training step (LoRA) and of nothing before it; the CPU keys stay."""
+    base = resolve(recipe.base_model)
+    steps = recipe.variants["p1-lora"].steps
+    cpu = artifacts.chain_keys(base, steps)
+    monkeypatch.setenv("KOMPAKT_BUILD_DEVICE", "cpu")
+    assert artifacts.chain_keys(base, steps) == cpu
+    monkeypatch.setenv("KOMPAKT_BUILD_DEVICE", "cuda:1")
+    gpu = artifacts.chain_keys(base, steps)
+    assert gpu[0] == cpu[0] and gpu[1] != cpu[1]  # pruning runs on the CPU either way
+    monkeypatch.setenv("KOMPAKT_BUILD_DEVICE", "cuda")
+    assert artifacts.chain_keys(base, steps) == gpu  # keyed by the device type, not its index
+    assert artifacts.chain_keys(base, recipe.variants["p1-rtn"].steps) == artifacts.chain_keys(base, recipe.variants["p1-rtn"].steps)
+
+
+def test_a_gpu_build_without_a_gpu_stops_before_training(recipe: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    if torch.cuda.is_available():  # pragma: no cover - this tests the machine without one
+        pytest.skip("a CUDA device is visible here")
+    monkeypatch.setenv("KOMPAKT_BUILD_DEVICE", "cuda")
+    with pytest.raises(ValueError, match="KOMPAKT_BUILD_DEVICE=cuda: torch sees no CUDA device here"):
+        artifacts.build(recipe, "p1-lora", show_progress=False)
+    assert artifacts.cached_steps(resolve(recipe.base_model), recipe.variants["p1-lora"]) == 1  # the pruning was kept
+    monkeypatch.setenv("KOMPAKT_BUILD_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="expected cpu, cuda or cuda:<index>"):
+        artifacts.build(recipe, "p1-lora", show_progress=False)
+
+
 def test_a_packed_step_and_its_lossless_export(recipe: Any, tiny_model_dir: Path, kompakt_env: Path) -> None:
     """rtn writes a packed AWQ checkpoint; gguf from_codes reads its integers back (also from the cache) into Q4_1."""
     data = recipe_data(tiny_model_dir)

@@ -185,6 +185,10 @@ def test_cli_rejects_unknown_tasks_and_stray_limits() -> None:
     assert code == 2 and "not among the tasks run" in out
     code, out = run("--limit", "many")
     assert code == 2 and "expected N or TASK=N" in out
+    code, out = run("--tasks", "efficiency", "--build-device", "tpu")
+    assert code == 2 and "KOMPAKT_BUILD_DEVICE='tpu': expected cpu, cuda or cuda:<index>" in out
+    code, out = run("--tasks", "efficiency", "--repeats-per-block", "0")
+    assert code == 2 and "--repeats-per-block" in out
 
 
 def test_parse_limits() -> None:
