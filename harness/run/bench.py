@@ -126,9 +126,9 @@ class BenchConfig:
     command: str = ""
     tokenizer_path: Path | None = None
     """Tokenizer for formats without one (a GGUF export): the base model's reference folder."""
-    repeats_per_block: int = 3
-    """Timed runs in each block of the paired speed timing (:class:`harness.measure.efficiency.PairedRule`); fewer make a
-    shorter run with as many blocks (a GPU lent for minutes)."""
+    repeats_per_block: int | None = None
+    """Timed runs in each block of the paired speed timing; None: :class:`harness.measure.efficiency.PairedRule`'s. Fewer
+    make a shorter run with as many blocks (a GPU lent for minutes)."""
     backend: str | None = None
     """Efficiency backend (:data:`harness.measure.backends.BACKENDS`); None: the first that runs the artifact's format."""
     kl_windows: int = 32

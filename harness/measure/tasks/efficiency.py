@@ -17,9 +17,6 @@ from typing import Any
 
 from harness.measure.tasks.base import Task, TaskContext, TaskPayload
 
-DEFAULT_REPEATS = 3
-"""Timed runs per block of the paired protocol unless ``--repeats-per-block`` says otherwise (PairedRule's default)."""
-
 
 class EfficiencyTask(Task):
     name = "efficiency"
@@ -28,8 +25,8 @@ class EfficiencyTask(Task):
 
     def cache_settings(self, config: Any) -> dict[str, Any]:
         settings = {"threads": config.threads, "backend": config.backend}
-        repeats = getattr(config, "repeats_per_block", DEFAULT_REPEATS)
-        if repeats != DEFAULT_REPEATS:  # keyed only when changed, so the measurements cached before stay found
+        repeats = getattr(config, "repeats_per_block", None)
+        if repeats is not None:  # keyed only when set, so the measurements cached before stay found
             settings["repeats_per_block"] = repeats
         return settings
 
@@ -59,7 +56,8 @@ class EfficiencyTask(Task):
                 # the reference's own job: a second load of the same files, the A/A check
                 from harness.measure.efficiency import PairedRule
 
-                rule = PairedRule(repeats=getattr(ctx.config, "repeats_per_block", DEFAULT_REPEATS))
+                repeats = getattr(ctx.config, "repeats_per_block", None)
+                rule = PairedRule() if repeats is None else PairedRule(repeats=repeats)
                 reference = PairedReference(path, label, aa_check=artifact.key == ctx.reference.key, rule=rule)
         eff = measure(artifact.model_path, ctx.config.profile, backend=name, artifact_path=artifact.path, log=ctx.say,
                       reference=reference)
