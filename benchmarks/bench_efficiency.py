@@ -174,7 +174,7 @@ def _variant_specs(vid: str, art: Any, base: Any, backends: set[str], use_llama:
     as an F32 GGUF (why not, in ``notes``, where it is not)."""
     from harness.build.as_gguf import f32_gguf, why_not
 
-    lineage = art.variant.model_copy(update={"id": vid})
+    lineage = art.variant.model_copy(update={"id": vid, "content_hash": art.content_hash()})  # the build timed (kompakt bench records it too)
     if art.format == "gguf":
         return [Spec(vid, "llama.cpp", art.model_path, refs["llama.cpp"][0], label["llama.cpp"], lineage=lineage)] if use_llama else []
     out = []

@@ -94,6 +94,13 @@ class Variant(Strict):
         default_factory=list, max_length=32, description="The lineage: the ordered compression steps that turned the base model into this variant."
     )
     notes: Text | None = Field(default=None, description="Remarks on the variant.")
+    content_hash: ShortText | None = Field(
+        default=None,
+        description="sha256 of the variant's weight files as stored when measured (`sha256:<hex>`: its safetensors files, or its GGUF file), "
+        "so that two results files of one variant can prove they measured the same build. A step that rounds floats the "
+        "CPU computed (GPTQ, training) can build other weights from the same recipe on another host. Null for the reference "
+        "(the base model's `content_hash` is its hash) and in files written before 2026-12-04.",
+    )
 
 
 # --------------------------------------------------------------------------- hardware and software

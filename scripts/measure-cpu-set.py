@@ -16,7 +16,9 @@ of ``kompakt bench --profile cpu`` (below) on
 A variant is **done** when its results files under ``data/results/<model>/<variant>/cpu/`` together have all of
 that, each part (the English tasks with their per-sample file; the two WikiText perplexities, possibly from an older
 committed file; the KL divergence; the German suite with its per-sample file) in one file measured on the artifact the
-recipe builds today: for ``rtn``/``awq``/``gptq`` steps that is the packed checkpoint (the step's lineage record names its
+recipe builds today, and all parts on one build of it where the files record which (``variant.content_hash``, the
+sha256 of the weights measured: GPTQ and training can round to other weights on another CPU, so a rebuild after a move
+of the VM starts the variant's parts again; the newest build counts): for ``rtn``/``awq``/``gptq`` steps that is the packed checkpoint (the step's lineage record names its
 packed ``format``), so a file measured on the dequantized float32 artifacts of before never counts. A variant is
 measured in three runs of ``kompakt bench``, each its own results file, committed (``--commit``) as soon as it lands:
 the English tasks, then the perplexities and the KL divergence, then the German suite. A part already there is
@@ -156,13 +158,18 @@ def missing(data: dict, methods: list[str], perplexities_kept: bool = False, ste
 def found_parts(folder: Path, methods: list[str], steps: list[tuple[str, dict]] | None = None) -> dict[str, Path | None]:
     """Per part, the newest results file of the variant that has it, measured on the recipe's artifact (None: none)."""
     found: dict[str, Path | None] = dict.fromkeys(PARTS)
+    build = None  # the newest recorded build (``variant.content_hash``): parts measured on another build do not count
     for f in sorted(folder.glob("*.json"), reverse=True):
         data = json.loads(f.read_text(encoding="utf-8"))
         if artifact_gaps(data, methods, steps):
             continue
-        for part in PARTS:
-            if found[part] is None and not part_gaps(data, part):
-                found[part] = f
+        parts = [p for p in PARTS if found[p] is None and not part_gaps(data, p)]
+        content = data.get("variant", {}).get("content_hash")  # null in files written before 2026-12-04: not checkable
+        if not parts or (content is not None and build is not None and content != build):
+            continue
+        build = build or content
+        for part in parts:
+            found[part] = f
     return found
 
 

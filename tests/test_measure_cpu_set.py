@@ -174,6 +174,31 @@ def test_a_variant_is_done_from_its_three_runs_each_landing_on_its_own(mcs, tmp_
     assert not done and line.startswith("to measure: german")
 
 
+def test_parts_count_together_only_from_one_build(mcs, tmp_path):
+    gptq = [("gptq", {"bits": 4, "group_size": 64})]
+    folder = tmp_path / mcs.MODEL / "gptq4" / mcs.PROFILE
+    folder.mkdir(parents=True)
+
+    def land(i: int, run: str, build: str | None) -> None:
+        data = _part(mcs, run, gptq)
+        data["variant"]["content_hash"] = build
+        (folder / f"2026120{i}T000000Z-{run}.json").write_text(json.dumps(data))
+
+    land(1, "english", "sha256:aaaa")  # all three parts on the first host's build
+    land(2, "perplexity", "sha256:aaaa")
+    land(3, "german", "sha256:aaaa")
+    assert mcs.status("gptq4", ["gptq"], tmp_path, gptq)[0]
+    land(4, "english", "sha256:bbbb")  # the VM moved, GPTQ rebuilt to other weights: its English part is the newest
+    assert [r for r, _ in mcs.plan("gptq4", ["gptq"], gptq, tmp_path)] == ["perplexity", "german"]
+    done, line = mcs.status("gptq4", ["gptq"], tmp_path, gptq)
+    assert not done and line.startswith("to measure: wikitext, kl, german")
+    land(5, "perplexity", None)  # a file written before builds were recorded cannot be checked, and counts
+    assert [r for r, _ in mcs.plan("gptq4", ["gptq"], gptq, tmp_path)] == ["german"]
+    land(6, "german", "sha256:bbbb")
+    done, line = mcs.status("gptq4", ["gptq"], tmp_path, gptq)
+    assert done and "english: 20261204T000000Z-english.json" in line and "german: 20261206T000000Z-german.json" in line
+
+
 def test_a_run_without_its_per_sample_file_is_measured_again(mcs, tmp_path):
     awq = [("awq", {"bits": 4, "group_size": 64})]
     folder = tmp_path / mcs.MODEL / "awq4" / mcs.PROFILE

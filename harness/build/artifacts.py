@@ -121,6 +121,13 @@ class Artifact:
             return self.path
         return self.path / (GGUF_FILE if self.format == "gguf" else MODEL_DIR)
 
+    def content_hash(self) -> str:
+        """``sha256:<hex>`` of the weights as stored (the safetensors files of ``hf``, the ``.gguf`` file), remembered by
+        path, size and modification time: what a results file records as ``variant.content_hash``."""
+        from harness.build.base_model import cached_weights_hash
+
+        return cached_weights_hash(self.model_path)
+
     def lineage(self) -> dict[str, Any]:
         """``{"base_model": ..., "variant": ...}`` as the results file records them."""
         return {"base_model": self.base_model.model_dump(mode="json"), "variant": self.variant.model_dump(mode="json")}

@@ -122,7 +122,7 @@ def weights_hash(folder: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _cached_hash(path: Path) -> str:
+def cached_weights_hash(path: Path) -> str:
     """sha256 of a large file or folder, remembered by path, size and modification time."""
     index = paths.cache_dir() / "hashes.json"
     try:
@@ -230,7 +230,7 @@ def _resolve_folder(folder: Path, spec: BaseModelSpec, *, kind: str, ref: str, r
         source=kind,  # type: ignore[arg-type]
         source_ref=ref,
         revision=revision,
-        content_hash=_cached_hash(folder),
+        content_hash=cached_weights_hash(folder),
         parameters=_param_count(folder),
         notes=spec.notes,
     )
@@ -274,7 +274,7 @@ def _resolve_hub(spec: BaseModelSpec) -> ResolvedBase:
 
 
 def _resolve_gguf(gguf: Path, spec: BaseModelSpec, *, embedded: bool, show_progress: bool) -> ResolvedBase:
-    gguf_hash = _cached_hash(gguf).removeprefix("sha256:")
+    gguf_hash = cached_weights_hash(gguf).removeprefix("sha256:")
     if embedded:
         version = importlib.metadata.version(EMBEDDED_DISTRIBUTION)
         ident, name = spec.id or EMBEDDED_ID, spec.name or EMBEDDED_NAME
@@ -409,7 +409,7 @@ def resolve_cached(spec: BaseModelSpec | None = None) -> ResolvedBase | None:
             if not gguf.is_file():
                 return None
             ident = spec.id or (EMBEDDED_ID if spec.source is None else _slug(gguf.stem))
-            digest = _cached_hash(gguf).removeprefix("sha256:")
+            digest = cached_weights_hash(gguf).removeprefix("sha256:")
             folder = paths.cache_dir() / "base" / f"{ident}-{digest[:16]}"
             if not (folder / BASE_INFO_FILE).is_file():
                 return None

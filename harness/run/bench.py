@@ -203,7 +203,8 @@ def measure_variant(job: VariantJob, config: BenchConfig, *, hardware: Hardware,
         return _write_failed_build(job, status, config, hardware, software, start)
 
     got = _Collected()
-    variant = artifact.variant
+    # The build's own hash, not the recipe's key: GPTQ or training on another CPU can round to other weights.
+    variant = artifact.variant if artifact.variant.is_reference else artifact.variant.model_copy(update={"content_hash": artifact.content_hash()})
     try:
         fallback_step = plan_fit(artifact, config)
     except DoesNotFit as err:

@@ -62,6 +62,9 @@ def measurement_key(artifact: Any, config: BenchConfig, task: str, reference: st
     return {
         "base": artifact.base_model.content_hash,
         "artifact": artifact.key,
+        # the recipe's key names the build's steps, the hash the weights they gave on this machine (GPTQ and training
+        # can round to others on another CPU)
+        "content": artifact.content_hash(),
         "format": artifact.format,
         "profile": config.profile.name,
         "device": config.profile.device,

@@ -166,7 +166,8 @@ def test_every_variant_is_paired_with_the_reference_on_each_backend_that_runs_it
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"quantization_config": quantization} if quantization else {}))
         path = folder / "model.gguf" if fmt == "gguf" else folder
-        return SimpleNamespace(variant=Variant(id=vid, is_reference=False, steps=[]), format=fmt, model_path=path)
+        return SimpleNamespace(variant=Variant(id=vid, is_reference=False, steps=[]), format=fmt, model_path=path,
+                               content_hash=lambda: f"sha256:{vid}")
 
     refs = {"pytorch": (tmp_path / "ref", ""), "llama.cpp": (tmp_path / "ref-f32.gguf", "note")}
     label = {"pytorch": "reference (pt)", "llama.cpp": "reference (gguf)"}
@@ -177,7 +178,9 @@ def test_every_variant_is_paired_with_the_reference_on_each_backend_that_runs_it
                      "awq4": artifact("awq4", quantization={"quant_method": "awq"}),
                      "rtn8": artifact("rtn8", quantization={"quant_method": "gptq"}),
                      "bnb-nf4": artifact("bnb-nf4", quantization={"quant_method": "bitsandbytes"})}.items():
-        got[vid] = [(s.backend, s.path.name, s.reference.name, s.notes) for s in bench._variant_specs(vid, art, None, both, True, refs, label, notes)]
+        specs = bench._variant_specs(vid, art, None, both, True, refs, label, notes)
+        got[vid] = [(s.backend, s.path.name, s.reference.name, s.notes) for s in specs]
+        assert {s.lineage.content_hash for s in specs} == {f"sha256:{vid}"}  # the build timed, on each backend
     assert got["gguf-q8_0"] == [("llama.cpp", "model.gguf", "ref-f32.gguf", None)]
     assert got["prune-8"] == [("pytorch", "prune-8", "ref", None), ("llama.cpp", "prune-8-f32.gguf", "ref-f32.gguf", "as F32")]
     assert got["awq4"] == [("pytorch", "awq4", "ref", None)] and got["rtn8"] == [("pytorch", "rtn8", "ref", None)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import types
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ pytest.importorskip("lm_eval")
 
 from harness.run import bench  # noqa: E402
 from harness.build.artifacts import reference_artifact  # noqa: E402
-from harness.build.base_model import BaseModelSpec, resolve  # noqa: E402
+from harness.build.base_model import BaseModelSpec, resolve, weights_hash  # noqa: E402
 from harness.run.measurement_cache import measurement_key  # noqa: E402
+from kompakt.hashing import sha256_file  # noqa: E402
 from kompakt.profiles import get_profile  # noqa: E402
 from kompakt.results import ResultsFile, Step, Variant  # noqa: E402
 
@@ -213,6 +215,9 @@ def test_measurement_key_follows_limit_and_protocol(env: dict[str, Any]) -> None
     assert "reference" not in eff
     assert measurement_key(art, _config(env), "efficiency", "ref-1") == {**eff, "reference": "ref-1"}
     assert measurement_key(art, _config(env), "efficiency", "ref-2") != measurement_key(art, _config(env), "efficiency", "ref-1")
+    # the same recipe key on other weights (a GPTQ rebuilt on another CPU) is another measurement
+    other = types.SimpleNamespace(**{**vars(art)}, content_hash=lambda: "sha256:" + "0" * 64)
+    assert measurement_key(other, _config(env), "arc_challenge") == {**a, "content": "sha256:" + "0" * 64} != a
     shutil.rmtree(env["results"], ignore_errors=True)
 
 
@@ -309,6 +314,10 @@ def test_packed_variants_are_measured_as_stored(env: dict[str, Any], monkeypatch
     assert tp_packed.token_perplexity != tp_ref.token_perplexity
     assert abs(tp_gguf.token_perplexity / tp_packed.token_perplexity - 1) < 0.02  # the same integers on another engine
     assert p.results.variant.steps[-1].record["format"] == "awq-gemm"
+    # each file names the build it measured: the hash of the weights as stored, the packed checkpoint's and the GGUF's
+    assert p.results.variant.content_hash == weights_hash(packed.model_path)
+    assert g.results.variant.content_hash == "sha256:" + sha256_file(exported.model_path)
+    assert ref.results.variant.content_hash is None  # the reference's is its base model's
     if importlib.util.find_spec("llama_cpp") is not None:
         assert "Scored on llama.cpp's own logits" in tp_gguf.notes
     else:
