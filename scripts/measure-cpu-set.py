@@ -16,10 +16,11 @@ of ``kompakt bench --profile cpu`` (below) on
 A variant is **done** when its results files under ``data/results/<model>/<variant>/cpu/`` together have all of
 that, each part (the English tasks with their per-sample file; the two WikiText perplexities, possibly from an older
 committed file; the KL divergence; the German suite with its per-sample file) in one file measured on the artifact the
-recipe builds today, and all parts on one build of it where the files record which (``variant.content_hash``, the
-sha256 of the weights measured: GPTQ and training can round to other weights on another CPU, so a rebuild after a move
-of the VM starts the variant's parts again; the newest build counts): for ``rtn``/``awq``/``gptq`` steps that is the packed checkpoint (the step's lineage record names its
-packed ``format``), so a file measured on the dequantized float32 artifacts of before never counts. A variant is
+recipe builds today: for ``rtn``/``awq``/``gptq`` steps that is the packed checkpoint (the step's lineage record names its
+packed ``format``), so a file measured on the dequantized float32 artifacts of before never counts. All parts must come
+from one build where the files record which (``variant.content_hash``, the sha256 of the weights measured): GPTQ and
+training can round to other weights on another CPU, so a rebuild after a move of the VM starts the variant's parts
+again; the newest build counts. A variant is
 measured in three runs of ``kompakt bench``, each its own results file, committed (``--commit``) as soon as it lands:
 the English tasks, then the perplexities and the KL divergence, then the German suite. A part already there is
 skipped; so the script resumes where it stopped, and each run's tasks already measured come from the measurement

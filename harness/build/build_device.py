@@ -44,7 +44,7 @@ def check_available(device: str) -> None:
         return
     import torch
 
-    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    index = _index(device)
     if not torch.cuda.is_available():
         raise BuildDeviceError(f"{ENV}={device}: torch sees no CUDA device here (torch {torch.__version__}); "
                                f"unset {ENV} to train on the CPU")
@@ -58,5 +58,10 @@ def describe(device: str) -> str:
         return "cpu"
     import torch
 
-    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    index = _index(device)
     return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
+def _index(device: str) -> int:
+    """The GPU index ``cuda:<index>`` names (0 for plain ``cuda``)."""
+    return int(device.split(":", 1)[1]) if ":" in device else 0
