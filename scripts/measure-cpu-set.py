@@ -32,6 +32,7 @@ Hours of work a variant on two cores; run it alone, never beside a speed measure
     nohup .venv/bin/python scripts/measure-cpu-set.py --commit > build/measure-cpu-set.log 2>&1 &
     .venv/bin/python scripts/measure-cpu-set.py --status               # what is done and what is left
     .venv/bin/python scripts/measure-cpu-set.py --variants reference,awq4 --threads 1
+    .venv/bin/python scripts/measure-cpu-set.py --commit --variants gptq4 --measured-after 20261204T1800  # all again
 """
 
 from __future__ import annotations
@@ -156,11 +157,15 @@ def missing(data: dict, methods: list[str], perplexities_kept: bool = False, ste
     return gaps + head
 
 
-def found_parts(folder: Path, methods: list[str], steps: list[tuple[str, dict]] | None = None) -> dict[str, Path | None]:
-    """Per part, the newest results file of the variant that has it, measured on the recipe's artifact (None: none)."""
+def found_parts(folder: Path, methods: list[str], steps: list[tuple[str, dict]] | None = None,
+                after: str | None = None) -> dict[str, Path | None]:
+    """Per part, the newest results file of the variant that has it, measured on the recipe's artifact (None: none);
+    with ``after`` (a run id's stamp such as ``20261204T1700``), only files of runs after it count."""
     found: dict[str, Path | None] = dict.fromkeys(PARTS)
     build = None  # the newest recorded build (``variant.content_hash``): parts measured on another build do not count
     for f in sorted(folder.glob("*.json"), reverse=True):
+        if after is not None and f.name[: len(after)] <= after:
+            continue
         data = json.loads(f.read_text(encoding="utf-8"))
         if artifact_gaps(data, methods, steps):
             continue
@@ -174,18 +179,19 @@ def found_parts(folder: Path, methods: list[str], steps: list[tuple[str, dict]] 
     return found
 
 
-def perplexity_source(folder: Path, steps: list[tuple[str, dict]]) -> Path | None:
+def perplexity_source(folder: Path, steps: list[tuple[str, dict]], after: str | None = None) -> Path | None:
     """The newest committed quality file of the variant with both WikiText perplexities on the full set, measured on
     the steps the recipe builds today (same methods and parameters, and for ``rtn``/``awq``/``gptq`` the packed
     artifact): the re-measurement takes them from there instead of measuring them again (issue 19)."""
-    return found_parts(folder, [m for m, _ in steps], steps)["wikitext"]
+    return found_parts(folder, [m for m, _ in steps], steps, after)["wikitext"]
 
 
-def status(variant: str, methods: list[str], results: Path, steps: list[tuple[str, dict]] | None = None) -> tuple[bool, str]:
+def status(variant: str, methods: list[str], results: Path, steps: list[tuple[str, dict]] | None = None,
+           after: str | None = None) -> tuple[bool, str]:
     """Whether the variant is done (every part found), and a line naming the files it is done from, or what is left
     and what its most nearly complete quality file lacks."""
     folder = results / MODEL / variant / PROFILE
-    found = found_parts(folder, methods, steps)
+    found = found_parts(folder, methods, steps, after)
     if all(found.values()):
         files = {f: [p for p in PARTS if found[p] == f] for f in dict.fromkeys(found.values())}
         if len(files) == 1:
@@ -193,6 +199,8 @@ def status(variant: str, methods: list[str], results: Path, steps: list[tuple[st
         return True, "done (" + "; ".join(f"{', '.join(parts)}: {f.name}" for f, parts in files.items()) + ")"
     best: list[str] | None = None
     for f in sorted(folder.glob("*.json"), reverse=True):
+        if after is not None and f.name[: len(after)] <= after:
+            continue
         data = json.loads(f.read_text(encoding="utf-8"))
         if not any(data.get("metrics", {}).get(k) for k in ("accuracy", "perplexity", "distribution_distance")):
             continue  # an efficiency-only file
@@ -202,9 +210,10 @@ def status(variant: str, methods: list[str], results: Path, steps: list[tuple[st
     return False, f"to measure: {left}" + (f" (newest quality file lacks: {', '.join(best)})" if best else "")
 
 
-def plan(variant: str, methods: list[str], steps: list[tuple[str, dict]] | None, results: Path) -> list[tuple[str, list[str]]]:
+def plan(variant: str, methods: list[str], steps: list[tuple[str, dict]] | None, results: Path,
+         after: str | None = None) -> list[tuple[str, list[str]]]:
     """The runs still to do for the variant, in order, each with its ``--tasks`` (the tasks of its parts not yet found)."""
-    found = found_parts(results / MODEL / variant / PROFILE, methods, steps)
+    found = found_parts(results / MODEL / variant / PROFILE, methods, steps, after)
     out = []
     for run, parts in RUNS.items():
         tasks = [t for part, ts in parts.items() if found[part] is None for t in ts]
@@ -252,7 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=ROOT / "data" / "results")
     parser.add_argument("--status", action="store_true", help="print what is done and what is left, measure nothing")
     parser.add_argument("--commit", action="store_true", help="commit each variant's new files as it lands")
+    parser.add_argument("--measured-after", metavar="STAMP",
+                        help="count only results files of runs after STAMP (a run id's start, e.g. 20261204T1700): "
+                             "measure every part again, from the build in the artifact cache today; pass the same "
+                             "STAMP to resume")
     args = parser.parse_args(argv)
+    after = args.measured_after
+    if after is not None and not (len(after) >= 8 and after[:8].isdigit()):
+        parser.error(f"--measured-after {after!r}: not a run id's stamp (YYYYMMDD, optionally THHMM..., e.g. 20261204T1700)")
 
     known = recipe_variants()
     wanted = args.variants.split(",") if args.variants else list(ORDER)
@@ -261,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"not a variant of {' or '.join(RECIPES)}: {', '.join(unknown)} (known: {', '.join(known)})")
     todo = []
     for v in wanted:
-        done, line = status(v, known[v][1], args.results_dir, known[v][2])
+        done, line = status(v, known[v][1], args.results_dir, known[v][2], after)
         print(f"{v:26s} {line}", flush=True)
         if not done:
             todo.append(v)
@@ -272,20 +288,20 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for i, v in enumerate(todo, 1):
         started = time.monotonic()
-        for run, tasks in plan(v, known[v][1], known[v][2], args.results_dir):
+        for run, tasks in plan(v, known[v][1], known[v][2], args.results_dir, after):
             print(f"== {v} ({i}/{len(todo)}), {run} ({','.join(tasks)}): {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
                   flush=True)
             cmd = [str(kompakt), "bench", "--recipe", known[v][0], "--variant", v, "--profile", PROFILE,
                    "--tasks", ",".join(tasks), "--threads", str(args.threads), "--results-dir", str(args.results_dir),
                    *[a for t, n in LIMITS.items() if t in tasks for a in ("--limit", f"{t}={n}")]]
             rc = subprocess.run(cmd, cwd=ROOT).returncode
-            landed = all(r != run for r, _ in plan(v, known[v][1], known[v][2], args.results_dir))
+            landed = all(r != run for r, _ in plan(v, known[v][1], known[v][2], args.results_dir, after))
             print(f"== {v}, {run}: exit {rc}, {'landed' if landed else 'NOT complete'}", flush=True)
             if landed and args.commit:
                 commit(v, run, args.results_dir)
             if not landed:
                 break  # the next run would not make the variant done either; go on with the next variant
-        done, line = status(v, known[v][1], args.results_dir, known[v][2])
+        done, line = status(v, known[v][1], args.results_dir, known[v][2], after)
         print(f"== {v}: {line}, {(time.monotonic() - started) / 60:.0f} min", flush=True)
         if not done:
             failed.append(v)

@@ -79,3 +79,21 @@ def test_results_come_back_as_one_archive(gpu_run: ModuleType, tmp_path: Path) -
     assert [p.name for p in out.iterdir()] == ["results.tgz"]  # four folders deep would not come back; one file does
     with tarfile.open(out / "results.tgz") as tar:
         assert "results/m/reference/a100/run.json" in tar.getnames()
+
+
+def test_slim_wheel_keeps_the_named_native_libraries_and_every_other_file(gpu_run: ModuleType, tmp_path: Path) -> None:
+    import zipfile
+
+    wheel = tmp_path / "bitsandbytes-0.0.1-py3-none-any.whl"
+    files = {"bitsandbytes/__init__.py": b"x = 1\n", "bitsandbytes/libbitsandbytes_cpu.so": b"cpu",
+             "bitsandbytes/libbitsandbytes_cuda130.so": b"cuda130", "bitsandbytes/libbitsandbytes_cuda118.so": b"cuda118",
+             "bitsandbytes/libbitsandbytes_rocm64.so": b"rocm", "bitsandbytes-0.0.1.dist-info/METADATA": b"Name: bitsandbytes\n"}
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    target = tmp_path / "bnb.tar.xz"
+    gpu_run.slim_wheel(wheel, target, keep=("libbitsandbytes_cpu.so", "libbitsandbytes_cuda130.so"))
+    with tarfile.open(target) as tar:
+        got = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    assert got == {k: v for k, v in files.items() if "cuda118" not in k and "rocm" not in k}
+    assert not target.with_name("bnb.tar.xz.tmp").exists()

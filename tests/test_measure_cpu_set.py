@@ -199,6 +199,25 @@ def test_parts_count_together_only_from_one_build(mcs, tmp_path):
     assert done and "english: 20261204T000000Z-english.json" in line and "german: 20261206T000000Z-german.json" in line
 
 
+def test_measured_after_counts_only_later_runs(mcs, tmp_path):
+    gptq = [("gptq", {"bits": 4, "group_size": 64})]
+    folder = tmp_path / mcs.MODEL / "gptq4" / mcs.PROFILE
+    folder.mkdir(parents=True)
+    for run in mcs.RUNS:  # a complete variant of files that record no build (written before 2026-12-04)
+        (folder / f"20261202T000000Z-{run}.json").write_text(json.dumps(_part(mcs, run, gptq)))
+    assert mcs.status("gptq4", ["gptq"], tmp_path, gptq)[0]
+    after = "20261204T1800"
+    assert [r for r, _ in mcs.plan("gptq4", ["gptq"], gptq, tmp_path, after)] == list(mcs.RUNS)
+    (folder / "20261204T175959Z-english.json").write_text(json.dumps(_part(mcs, "english", gptq)))  # before: ignored
+    (folder / "20261204T180000Z-perplexity.json").write_text(json.dumps(_part(mcs, "perplexity", gptq)))  # same minute
+    (folder / "20261204T180100Z-german.json").write_text(json.dumps(_part(mcs, "german", gptq)))
+    assert [r for r, _ in mcs.plan("gptq4", ["gptq"], gptq, tmp_path, after)] == ["english", "perplexity"]
+    done, line = mcs.status("gptq4", ["gptq"], tmp_path, gptq, after)
+    assert not done and line.startswith("to measure: english") and "german" not in line.split("(")[0]
+    with pytest.raises(SystemExit):
+        mcs.main(["--status", "--measured-after", "yesterday"])
+
+
 def test_a_run_without_its_per_sample_file_is_measured_again(mcs, tmp_path):
     awq = [("awq", {"bits": 4, "group_size": 64})]
     folder = tmp_path / mcs.MODEL / "awq4" / mcs.PROFILE
