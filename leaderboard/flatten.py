@@ -118,6 +118,7 @@ def run_row(r: ResultsFile, file: str) -> dict[str, Any]:
         "lineage": lineage_label(r),
         "lineage_short": lineage_short(r),
         "trained_on": trained_on(r),
+        "variant_content_hash": r.variant.content_hash,
         **bits_per_weight(r),
         "lineage_json": json.dumps([s.model_dump(mode="json", exclude_none=True) for s in r.variant.steps], ensure_ascii=False),
         "methods": ",".join(dict.fromkeys(s.method for s in r.variant.steps)) or "reference",

@@ -257,6 +257,7 @@ def _row(key: RowKey, group: list[dict[str, Any]], latest: dict[str, Any], figur
         "notes": [n for r in group for n in json.loads(r["notes"])] + [n for n in (latest["variant_notes"],) if n],
         "reported_mean_accuracy": next((r["reported_mean_accuracy"] for r in reversed(group) if r["reported_mean_accuracy"] is not None), None),
         "quality_from": None,
+        "_builds": {r["variant_content_hash"] for r in group if r.get("variant_content_hash")},
         "_figures": figures,
     }
     _fill_quality(row, figures)
@@ -389,6 +390,8 @@ def _borrow_quality(rows: list[dict[str, Any]]) -> None:
     speed-only row (the thesis measured tokens/s on an A100 and accuracy apart from
     it) can sit on an accuracy/speed plot. The row says where its accuracy came from. A variant whose training ran on
     a GPU is another artifact than the CPU-built one of the same id (``trained_on``), so it borrows only from its own.
+    Where both rows' files record the weights they measured (``variant.content_hash``) and no build is in both, the
+    two measured other artifacts of the id (GPTQ rebuilt on another CPU, say): nothing is borrowed.
     """
     with_quality: dict[tuple[str, str, str | None], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -400,7 +403,8 @@ def _borrow_quality(rows: list[dict[str, Any]]) -> None:
         # a donor of the row's own provenance first (measured speed takes measured accuracy), then
         # hardware-independent reported figures, then any
         donors = sorted(
-            with_quality.get((r["base_model_id"], r["variant_id"], r.get("trained_on")), []),
+            (d for d in with_quality.get((r["base_model_id"], r["variant_id"], r.get("trained_on")), [])
+             if not (r["_builds"] and d["_builds"] and r["_builds"].isdisjoint(d["_builds"]))),
             key=lambda d: (d["provenance"] != r["provenance"], d["profile"] != "unspecified", d["profile"], d["hardware_label"]),
         )
         if donors:

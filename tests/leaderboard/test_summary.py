@@ -145,6 +145,19 @@ def test_a_gpu_trained_variant_borrows_no_quality_from_the_cpu_built_one():
     assert rows_of(quality, speed)[("lora-healed", "a100")]["quality_from"] == "CPU: Synthetic CPU, 2 cores"
 
 
+def test_a_row_borrows_quality_only_from_a_file_of_its_own_build_where_both_record_one():
+    quality = make_result("m", "gptq-4bit", "cpu")
+    speed = make_result("m", "gptq-4bit", "a100")
+    speed["metrics"] = {"throughput": [{"generate_tokens_per_s": {"value": 27.35}}]}
+    speed["variant"]["content_hash"] = "sha256:" + "b" * 64
+    assert rows_of(quality, speed)[("gptq-4bit", "a100")]["quality_from"]  # the donor records no build: unchecked
+    quality["variant"]["content_hash"] = "sha256:" + "a" * 64  # GPTQ rebuilt on another CPU: other weights
+    row = rows_of(quality, speed)[("gptq-4bit", "a100")]
+    assert row["mean_accuracy"] is None and row["quality_from"] is None
+    quality["variant"]["content_hash"] = speed["variant"]["content_hash"]
+    assert rows_of(quality, speed)[("gptq-4bit", "a100")]["quality_from"] == "CPU: Synthetic CPU, 2 cores"
+
+
 def test_hellaswag_llamacpp_fills_the_slot_but_is_not_compared_with_hellaswag():
     ref = make_result("m", "reference", "cpu")
     other = make_result("m", "awq-4bit", "cpu")
