@@ -29,8 +29,8 @@ GPU): ``pack`` carries bitsandbytes with only the native libraries of ``BNB_LIBS
 model so quantized runs on the GPU.
 
 Not measured there, and why: the packed RTN/AWQ/GPTQ checkpoints need gptqmodel (a C++ build and a dozen packages
-that would not fit the calls), the GGUF variants llama.cpp built for CUDA; quality needs lm-eval and its data sets. Energy comes from NVML's energy counter, or is absent with NVML's
-own reason.
+that would not fit the calls), the GGUF variants llama.cpp built for CUDA; quality needs lm-eval and its data sets.
+Energy comes from NVML's energy counter, or is absent with NVML's own reason.
 """
 
 from __future__ import annotations

@@ -179,11 +179,11 @@ def found_parts(folder: Path, methods: list[str], steps: list[tuple[str, dict]] 
     return found
 
 
-def perplexity_source(folder: Path, steps: list[tuple[str, dict]], after: str | None = None) -> Path | None:
+def perplexity_source(folder: Path, steps: list[tuple[str, dict]]) -> Path | None:
     """The newest committed quality file of the variant with both WikiText perplexities on the full set, measured on
     the steps the recipe builds today (same methods and parameters, and for ``rtn``/``awq``/``gptq`` the packed
     artifact): the re-measurement takes them from there instead of measuring them again (issue 19)."""
-    return found_parts(folder, [m for m, _ in steps], steps, after)["wikitext"]
+    return found_parts(folder, [m for m, _ in steps], steps)["wikitext"]
 
 
 def status(variant: str, methods: list[str], results: Path, steps: list[tuple[str, dict]] | None = None,
