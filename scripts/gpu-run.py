@@ -103,14 +103,9 @@ def pack(args: argparse.Namespace) -> int:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()
     wheels = PART_DIRS[0] / "wheels"
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
-           "--implementation", "cp", "-d", str(wheels)]
-    for n in (17, 27, 28, 34):
-        cmd += ["--platform", f"manylinux_2_{n}_x86_64"]
     import importlib.metadata
 
-    pins = [f"{name}=={importlib.metadata.version(name)}" for name in WHEELS]
-    subprocess.run([*cmd, "--platform", "manylinux2014_x86_64", *pins], check=True)
+    download_wheels(wheels, [f"{name}=={importlib.metadata.version(name)}" for name in WHEELS])
     pack_bitsandbytes(PART_DIRS[0] / "bitsandbytes.tar.xz")
     corpora = PART_DIRS[1] / "corpora"
     for rel in CALIB_FILES:
@@ -134,6 +129,15 @@ def pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def download_wheels(dest: Path, pins: list[str]) -> None:
+    """The wheels of ``pins`` for the machine's Python 3.12 on x86-64 Linux into ``dest``, without their dependencies."""
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
+           "--implementation", "cp", "-d", str(dest)]
+    for n in (17, 24, 27, 28, 34):
+        cmd += ["--platform", f"manylinux_2_{n}_x86_64"]
+    subprocess.run([*cmd, "--platform", "manylinux2014_x86_64", *pins], check=True)
+
+
 def pack_bitsandbytes(target: Path) -> None:
     """bitsandbytes' wheel (the version installed here) as an xz tar of its package and metadata, with only the native
     libraries of ``BNB_LIBS`` (installed on the machine by unpacking: a wheel with files removed fails pip's record)."""
@@ -142,9 +146,7 @@ def pack_bitsandbytes(target: Path) -> None:
 
     version = importlib.metadata.version("bitsandbytes")
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
-                        "3.12", "--implementation", "cp", "--platform", "manylinux_2_24_x86_64", "-d", tmp,
-                        f"bitsandbytes=={version}"], check=True)
+        download_wheels(Path(tmp), [f"bitsandbytes=={version}"])
         (wheel,) = Path(tmp).glob("bitsandbytes-*.whl")
         slim_wheel(wheel, target, keep=BNB_LIBS)
     say(f"bitsandbytes {version}: {target.stat().st_size / 1e6:.1f} MB with {', '.join(BNB_LIBS)}")
