@@ -33,6 +33,7 @@ Hours of work a variant on two cores; run it alone, never beside a speed measure
     .venv/bin/python scripts/measure-cpu-set.py --status               # what is done and what is left
     .venv/bin/python scripts/measure-cpu-set.py --variants reference,awq4 --threads 1
     .venv/bin/python scripts/measure-cpu-set.py --commit --variants gptq4 --measured-after 20261204T1800  # all again
+    .venv/bin/python scripts/measure-cpu-set.py --commit --variants gptq4 --runs perplexity,english,german  # this order
 """
 
 from __future__ import annotations
@@ -211,12 +212,13 @@ def status(variant: str, methods: list[str], results: Path, steps: list[tuple[st
 
 
 def plan(variant: str, methods: list[str], steps: list[tuple[str, dict]] | None, results: Path,
-         after: str | None = None) -> list[tuple[str, list[str]]]:
-    """The runs still to do for the variant, in order, each with its ``--tasks`` (the tasks of its parts not yet found)."""
+         after: str | None = None, runs: list[str] | None = None) -> list[tuple[str, list[str]]]:
+    """The runs still to do for the variant, in order (``runs``: only these, in this order; default all of
+    :data:`RUNS`), each with its ``--tasks`` (the tasks of its parts not yet found)."""
     found = found_parts(results / MODEL / variant / PROFILE, methods, steps, after)
     out = []
-    for run, parts in RUNS.items():
-        tasks = [t for part, ts in parts.items() if found[part] is None for t in ts]
+    for run in runs or RUNS:
+        tasks = [t for part, ts in RUNS[run].items() if found[part] is None for t in ts]
         if tasks:
             out.append((run, tasks))
     return out
@@ -265,8 +267,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="count only results files of runs after STAMP (a run id's start, e.g. 20261204T1700): "
                              "measure every part again, from the build in the artifact cache today; pass the same "
                              "STAMP to resume")
+    parser.add_argument("--runs", metavar="RUN,...",
+                        help=f"only these runs, in this order (of {', '.join(RUNS)}; default all, in that order): "
+                             "e.g. `perplexity` first where its figures are wanted before the rest")
     args = parser.parse_args(argv)
     after = args.measured_after
+    runs = args.runs.split(",") if args.runs else None
+    if runs is not None and (bad := [r for r in runs if r not in RUNS]):
+        parser.error(f"--runs: not a run of the set: {', '.join(bad)} (the runs: {', '.join(RUNS)})")
     if after is not None and not (len(after) >= 8 and after[:8].isdigit()):
         parser.error(f"--measured-after {after!r}: not a run id's stamp (YYYYMMDD, optionally THHMM..., e.g. 20261204T1700)")
 
@@ -288,14 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     for i, v in enumerate(todo, 1):
         started = time.monotonic()
-        for run, tasks in plan(v, known[v][1], known[v][2], args.results_dir, after):
+        for run, tasks in plan(v, known[v][1], known[v][2], args.results_dir, after, runs):
             print(f"== {v} ({i}/{len(todo)}), {run} ({','.join(tasks)}): {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
                   flush=True)
             cmd = [str(kompakt), "bench", "--recipe", known[v][0], "--variant", v, "--profile", PROFILE,
                    "--tasks", ",".join(tasks), "--threads", str(args.threads), "--results-dir", str(args.results_dir),
                    *[a for t, n in LIMITS.items() if t in tasks for a in ("--limit", f"{t}={n}")]]
             rc = subprocess.run(cmd, cwd=ROOT).returncode
-            landed = all(r != run for r, _ in plan(v, known[v][1], known[v][2], args.results_dir, after))
+            landed = all(r != run for r, _ in plan(v, known[v][1], known[v][2], args.results_dir, after, runs))
             print(f"== {v}, {run}: exit {rc}, {'landed' if landed else 'NOT complete'}", flush=True)
             if landed and args.commit:
                 commit(v, run, args.results_dir)

@@ -218,6 +218,21 @@ def test_measured_after_counts_only_later_runs(mcs, tmp_path):
         mcs.main(["--status", "--measured-after", "yesterday"])
 
 
+def test_runs_chooses_which_runs_and_their_order(mcs, tmp_path):
+    gptq = [("gptq", {"bits": 4, "group_size": 64})]
+    folder = tmp_path / mcs.MODEL / "gptq4" / mcs.PROFILE
+    folder.mkdir(parents=True)
+    order = ["perplexity", "english", "german"]
+    assert [r for r, _ in mcs.plan("gptq4", ["gptq"], gptq, tmp_path, runs=order)] == order
+    assert mcs.plan("gptq4", ["gptq"], gptq, tmp_path, runs=["perplexity"]) == [
+        ("perplexity", list(mcs.PERPLEXITIES) + ["wikitext2_kl"])]
+    (folder / "20261205T000000Z-perplexity.json").write_text(json.dumps(_part(mcs, "perplexity", gptq)))
+    assert [r for r, _ in mcs.plan("gptq4", ["gptq"], gptq, tmp_path, runs=order)] == ["english", "german"]
+    assert mcs.plan("gptq4", ["gptq"], gptq, tmp_path, runs=["perplexity"]) == []
+    with pytest.raises(SystemExit):
+        mcs.main(["--status", "--runs", "perplexity,wikitext"])
+
+
 def test_a_run_without_its_per_sample_file_is_measured_again(mcs, tmp_path):
     awq = [("awq", {"bits": 4, "group_size": 64})]
     folder = tmp_path / mcs.MODEL / "awq4" / mcs.PROFILE
