@@ -32,8 +32,12 @@ Hours of work a variant on two cores; run it alone, never beside a speed measure
     nohup .venv/bin/python scripts/measure-cpu-set.py --commit > build/measure-cpu-set.log 2>&1 &
     .venv/bin/python scripts/measure-cpu-set.py --status               # what is done and what is left
     .venv/bin/python scripts/measure-cpu-set.py --variants reference,awq4 --threads 1
-    .venv/bin/python scripts/measure-cpu-set.py --commit --variants gptq4 --measured-after 20261204T1800  # all again
-    .venv/bin/python scripts/measure-cpu-set.py --commit --variants gptq4 --runs perplexity,english,german  # this order
+    .venv/bin/python scripts/measure-cpu-set.py --variants gptq4 --measured-after 20261204T1800  # all again
+    .venv/bin/python scripts/measure-cpu-set.py --variants gptq4 --runs perplexity,english,german  # in this order
+
+Measuring a variant again whose committed files record no build (written before 2026-12-04), leave out ``--commit``
+and commit its files together once it is done: those files still count beside the new ones, so the README's tables
+would show a row of two builds until the last run lands.
 """
 
 from __future__ import annotations
