@@ -10,7 +10,7 @@ choice. ``KompaktLM`` subclasses ``HFLM`` and replaces only the scoring:
    those ``HFLM`` scores.
 2. Consecutive requests whose inputs share a prefix (the choices of one
    question; for WinoGrande the sentence up to the blank) form a group. The
-   shared prefix runs once (batch 1, ``past_key_values`` kept); the rest of each
+   shared prefix runs once (batch 1, its key/value cache kept); the rest of each
    request runs as one batch on top of that cache, expanded over the batch.
 3. The cache of the last prefix is kept: the next group's prefix reuses its
    longest common prefix (TruthfulQA's six-question primer is computed once
@@ -82,6 +82,20 @@ def sharing_pays(k: int, shared: int, reused: int, batch_rows: int, call_cost: f
     return saved > call_cost * extra_calls
 
 
+def cache_keyword(module: Any) -> str:
+    """The name under which ``module``'s forward takes and returns the key/value cache: ``cache`` in transformers
+    releases that renamed it (``past_key_values`` warns there and is removed in 5.40), ``past_key_values`` before.
+    Read from the signature, so that a cache passed under a name the model no longer knows cannot vanish into its
+    ``**kwargs`` (the continuation would then be scored from position 0, silently wrong)."""
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
 @dataclass
 class _Item:
     index: int
@@ -129,6 +143,7 @@ class KompaktLM(HFLM):
         self.max_batch_tokens = int(max_batch_tokens)
         self.progress_desc = progress_desc
         self._parts = self._split_model()
+        self._cache_kw = cache_keyword(self._parts[0] if self._parts is not None else self.model)
         if self.prefix_sharing and not self._cache_reusable():
             log.info("prefix sharing disabled: the model's cache cannot be reused safely")
             self.prefix_sharing = False
@@ -173,11 +188,12 @@ class KompaktLM(HFLM):
         with torch.inference_mode(), torch.autocast(
             device_type=self.device.type, dtype=self.mixed_precision_dtype, enabled=self.mixed_precision_dtype is not None
         ):
+            cache = {self._cache_kw: past}
             if self._parts is not None:
-                out = self._parts[0](input_ids=input_ids, past_key_values=past, use_cache=use_cache)
-                return out.last_hidden_state, getattr(out, "past_key_values", None)
-            out = self.model(input_ids=input_ids, past_key_values=past, use_cache=use_cache)
-            return out.logits, getattr(out, "past_key_values", None)
+                out = self._parts[0](input_ids=input_ids, use_cache=use_cache, **cache)
+                return out.last_hidden_state, getattr(out, self._cache_kw, None)
+            out = self.model(input_ids=input_ids, use_cache=use_cache, **cache)
+            return out.logits, getattr(out, self._cache_kw, None)
 
     def _score_rows(self, rows: torch.Tensor, targets: list[int]) -> tuple[float, bool]:
         """Sum of log-probs of ``targets`` at ``rows`` (hidden states or logits) and whether all are greedy."""

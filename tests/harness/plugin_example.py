@@ -133,13 +133,16 @@ class LoopBackend:
     def generate(self, prompt: list[list[int]], new_tokens: int) -> list[float]:
         import torch
 
+        from harness.measure.lm_eval_model import cache_keyword
+
         stamps = [time.perf_counter()]
         ids, past = torch.tensor(prompt), None
+        kw = cache_keyword(self.model)  # `cache` in newer transformers, `past_key_values` before
         with torch.inference_mode():
             for _ in range(new_tokens):
                 out = self.model(input_ids=ids if past is None or not self.config.use_cache else ids[:, -1:],
-                                 past_key_values=past, use_cache=self.config.use_cache)
-                past = out.past_key_values if self.config.use_cache else None
+                                 use_cache=self.config.use_cache, **{kw: past})
+                past = getattr(out, kw) if self.config.use_cache else None
                 ids = torch.cat([ids, out.logits[:, -1:].argmax(-1)], dim=1)
                 stamps.append(time.perf_counter())
         return stamps

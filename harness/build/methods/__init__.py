@@ -256,7 +256,7 @@ def capture_first_layer_inputs(model: Any, blocks: "torch.Tensor", batch_size: i
     def hook(module: Any, args: tuple, kw: dict) -> None:
         hidden = args[0] if args else kw["hidden_states"]
         inputs.append(hidden.detach())
-        kept = {k: v for k, v in kw.items() if k not in ("hidden_states", "past_key_values", "past_key_value")}
+        kept = {k: v for k, v in kw.items() if k not in ("hidden_states", "cache", "past_key_values", "past_key_value")}
         kept["use_cache"] = False
         kwargs.append(kept)
         raise _StopForward

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from lm_eval.api.instance import Instance  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
 
-from harness.measure.lm_eval_model import KompaktLM, _common_prefix, sharing_pays  # noqa: E402
+from harness.measure.lm_eval_model import KompaktLM, _common_prefix, cache_keyword, sharing_pays  # noqa: E402
 from harness.build.tiny_model import tiny_model_and_tokenizer  # noqa: E402
 
 TOL = 1e-4
@@ -128,6 +128,38 @@ def test_truncation_to_max_length_equals_hflm(tiny):
     reqs = [_ll(long_ctx, " carbon dioxide"), _ll(long_ctx, " oxygen"), _ll(long_ctx, " x")]
     for (la, _), (lb, _) in zip(ref.loglikelihood(reqs, disable_tqdm=True), fast.loglikelihood(reqs, disable_tqdm=True)):
         assert abs(la - lb) < TOL
+
+
+def test_cache_keyword_follows_the_forward_signature(tiny):
+    """The key/value cache goes in under the name the model's forward declares (transformers renamed
+    ``past_key_values`` to ``cache``): under a name it no longer knows it would vanish into ``**kwargs``."""
+
+    class Old(torch.nn.Module):
+        def forward(self, input_ids=None, past_key_values=None, use_cache=None, **kwargs):
+            return input_ids
+
+    class New(torch.nn.Module):
+        def forward(self, input_ids=None, cache=None, use_cache=None, **kwargs):
+            return input_ids
+
+    assert cache_keyword(Old()) == "past_key_values"
+    assert cache_keyword(New()) == "cache"
+    import inspect
+
+    model, _ = tiny
+    assert cache_keyword(model) in inspect.signature(model.forward).parameters
+
+
+def test_scoring_passes_the_cache_without_a_deprecation_warning(tiny):
+    import warnings
+
+    model, tokenizer = tiny
+    fast = KompaktLM(pretrained=model, tokenizer=tokenizer, batch_size=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fast.loglikelihood(_requests(), disable_tqdm=True)
+    assert fast.stats["groups_shared"] > 0  # the cache was passed on
+    assert not [w for w in caught if "past_key_values" in str(w.message)]
 
 
 def test_prefix_cache_is_reused_across_groups(tiny):
