@@ -145,9 +145,12 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
             raise SystemExit(f"--also {item}: recipe {name} has no variant {vid!r}; its variants: {', '.join(other.variants)}")
         if vid not in recipe.variants:
             wanted.append((other, vid))
+    selected, left_out = select_variants([vid for _, vid in wanted], only, also)
+    if left_out:
+        notes.append(left_out)
     specs: list[Spec] = []
     for r, vid in wanted:
-        if only and vid not in only:
+        if vid not in selected:
             continue
         if r.variants[vid].is_reference:
             for backend in ("pytorch", "llama.cpp"):
@@ -160,6 +163,28 @@ def plan(only: set[str] | None, backends: set[str], recipe_name: str = "all-meth
         specs += _variant_specs(vid, art, base, backends, use_llama, refs, label, notes)
     specs.sort(key=lambda s: spec_order(s.variant, s.backend))
     return specs, notes, base
+
+
+def select_variants(available: list[str], only: set[str] | None, also: tuple[str, ...] = ()) -> tuple[list[str], str]:
+    """The variant ids a run times, in the recipe's order: all of ``available`` (the recipe's and ``--also``'s), or
+    those ``--only`` names; and a note naming the ``--also`` variants that ``--only`` leaves out (empty if none). An
+    id in ``--only`` that is no variant raises ``SystemExit`` with the close matches, rather than timing less than was
+    asked for without a word."""
+    import difflib
+
+    if not only:
+        return list(available), ""
+    unknown = sorted(only - set(available))
+    if unknown:
+        hints = []
+        for u in unknown:
+            close = difflib.get_close_matches(u, available, n=3)
+            hints.append(f"{u!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise SystemExit(f"--only names no variant of this run: {'; '.join(hints)}; the variants: {', '.join(available)}"
+                         " (--also adds others as recipe:variant)")
+    dropped = [vid for item in also if (vid := item.partition(":")[2]) in available and vid not in only]
+    note = (f"--only leaves out {', '.join(dropped)} of --also (name it in --only to time it)" if dropped else "")
+    return [vid for vid in available if vid in only], note
 
 
 def spec_order(variant: str, backend: str) -> tuple[bool, bool, bool]:
@@ -948,6 +973,8 @@ def main(argv: list[str] | None = None) -> int:
         against = None
     specs, notes, base = plan(set(settings.only) or None, set(settings.backends), settings.recipe, settings.also)
     print(f"{len(specs)} measurements a run, {settings.runs} run(s): {how}; state in {state_path}", file=sys.stderr)
+    for n in notes:  # before the hours of timing, not only in the report after them
+        print(f"  note: {n}", file=sys.stderr)
     runs, bws, loads = measure_all(specs, settings, state_path, args.resume, rule, paired_rule)
     for i, bw in enumerate(bws):
         print(f"- run {i + 1}: {bw.note()}")
