@@ -170,16 +170,13 @@ def select_variants(available: list[str], only: set[str] | None, also: tuple[str
     those ``--only`` names; and a note naming the ``--also`` variants that ``--only`` leaves out (empty if none). An
     id in ``--only`` that is no variant raises ``SystemExit`` with the close matches, rather than timing less than was
     asked for without a word."""
-    import difflib
+    from kompakt.registry import suggest
 
     if not only:
         return list(available), ""
     unknown = sorted(only - set(available))
     if unknown:
-        hints = []
-        for u in unknown:
-            close = difflib.get_close_matches(u, available, n=3)
-            hints.append(f"{u!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        hints = [f"{u!r}{suggest(u, available)}" for u in unknown]
         raise SystemExit(f"--only names no variant of this run: {'; '.join(hints)}; the variants: {', '.join(available)}"
                          " (--also adds others as recipe:variant)")
     dropped = [vid for item in also if (vid := item.partition(":")[2]) in available and vid not in only]

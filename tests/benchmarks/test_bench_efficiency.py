@@ -406,7 +406,7 @@ def test_only_selects_in_the_recipes_order_names_what_it_leaves_out_of_also_and_
     assert bench.select_variants(available, {"prune-8-lora-awq4", "reference"}, also) == (["reference", "prune-8-lora-awq4"], "")
     assert bench.select_variants(available, {"reference", "prune-8"}, also) == (
         ["reference", "prune-8"], "--only leaves out prune-8-lora-awq4 of --also (name it in --only to time it)")
-    with pytest.raises(SystemExit, match=r"'prune8' \(did you mean prune-8"):
+    with pytest.raises(SystemExit, match=r"'prune8' \(did you mean 'prune-8'"):
         bench.select_variants(available, {"reference", "prune8"}, also)
     with pytest.raises(SystemExit, match="'zzz'; the variants: reference, rtn8"):
         bench.select_variants(available, {"zzz"}, ())
